@@ -1,0 +1,441 @@
+"""Study files: load, validate, expand into cases.
+
+A study is one YAML file (see ``../shared/DESIGN.md`` and the README for the keys). Every problem
+is reported as a :class:`StudyFileError` naming the file, the key path and what was expected,
+before any learner runs. Nothing here imports JAX: this runs at pytest collection.
+
+Decisions where the design is silent:
+
+- ``seeds`` is a list of non-negative integers or ``{start: a, stop: b}`` (``range(a, b)``).
+- The sweep may not touch ``name``, ``experiment``, ``marks``, ``seeds``, ``thresholds`` or
+  ``sweep`` itself; sweep values appear in case ids in the order the sweep keys are written.
+- A case's ``config`` has the shape of a study file with one seed, one learner (its settings
+  merged with ``inference`` and completed with defaults) and no sweep: its ``config.yaml``
+  artifact can be run again as a study of its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import glob
+import hashlib
+import itertools
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from harness.learners import REGISTRY, settings_class
+from harness.metric_names import METRICS
+from harness.settings import InferenceSettings, Strict
+
+DEFAULT_EXPERIMENT = "dibs_vs_ensembles"
+ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "sweep")
+
+
+class StudyFileError(ValueError):
+    """A study file is invalid; the message names the file, the key path and what was expected."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+# ---------------------------------------------------------------------------------------------
+
+
+class GraphSpec(Strict):
+    type: Literal["er", "sf"] = "er"
+    n_vars: int = Field(ge=2)
+    edges_per_node: PositiveFloat = 2.0
+
+    @model_validator(mode="after")
+    def _feasible_density(self):
+        if self.type == "er" and self.edges_per_node >= (self.n_vars - 1) / 2:
+            raise ValueError(
+                f"edges_per_node must be below (n_vars - 1) / 2 = {(self.n_vars - 1) / 2} for an ER "
+                f"graph on {self.n_vars} nodes (its edge probability would reach 1)"
+            )
+        if self.type == "sf" and (self.edges_per_node != int(self.edges_per_node) or self.edges_per_node >= self.n_vars):
+            raise ValueError(f"edges_per_node must be a whole number below n_vars for an SF graph")
+        return self
+
+
+class LinearGaussianSpec(Strict):
+    type: Literal["linear_gaussian"]
+    obs_noise: PositiveFloat = 0.1
+    mean_edge: float = 0.0
+    sig_edge: PositiveFloat = 1.0
+    min_edge: float = Field(0.5, ge=0)
+
+
+class NonlinearGaussianSpec(Strict):
+    type: Literal["nonlinear_gaussian"]
+    obs_noise: PositiveFloat = 0.1
+    sig_param: PositiveFloat = 1.0
+    hidden_layers: list[PositiveInt] = Field(default_factory=lambda: [5], min_length=1)
+
+
+ModelSpec = Annotated[Union[LinearGaussianSpec, NonlinearGaussianSpec], Field(discriminator="type")]
+
+
+class InterventionSpec(Strict):
+    n_sets: NonNegativeInt = 10
+    perc_intervened: float = Field(0.1, gt=0, le=1)
+    value: float = 0.0
+    n_samples: PositiveInt | None = Field(
+        None, description="samples per interventional set; default n_ho_observations"
+    )
+
+
+class DataSpec(Strict):
+    graph: GraphSpec
+    model: ModelSpec
+    n_observations: PositiveInt = 100
+    n_ho_observations: PositiveInt = 100
+    interventions: InterventionSpec = Field(default_factory=InterventionSpec)
+
+
+class SeedRange(Strict):
+    start: NonNegativeInt = 0
+    stop: PositiveInt
+
+    @model_validator(mode="after")
+    def _nonempty(self):
+        if self.stop <= self.start:
+            raise ValueError(f"stop ({self.stop}) must be greater than start ({self.start})")
+        return self
+
+
+class Bound(Strict):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self):
+        if self.min is None and self.max is None:
+            raise ValueError("expected {min: x} and/or {max: x}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class StudySpec(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    experiment: str = Field(DEFAULT_EXPERIMENT, min_length=1)
+    marks: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(default_factory=list)
+    seeds: list[NonNegativeInt] | SeedRange = Field(default_factory=lambda: [0])
+    data: DataSpec
+    inference: dict[str, Any] = Field(default_factory=dict)
+    learners: dict[str, dict[str, Any] | None] = Field(min_length=1)
+    thresholds: dict[str, dict[str, Bound]] = Field(default_factory=dict)
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+
+    def seed_list(self) -> list[int]:
+        if isinstance(self.seeds, SeedRange):
+            return list(range(self.seeds.start, self.seeds.stop))
+        return list(self.seeds)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One (study, sweep point, seed, learner): everything needed to run it, in plain data."""
+
+    id: str
+    study: str
+    path: str
+    learner: str
+    seed: int
+    experiment: str
+    marks: tuple[str, ...]
+    config: dict = field(repr=False)
+    sweep_point: dict = field(default_factory=dict)
+
+    @property
+    def thresholds(self) -> dict[str, dict[str, float]]:
+        return self.config.get("thresholds", {}).get(self.learner, {})
+
+    @property
+    def settings(self) -> dict:
+        return self.config["learners"][self.learner]
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+
+def config_hash(config: dict) -> str:
+    """Stable over runs, processes and machines: sha256 of the canonical JSON, 16 hex digits."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------------
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise StudyFileError(f"{path}: cannot read the file: {exc}") from None
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise StudyFileError(f"{path}: broken YAML{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        got = "an empty file" if raw is None else type(raw).__name__
+        raise StudyFileError(f"{path}: expected a mapping of study keys at the top level, got {got}")
+    return raw
+
+
+def load_study(path: str | Path) -> list[Case]:
+    """Read, validate and expand one study file into its cases (sorted as written)."""
+    path = Path(path)
+    raw = read_yaml(path)
+    raw.setdefault("name", path.stem)
+    spec = _validate(StudySpec, raw, path)
+    _check_thresholds(spec, path)
+    cases = []
+    for point in _sweep_points(spec, path):
+        point_raw = _apply_point(raw, point, path)
+        point_spec = _validate(StudySpec, point_raw, path, point)
+        learner_settings = _learner_settings(point_spec, path, point)
+        for seed in spec.seed_list():
+            for learner, settings in learner_settings.items():
+                cases.append(_make_case(point_spec, path, point, seed, learner, settings))
+    return cases
+
+
+def load_cases(patterns: list[str] | tuple[str, ...]) -> list[Case]:
+    """Cases of every study file matched by ``patterns`` (paths or globs), in a stable order."""
+    paths = resolve_study_paths(patterns)
+    cases: list[Case] = []
+    seen: dict[str, str] = {}
+    for path in paths:
+        for case in load_study(path):
+            if case.id in seen:
+                raise StudyFileError(
+                    f"{path}: case id '{case.id}' is also produced by {seen[case.id]}; "
+                    "give the studies different `name:` keys"
+                )
+            seen[case.id] = str(path)
+            cases.append(case)
+    return cases
+
+
+def resolve_study_paths(patterns) -> list[Path]:
+    paths: set[Path] = set()
+    for pattern in patterns:
+        matches = glob.glob(str(pattern), recursive=True)
+        if not matches:
+            raise StudyFileError(f"{pattern}: no study file matches this path or glob")
+        for match in matches:
+            p = Path(match)
+            paths.update(sorted(p.glob("*.yaml")) if p.is_dir() else [p])
+    return sorted(paths, key=lambda p: str(p.resolve()))
+
+
+def _make_case(spec: StudySpec, path: Path, point: dict, seed: int, learner: str, settings: dict) -> Case:
+    config = spec.model_dump(mode="json", exclude={"sweep", "learners", "thresholds", "seeds"})
+    config["seeds"] = [seed]
+    config["inference"] = _inference_settings(spec, path, point).model_dump(mode="json")
+    config["learners"] = {learner: settings}
+    if learner in spec.thresholds:
+        config["thresholds"] = {
+            learner: {m: b.model_dump(exclude_none=True) for m, b in spec.thresholds[learner].items()}
+        }
+    sweep_part = [ID_SAFE.sub("_", _id_value(v)) for v in point.values()]
+    case_id = "-".join([spec.name, *sweep_part, f"s{seed}", learner])
+    return Case(
+        id=case_id,
+        study=spec.name,
+        path=str(path),
+        learner=learner,
+        seed=seed,
+        experiment=spec.experiment,
+        marks=tuple(spec.marks),
+        config=config,
+        sweep_point=dict(point),
+    )
+
+
+def _id_value(value: Any) -> str:
+    if isinstance(value, list):
+        return "_".join(_id_value(v) for v in value)
+    if isinstance(value, dict):
+        return "_".join(f"{k}_{_id_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _inference_settings(spec: StudySpec, path: Path, point: dict) -> InferenceSettings:
+    return _validate(InferenceSettings, spec.inference, path, point, prefix=("inference",))
+
+
+def _learner_settings(spec: StudySpec, path: Path, point: dict) -> dict[str, dict]:
+    """Each learner's effective settings: shared ``inference`` keys it knows, then its own keys."""
+    inference = _inference_settings(spec, path, point).model_dump()
+    out = {}
+    for name, own in spec.learners.items():
+        if name not in REGISTRY:
+            raise StudyFileError(
+                f"{path}: key 'learners.{name}': unknown learner{_suggest(name, REGISTRY)}; "
+                f"expected one of: {', '.join(sorted(REGISTRY))}"
+            )
+        cls = settings_class(name)
+        shared = {k: v for k, v in inference.items() if k in cls.model_fields}
+        settings = _validate(cls, {**shared, **(own or {})}, path, point, prefix=("learners", name))
+        out[name] = settings.model_dump(mode="json")
+    return out
+
+
+def _check_thresholds(spec: StudySpec, path: Path) -> None:
+    for learner, bounds in spec.thresholds.items():
+        if learner not in spec.learners:
+            raise StudyFileError(
+                f"{path}: key 'thresholds.{learner}': no learner '{learner}' in `learners:`"
+                f"{_suggest(learner, spec.learners)}; expected one of: {', '.join(spec.learners)}"
+            )
+        for metric in bounds:
+            if metric not in METRICS:
+                raise StudyFileError(
+                    f"{path}: key 'thresholds.{learner}.{metric}': unknown metric"
+                    f"{_suggest(metric, METRICS)}; expected one of: {', '.join(METRICS)}"
+                )
+
+
+def _sweep_points(spec: StudySpec, path: Path) -> list[dict]:
+    for key, values in spec.sweep.items():
+        if not values:
+            raise StudyFileError(f"{path}: key 'sweep.{key}': expected a non-empty list of values")
+        if key.split(".")[0] in UNSWEEPABLE:
+            raise StudyFileError(
+                f"{path}: key 'sweep.{key}': '{key.split('.')[0]}' cannot be swept; "
+                "expected a dotted key under data, inference or learners"
+            )
+    keys = list(spec.sweep)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*spec.sweep.values())]
+
+
+def _apply_point(raw: dict, point: dict, path: Path) -> dict:
+    out = copy.deepcopy(raw)
+    out.pop("sweep", None)
+    for dotted, value in point.items():
+        node = out
+        parts = dotted.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise StudyFileError(
+                    f"{path}: key 'sweep.{dotted}': '{'.'.join(parts[: i + 1])}' is not a section, "
+                    "so it has no sub-key to sweep"
+                )
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Error messages
+# ---------------------------------------------------------------------------------------------
+
+
+def _validate(cls, data, path: Path, point: dict | None = None, prefix: tuple = ()):
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise StudyFileError(_describe(exc, cls, path, point, prefix)) from None
+
+
+def _describe(exc: ValidationError, cls, path: Path, point: dict | None, prefix: tuple) -> str:
+    lines = []
+    for err in exc.errors():
+        loc, owner = _display_loc(cls, err["loc"])
+        key = ".".join(str(p) for p in (*prefix, *loc)) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            valid = list(owner.model_fields) if owner else []
+            msg = f"unknown key{_suggest(str(loc[-1]), valid)}"
+            if valid:
+                msg += f"; valid keys here: {', '.join(valid)}"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = f"{err['msg']} (got {err['input']!r})"
+        lines.append(f"key '{key}': {msg}")
+    where = f" (sweep point {point})" if point else ""
+    return f"{path}{where}: " + "; ".join(lines)
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _display_loc(cls, loc: tuple) -> tuple[tuple, type | None]:
+    """Drop pydantic's union-tag entries from ``loc``; return it and the model owning its last key."""
+    shown: list = []
+    current: Any = cls
+    owner = None
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        current = _strip_optional(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            owner = current
+            shown.append(part)
+            fld = current.model_fields.get(part)
+            current = fld.annotation if fld else None
+        elif typing.get_origin(current) in (Union, types.UnionType):
+            members = {
+                m.model_fields["type"].annotation.__args__[0]: m
+                for m in typing.get_args(current)
+                if isinstance(m, type) and issubclass(m, BaseModel) and "type" in m.model_fields
+            }
+            if part in members:  # a discriminator tag, not a key the user wrote
+                current = members[part]
+                continue
+            shown.append(part)
+            current = None
+        elif typing.get_origin(current) is dict:
+            shown.append(part)
+            current = typing.get_args(current)[1]
+            owner = None
+        else:
+            shown.append(part)
+            owner = None
+            current = None
+    return tuple(shown), owner
+
+
+def _strip_optional(annotation):
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
