@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from harness.config import Case
+from harness.jax_setup import configure_jax
 from harness.data import Dataset, case_keys, make_dataset
 from harness.learners import learner_module
 from harness.metrics import compute_metrics
@@ -23,6 +24,7 @@ class CaseResult:
 
 def run_case(case: Case) -> CaseResult:
     """Generate the case's data, fit its learner, compute its metrics."""
+    configure_jax()
     t0 = time.perf_counter()
     dataset = make_dataset(case.config["data"], case.seed)
     t1 = time.perf_counter()

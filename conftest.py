@@ -1,0 +1,165 @@
+"""pytest glue: options, case parametrisation, the MLflow-run fixture, device pinning.
+
+All logic lives in ``harness``; this file only wires it into pytest's hooks. The controller (the
+xdist master, or the only process) creates the experiments and parent runs before any worker
+starts and hands their ids to the workers; workers only create child runs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import devices, summary, tracking
+from harness.config import StudyFileError, load_cases
+
+ROOT = Path(__file__).parent
+BENCHMARKS = ROOT / "benchmarks"
+DEFAULT_CONFIGS = str(ROOT / "configs" / "*.yaml")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("harness", "benchmark harness")
+    group.addoption("--configs", action="append", metavar="PATH_OR_GLOB",
+                    help="study files to collect instead of configs/*.yaml (repeatable)")
+    group.addoption("--mlflow-uri", help="tracking URI when MLFLOW_TRACKING_URI is not set "
+                    "(default: sqlite:///mlruns/mlflow.db)")
+    group.addoption("--gpus", help="comma-separated GPU ids to spread workers over (default: all visible)")
+    group.addoption("--jax-cache", help="JAX persistent compilation cache directory, or 'off' (default: .jax_cache)")
+    group.addoption("--results-csv", metavar="PATH", help="write one row per case to this CSV file")
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _n_workers(config) -> int:
+    if _is_worker(config):
+        return int(config.workerinput["workercount"])
+    n = getattr(config.option, "numprocesses", None)
+    return n if isinstance(n, int) else 0
+
+
+def pytest_configure(config):
+    if config.getoption("jax_cache"):
+        import os
+
+        os.environ["HARNESS_JAX_CACHE"] = config.getoption("jax_cache")
+    if _is_worker(config):
+        info = config.workerinput
+        devices.pin_this_process(devices.worker_index(info["workerid"]), info["workercount"], config.getoption("gpus"))
+        config._harness_session = tracking.Session.from_dict(json.loads(info["harness_session"]))
+        return
+    config._harness_session = None
+    config.pluginmanager.register(Controller(config), "harness-controller")
+    if _n_workers(config) == 0:
+        devices.pin_this_process(0, 1, config.getoption("gpus"))
+    elif _wants_benchmarks(config):
+        # under xdist: open the session here, before the workers exist
+        config._harness_session = _open_session(config, _cases_or_usage_error(config))
+
+
+def _wants_benchmarks(config) -> bool:
+    if config.getoption("configs"):
+        return True
+    for arg in config.args:
+        path = (Path(config.invocation_params.dir) / arg.split("::")[0]).resolve()
+        if path == BENCHMARKS or BENCHMARKS in path.parents or path in BENCHMARKS.parents:
+            return True
+    return False
+
+
+def _cases_or_usage_error(config):
+    if not hasattr(config, "_harness_cases"):
+        try:
+            config._harness_cases = load_cases(config.getoption("configs") or [DEFAULT_CONFIGS])
+        except StudyFileError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return config._harness_cases
+
+
+def _open_session(config, cases) -> tracking.Session:
+    uri = tracking.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir)
+    name = time.strftime("session-%Y%m%d-%H%M%S")
+    return tracking.open_session(uri, [c.experiment for c in cases], name)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist (controller): hand the session's store and parent runs to each worker."""
+    session = node.config._harness_session
+    node.workerinput["harness_session"] = json.dumps(session.to_dict() if session else None)
+
+
+def pytest_generate_tests(metafunc):
+    if "case" not in metafunc.fixturenames:
+        return
+    try:
+        cases = load_cases(metafunc.config.getoption("configs") or [DEFAULT_CONFIGS])
+    except StudyFileError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    params = []
+    for case in cases:
+        for mark in case.marks:
+            metafunc.config.addinivalue_line("markers", f"{mark}: given by a study file")
+        params.append(pytest.param(case, id=case.id, marks=[getattr(pytest.mark, m) for m in case.marks]))
+    metafunc.parametrize("case", params)
+
+
+def _session_for(config) -> tracking.Session:
+    if config._harness_session is None:  # the only process: open lazily, on the first case
+        config._harness_session = _open_session(config, _cases_or_usage_error(config))
+    return config._harness_session
+
+
+@pytest.fixture
+def case_run(request):
+    """The case's child MLflow run; never left RUNNING, its record sent to the controller."""
+    case = request.node.callspec.params["case"]
+    worker = request.config.workerinput["workerid"] if _is_worker(request.config) else "main"
+    run = tracking.CaseRun(_session_for(request.config), case, devices.describe_device(), worker)
+    try:
+        yield run
+    finally:
+        run.close()
+        request.node.user_properties.append(("harness_case", json.dumps(run.record())))
+
+
+class Controller:
+    """Hooks of the controller process only: collects case records, closes the session."""
+
+    def __init__(self, config):
+        self.config = config
+        self.records: dict[str, dict] = {}
+
+    def pytest_runtest_logreport(self, report):
+        # xdist forwards the workers' reports, with the record the fixture attached
+        for name, value in report.user_properties:
+            if name == "harness_case":
+                record = json.loads(value)
+                self.records[record["case_id"]] = record
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        if self.config._harness_session is None:
+            return
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        records = list(self.records.values())
+        tracking.close_session(self.config._harness_session, records, "KILLED" if interrupted else "FINISHED")
+        if self.config.getoption("results_csv") and records:
+            summary.write_csv(records, self.config.getoption("results_csv"))
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.records:
+            return
+        records = list(self.records.values())
+        tr = terminalreporter
+        tr.section("benchmark cases")
+        tr.write_line(summary.case_table(records))
+        tr.section("learners (mean ± sd over seeds)")
+        tr.write_line(summary.learner_table(records))
+        if self.config.getoption("results_csv"):
+            tr.write_line(f"\nper-case CSV: {self.config.getoption('results_csv')}")
+        tr.write_line(f"\nopen the results: {summary.open_command(self.config._harness_session.uri)}")

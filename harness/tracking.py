@@ -1,0 +1,438 @@
+"""Every case is an MLflow run (see DESIGN.md, "Tracking").
+
+Layout: the controller process creates each experiment and one parent run per experiment and
+session (:func:`open_session`) before workers start; workers only create child runs
+(:class:`CaseRun`), tagged ``mlflow.parentRunId``. All calls go through an explicit
+``MlflowClient`` (no fluent, process-global active run), and writes are batched (one
+``log_batch`` per run) to keep SQLite contention low; the remaining "database is locked" errors
+that several writers can provoke are retried.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+import platform
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import yaml
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+
+import harness
+from harness.config import Case
+
+DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
+ARTIFACTS = (
+    "config.yaml",
+    "ground_truth.yaml",
+    "ground_truth_theta.pkl",
+    "metrics.yaml",
+    "intervention_details.yaml",
+    "particles.npz",
+    "thetas.pkl",
+)
+TRUNCATION_MARKER = "...[truncated]"
+PARENT_TAG = "mlflow.parentRunId"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tracking URI and store
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_uri(cli_uri: str | None = None, root: Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``cli_uri``, else the embedded SQLite store under
+    ``<root>/mlruns`` (made absolute so every process, whatever its cwd, uses the same file)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cli_uri
+    if uri:
+        return uri
+    db = (Path(root or ".") / "mlruns" / "mlflow.db").resolve()
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db}"
+
+
+def is_local_sqlite(uri: str) -> bool:
+    return uri.startswith("sqlite:")
+
+
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment's artifacts go: beside a local SQLite store (``mlruns/``); for a
+    server, its own default (``None``)."""
+    if not is_local_sqlite(uri):
+        return None
+    db_path = Path(uri.removeprefix("sqlite:///"))
+    return (db_path.parent / "artifacts").resolve().as_uri()
+
+
+def retry_locked(fn: Callable, *args, attempts: int = 30, **kwargs):
+    """Call ``fn``, retrying while SQLite says the database is locked (several writers)."""
+    for attempt in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # MlflowException or sqlalchemy OperationalError
+            if "database is locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.05 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
+# ---------------------------------------------------------------------------------------------
+# Params: the seed-compatible helpers
+# ---------------------------------------------------------------------------------------------
+
+_BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")
+
+
+def flatten_config(config: Any, parent_key: str = "", sep: str = ".") -> dict[str, str]:
+    """Flatten a nested config into MLflow params.
+
+    Dotted keys for nested mappings; lists as comma-separated strings (nested lists in brackets,
+    mappings inside lists as YAML flow text); ``None`` as ``"None"``; characters MLflow does not
+    allow in keys replaced by ``_``; keys and values over MLflow's limits truncated with a
+    visible ``...[truncated]`` marker, never an error.
+    """
+    out: dict[str, str] = {}
+    if isinstance(config, dict):
+        if not config and parent_key:
+            out[_param_key(parent_key)] = "{}"
+        for key, value in config.items():
+            child = f"{parent_key}{sep}{key}" if parent_key else str(key)
+            out.update(flatten_config(value, child, sep))
+        return out
+    out[_param_key(parent_key)] = _truncate(_param_text(config), MAX_PARAM_VAL_LENGTH)
+    return out
+
+
+def _param_text(value: Any, nested: bool = False) -> str:
+    if isinstance(value, (list, tuple)):
+        text = ",".join(_param_text(v, nested=True) for v in value)
+        return f"[{text}]" if nested else text
+    if isinstance(value, dict):
+        return yaml.safe_dump(value, default_flow_style=True, width=10**9).strip()
+    return str(value)
+
+
+def _param_key(key: str) -> str:
+    return _truncate(_BAD_KEY_CHARS.sub("_", key), MAX_ENTITY_KEY_LENGTH)
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+
+
+def log_config_as_params(client: MlflowClient, run_id: str, config: dict) -> dict[str, str]:
+    """Log ``flatten_config(config)`` as the run's params (batched); returns what was logged."""
+    params = flatten_config(config)
+    items = [Param(k, v) for k, v in params.items()]
+    for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
+        retry_locked(client.log_batch, run_id, params=items[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+    return params
+
+
+def log_artifacts_selectively(
+    client: MlflowClient, run_id: str, directory: str | Path, allowed: tuple[str, ...] = ARTIFACTS
+) -> list[str]:
+    """Log only the files of ``directory`` whose names are in ``allowed`` (never plots or
+    anything else that happens to be there); returns the names logged."""
+    directory = Path(directory)
+    logged = []
+    with tempfile.TemporaryDirectory() as staging:
+        for name in allowed:
+            if (directory / name).is_file():
+                shutil.copy2(directory / name, Path(staging) / name)
+                logged.append(name)
+        if logged:
+            retry_locked(client.log_artifacts, run_id, staging)
+    return logged
+
+
+# ---------------------------------------------------------------------------------------------
+# Artifacts of a case
+# ---------------------------------------------------------------------------------------------
+
+
+def write_case_artifacts(directory: Path, case: Case, result, metrics: dict) -> None:
+    """The fixed artifact set of DESIGN.md, written into ``directory``."""
+    ds, post = result.dataset, result.posterior
+    _dump_yaml(directory / "config.yaml", case.config)
+    _dump_yaml(directory / "ground_truth.yaml", {"nodes": ds.nodes, "g": ds.g.astype(int).tolist()})
+    _dump_yaml(directory / "metrics.yaml", metrics)
+    _dump_yaml(
+        directory / "intervention_details.yaml",
+        {
+            "interventions": [
+                {"targets": [ds.nodes[t] for t in s.targets], "target_indices": s.targets,
+                 "values": [s.value] * len(s.targets), "n_samples": int(s.x.shape[0])}
+                for s in ds.interventions
+            ]
+        },
+    )
+    np.savez(directory / "particles.npz", z=post.z, g=post.g, log_weights=post.log_weights)
+    with open(directory / "ground_truth_theta.pkl", "wb") as f:
+        pickle.dump(plain_numpy(ds.theta), f)
+    with open(directory / "thetas.pkl", "wb") as f:
+        pickle.dump(plain_numpy(post.theta), f)
+
+
+def plain_numpy(tree: Any) -> Any:
+    """A pytree as plain Python containers of numpy arrays (no JAX types in the pickle)."""
+    if isinstance(tree, dict):
+        return {k: plain_numpy(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        items = [plain_numpy(v) for v in tree]
+        return tuple(items) if isinstance(tree, tuple) else items
+    return np.asarray(tree)
+
+
+def _dump_yaml(path: Path, data: Any) -> None:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# Tags
+# ---------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def version_tags() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(pkg):
+        try:
+            return version(pkg)
+        except PackageNotFoundError:
+            return "unknown"
+
+    return {
+        "harness_version": harness.__version__,
+        "dibs_version": v("dibs-lib"),
+        "jax_version": v("jax"),
+        "mlflow_version": v("mlflow"),
+        "python_version": platform.python_version(),
+    }
+
+
+@functools.cache
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(harness.__file__).resolve().parent,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def case_tags(case: Case, device: str, worker: str) -> dict[str, str]:
+    tags = {
+        "learner": case.learner,
+        "config_name": case.study,
+        "config_path": case.path,
+        "seed": str(case.seed),
+        "case_id": case.id,
+        "config_hash": case.config_hash,
+        "device": device,
+        "worker": worker,
+        **version_tags(),
+    }
+    commit = git_commit()
+    if commit:
+        tags["git_commit"] = commit
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+# ---------------------------------------------------------------------------------------------
+# Session (controller) and case runs (workers)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Session:
+    """What the controller hands to workers: the store and each experiment's parent run."""
+
+    uri: str
+    parents: dict[str, dict[str, str]] = field(default_factory=dict)  # experiment -> ids
+
+    def to_dict(self) -> dict:
+        return {"uri": self.uri, "parents": self.parents}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Session:
+        return cls(uri=d["uri"], parents=d["parents"])
+
+
+def open_session(uri: str, experiments: list[str], session_name: str) -> Session:
+    """Create (or find) each experiment and one parent run for it: controller only."""
+    client = MlflowClient(uri)
+    session = Session(uri=uri)
+    for name in sorted(set(experiments)):
+        exp = retry_locked(client.get_experiment_by_name, name)
+        exp_id = exp.experiment_id if exp else _create_experiment(client, uri, name)
+        parent = retry_locked(
+            client.create_run,
+            exp_id,
+            run_name=session_name,
+            tags={"harness.role": "session", **version_tags(), **({"git_commit": git_commit()} if git_commit() else {})},
+        )
+        session.parents[name] = {"experiment_id": exp_id, "run_id": parent.info.run_id}
+    return session
+
+
+def _create_experiment(client: MlflowClient, uri: str, name: str) -> str:
+    root = artifact_root(uri)
+    location = f"{root}/{re.sub(r'[^A-Za-z0-9_.-]', '_', name)}" if root else None
+    try:
+        return retry_locked(client.create_experiment, name, artifact_location=location)
+    except Exception:
+        exp = client.get_experiment_by_name(name)  # created meanwhile by another session
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def close_session(session: Session, records: list[dict], status: str = "FINISHED") -> None:
+    """Controller, at the end: aggregates on each parent, no child left RUNNING, parents ended."""
+    client = MlflowClient(session.uri)
+    for experiment, ids in session.parents.items():
+        mine = [r for r in records if r.get("experiment") == experiment and r.get("metrics")]
+        metrics = aggregate_metrics(mine)
+        if metrics:
+            now = int(time.time() * 1000)
+            items = [Metric(k, v, now, 0) for k, v in metrics.items()]
+            for i in range(0, len(items), 1000):
+                retry_locked(client.log_batch, ids["run_id"], metrics=items[i : i + 1000])
+        _end_orphans(client, ids, "KILLED" if status == "KILLED" else "FAILED")
+        if not _children(client, ids):  # nothing of this experiment was selected (-k, -m)
+            retry_locked(client.delete_run, ids["run_id"])
+            continue
+        retry_locked(client.set_terminated, ids["run_id"], status)
+
+
+def _children(client: MlflowClient, ids: dict, extra_filter: str = "") -> list:
+    query = f"tags.`{PARENT_TAG}` = '{ids['run_id']}'" + (f" and {extra_filter}" if extra_filter else "")
+    return retry_locked(client.search_runs, [ids["experiment_id"]], filter_string=query, max_results=50000)
+
+
+def aggregate_metrics(records: list[dict]) -> dict[str, float]:
+    """``<learner>.<metric>_mean`` / ``_std`` / ``_n`` over the given case records."""
+    by_learner: dict[str, dict[str, list[float]]] = {}
+    for r in records:
+        for metric, value in r["metrics"].items():
+            by_learner.setdefault(r["learner"], {}).setdefault(metric, []).append(value)
+    out = {}
+    for learner, metrics in by_learner.items():
+        for metric, values in metrics.items():
+            out[f"{learner}.{metric}_mean"] = float(np.mean(values))
+            out[f"{learner}.{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        out[f"{learner}.n_cases"] = float(len(next(iter(metrics.values()))))
+    return out
+
+
+def _end_orphans(client: MlflowClient, ids: dict, status: str) -> None:
+    """End any child of this session still RUNNING (its worker died or was interrupted)."""
+    for run in _children(client, ids, "attributes.status = 'RUNNING'"):
+        reason = "the process running this case ended before the case did"
+        retry_locked(client.set_tag, run.info.run_id, "failure_reason", reason)
+        retry_locked(client.set_terminated, run.info.run_id, status)
+
+
+class CaseRun:
+    """One case's child run, from start to a terminal status."""
+
+    def __init__(self, session: Session, case: Case, device: str, worker: str):
+        self.case = case
+        self.client = MlflowClient(session.uri)
+        parent = session.parents[case.experiment]
+        tags = {PARENT_TAG: parent["run_id"], **case_tags(case, device, worker)}
+        run = retry_locked(self.client.create_run, parent["experiment_id"], run_name=case.id, tags=tags)
+        self.run_id = run.info.run_id
+        self.experiment_id = parent["experiment_id"]
+        self.status = "RUNNING"
+        self.metrics: dict[str, float] = {}
+        self.misses: list[str] = []
+        self.error: str | None = None
+
+    def execute(self, run: Callable[[Case], Any]):
+        """Run the case with ``run`` and log everything; on an exception mark the run FAILED
+        (KILLED for Ctrl-C) with ``traceback.txt`` and re-raise."""
+        try:
+            result = run(self.case)
+            self.log_result(result)
+        except BaseException as exc:
+            self.fail(exc)
+            raise
+        return result
+
+    def log_result(self, result) -> None:
+        from harness.thresholds import threshold_misses
+
+        self.metrics = dict(result.metrics)
+        self.misses = threshold_misses(self.case.id, self.case.thresholds, self.metrics)
+        params = [Param(k, v) for k, v in flatten_config(self.case.config).items()]
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, 0) for k, v in self.metrics.items()]
+        metrics += [Metric(f"time.{k}", float(v), now, 0) for k, v in result.timings.items()]
+        tags = [RunTag("thresholds", "failed" if self.misses else "passed")]
+        if self.misses:
+            tags.append(RunTag("threshold_misses", _truncate("; ".join(self.misses), 5000)))
+        for i in range(0, max(len(params), 1), MAX_PARAMS_TAGS_PER_BATCH):
+            chunk = params[i : i + MAX_PARAMS_TAGS_PER_BATCH]
+            extra = dict(metrics=metrics, tags=tags) if i == 0 else {}
+            retry_locked(self.client.log_batch, self.run_id, params=chunk, **extra)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_case_artifacts(Path(tmp), self.case, result, self.metrics)
+            log_artifacts_selectively(self.client, self.run_id, tmp)
+        self._terminate("FINISHED")
+
+    def fail(self, exc: BaseException) -> None:
+        if self.status != "RUNNING":
+            return
+        self.error = f"{type(exc).__name__}: {exc}"
+        try:
+            retry_locked(self.client.log_text, self.run_id, "".join(traceback.format_exception(exc)), "traceback.txt")
+            retry_locked(self.client.set_tag, self.run_id, "failure_reason", _truncate(self.error, 5000))
+        finally:
+            self._terminate("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+
+    def close(self) -> None:
+        """Make sure the run is not left RUNNING (the case never ran to an end)."""
+        if self.status == "RUNNING":
+            self.error = self.error or "the case ended before its run was completed"
+            retry_locked(self.client.set_tag, self.run_id, "failure_reason", self.error)
+            self._terminate("KILLED")
+
+    def _terminate(self, status: str) -> None:
+        retry_locked(self.client.set_terminated, self.run_id, status)
+        self.status = status
+
+    def record(self) -> dict:
+        """What the controller needs for the summary, the CSV and the parent's aggregates."""
+        return {
+            "case_id": self.case.id,
+            "study": self.case.study,
+            "experiment": self.case.experiment,
+            "learner": self.case.learner,
+            "seed": self.case.seed,
+            "run_id": self.run_id,
+            "status": self.status,
+            "metrics": self.metrics,
+            "thresholds": "failed" if self.misses else ("passed" if self.status == "FINISHED" else "-"),
+            "params": flatten_config(self.case.config),
+            "error": self.error,
+        }
