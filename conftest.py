@@ -98,9 +98,11 @@ def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames:
         return
     try:
-        cases = load_cases(metafunc.config.getoption("configs") or [DEFAULT_CONFIGS])
+        cases, error = load_cases(metafunc.config.getoption("configs") or [DEFAULT_CONFIGS]), None
     except StudyFileError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        cases, error = [], str(exc)
+    if error:
+        pytest.fail(error, pytrace=False)
     params = []
     for case in cases:
         for mark in case.marks:

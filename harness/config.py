@@ -40,7 +40,7 @@ from pydantic import (
     model_validator,
 )
 
-from harness.learners import REGISTRY, settings_class
+from harness.learners import registry, settings_class
 from harness.metric_names import METRICS
 from harness.settings import InferenceSettings, Strict
 
@@ -301,10 +301,11 @@ def _learner_settings(spec: StudySpec, path: Path, point: dict) -> dict[str, dic
     inference = _inference_settings(spec, path, point).model_dump()
     out = {}
     for name, own in spec.learners.items():
-        if name not in REGISTRY:
+        known = registry()
+        if name not in known:
             raise StudyFileError(
-                f"{path}: key 'learners.{name}': unknown learner{_suggest(name, REGISTRY)}; "
-                f"expected one of: {', '.join(sorted(REGISTRY))}"
+                f"{path}: key 'learners.{name}': unknown learner{_suggest(name, known)}; "
+                f"expected one of: {', '.join(sorted(known))}"
             )
         cls = settings_class(name)
         shared = {k: v for k, v in inference.items() if k in cls.model_fields}
@@ -389,7 +390,9 @@ def _describe(exc: ValidationError, cls, path: Path, point: dict | None, prefix:
             msg = f"{err['msg']} (got {err['input']!r})"
         lines.append(f"key '{key}': {msg}")
     where = f" (sweep point {point})" if point else ""
-    return f"{path}{where}: " + "; ".join(lines)
+    if len(lines) == 1:
+        return f"{path}{where}: {lines[0]}"
+    return f"{path}{where}: {len(lines)} problems:\n  " + "\n  ".join(lines)
 
 
 def _suggest(word: str, choices) -> str:

@@ -17,6 +17,8 @@ logged silently.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.special import logsumexp
 from sklearn import metrics as skm
@@ -91,7 +93,6 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict) ->
     import jax
     import jax.numpy as jnp
 
-    model = make_likelihood_model(model_config, dataset.n_vars)
     keep, g, lw = acyclic_part(post)
     theta = post.theta
     if keep.any():
@@ -101,12 +102,7 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict) ->
         theta = jax.tree_util.tree_map(lambda a: np.asarray(a)[:1], theta)
         lw = np.zeros(1)
 
-    loglik = jax.jit(
-        jax.vmap(
-            lambda g1, th, x, mask: model.log_likelihood(x=x, theta=th, g=g1, interv_targets=mask),
-            (0, 0, None, None),
-        )
-    )
+    loglik = _batched_log_likelihood(tuple(sorted((k, _hashable(v)) for k, v in model_config.items())), dataset.n_vars)
 
     def negll(x, mask) -> float:
         ll = np.asarray(loglik(jnp.asarray(g, jnp.float32), theta, jnp.asarray(x), jnp.asarray(mask)), np.float64)
@@ -116,6 +112,24 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict) ->
     if dataset.interventions:
         out["negll_intrv"] = float(np.mean([negll(s.x, s.mask) for s in dataset.interventions]))
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def _batched_log_likelihood(model_items: tuple, n_vars: int):
+    """log p(x | G_k, Θ_k) for a batch of particles, jitted once per model (not once per case)."""
+    import jax
+
+    model = make_likelihood_model({k: list(v) if isinstance(v, tuple) else v for k, v in model_items}, n_vars)
+    return jax.jit(
+        jax.vmap(
+            lambda g1, th, x, mask: model.log_likelihood(x=x, theta=th, g=g1, interv_targets=mask),
+            (0, 0, None, None),
+        )
+    )
+
+
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
 
 
 def compute_metrics(post: Posterior, dataset: Dataset, model_config: dict) -> dict[str, float]:

@@ -8,11 +8,15 @@ A learner is one module in this package that defines
 
 Adding a learner is that module plus one entry in ``REGISTRY``. Modules must not import JAX at
 import time: the registry is read while studies are validated at collection.
+
+Learners that live outside this package (a user's experiment, the deliberately broken learners
+of the tests) are added with ``HARNESS_LEARNERS="name=module.path,other=pkg.mod"``.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 from types import ModuleType
 
 REGISTRY: dict[str, str] = {
@@ -22,9 +26,18 @@ REGISTRY: dict[str, str] = {
 }
 
 
+def registry() -> dict[str, str]:
+    """Built-in learners plus those named in ``HARNESS_LEARNERS``."""
+    extra = {}
+    for item in filter(None, os.environ.get("HARNESS_LEARNERS", "").split(",")):
+        name, _, module = item.partition("=")
+        extra[name.strip()] = module.strip()
+    return REGISTRY | extra
+
+
 def learner_module(name: str) -> ModuleType:
     """The module implementing learner ``name`` (KeyError if none is registered)."""
-    return importlib.import_module(REGISTRY[name])
+    return importlib.import_module(registry()[name])
 
 
 def settings_class(name: str):

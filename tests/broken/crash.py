@@ -1,0 +1,7 @@
+"""A learner that raises: its case must end FAILED with a traceback, the others unharmed."""
+
+from harness.learners.random_dags import Settings  # noqa: F401
+
+
+def fit(dataset, config, settings, key):
+    raise RuntimeError("deliberate failure inside the learner")

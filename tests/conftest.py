@@ -1,0 +1,59 @@
+"""Helpers for the harness tests: study files in temp dirs, pytest run as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "name": "tiny",
+    "seeds": [0, 1],
+    "data": {
+        "graph": {"type": "er", "n_vars": 4, "edges_per_node": 1},
+        "model": {"type": "linear_gaussian"},
+        "n_observations": 30,
+        "n_ho_observations": 30,
+        "interventions": {"n_sets": 2},
+    },
+    "inference": {"steps": 20, "n_grad_mc_samples": 8, "n_acyclicity_mc_samples": 4},
+    "learners": {"random": {"n_particles": 5}},
+}
+
+
+@pytest.fixture
+def write_study(tmp_path):
+    """write_study(dict or text, name=...) -> path of a study file in a temp dir."""
+
+    def write(content, name: str = "study.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False))
+        return path
+
+    return write
+
+
+def run_pytest(args: list[str], tmp_path: Path, env: dict | None = None, timeout: int = 600):
+    """``python -m pytest benchmarks ...`` from the repo root, as a user types it, with its own
+    MLflow store and JAX cache in ``tmp_path`` unless ``env`` says otherwise."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLFLOW_"))}
+    full_env.update(
+        {
+            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "HARNESS_JAX_CACHE": str(tmp_path / "jax_cache"),
+            "HARNESS_LEARNERS": "crash=tests.broken.crash,nan_theta=tests.broken.nan_theta,"
+            "transposed_svgd=tests.broken.transposed_svgd",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "-p", "no:randomly", *args],
+        cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )

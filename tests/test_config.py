@@ -1,0 +1,238 @@
+"""Study files: expansion into cases, ids, and every kind of bad input rejected with its culprit."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.config import StudyFileError, load_cases, load_study
+from tests.conftest import ROOT, TINY
+
+
+def study(**changes):
+    s = copy.deepcopy(TINY)
+    s["learners"] = {"svgd": {"n_particles": 3}, "ensemble": {"n_members": 4}}
+    s.update(changes)
+    return s
+
+
+def test_cases_are_seed_times_learner_with_design_ids(write_study):
+    cases = load_study(write_study(study()))
+    assert [c.id for c in cases] == ["tiny-s0-svgd", "tiny-s0-ensemble", "tiny-s1-svgd", "tiny-s1-ensemble"]
+    assert {c.experiment for c in cases} == {"dibs_vs_ensembles"}
+
+
+def test_sweep_is_a_cartesian_product_named_in_ids(write_study):
+    s = study(sweep={"data.graph.type": ["er", "sf"], "data.graph.n_vars": [4, 6]}, seeds=[1])
+    cases = load_study(write_study(s))
+    ids = [c.id for c in cases]
+    assert len(ids) == 8
+    assert "tiny-sf-6-s1-ensemble" in ids and "tiny-er-4-s1-svgd" in ids
+    case = next(c for c in cases if c.id == "tiny-sf-6-s1-svgd")
+    assert case.config["data"]["graph"] == {"type": "sf", "n_vars": 6, "edges_per_node": 1}
+    assert case.sweep_point == {"data.graph.type": "sf", "data.graph.n_vars": 6}
+
+
+def test_name_defaults_to_file_stem_and_ids_are_safe(write_study):
+    s = study(sweep={"data.model.obs_noise": [0.1, 1e-2]})
+    del s["name"]
+    cases = load_study(write_study(s, name="my_study.yaml"))
+    assert cases[0].id.startswith("my_study-0.1-s0")
+    assert all(set(c.id) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") for c in cases)
+
+
+def test_learner_keys_override_inference_and_defaults_are_filled(write_study):
+    s = study(inference={"steps": 50, "stepsize": 0.01})
+    s["learners"]["svgd"]["steps"] = 70
+    cases = {c.learner: c for c in load_study(write_study(s))}
+    assert cases["svgd"].settings["steps"] == 70
+    assert cases["ensemble"].settings["steps"] == 50
+    assert cases["ensemble"].settings["stepsize"] == 0.01
+    assert cases["svgd"].settings["h_latent"] == 5.0  # dibs-lib default
+    assert "h_latent" not in cases["ensemble"].settings
+    # a case's config has only its own learner's section and can be loaded as a study again
+    assert list(cases["svgd"].config["learners"]) == ["svgd"]
+
+
+def test_case_config_round_trips_as_a_study(write_study, tmp_path):
+    import yaml
+
+    case = load_study(write_study(study()))[0]
+    again = load_study(write_study(case.config, name="again.yaml"))
+    assert len(again) == 1 and again[0].config == case.config and again[0].config_hash == case.config_hash
+
+
+def test_seed_range_and_marks(write_study):
+    cases = load_study(write_study(study(seeds={"start": 2, "stop": 5}, marks=["smoke", "nightly"])))
+    assert sorted({c.seed for c in cases}) == [2, 3, 4]
+    assert cases[0].marks == ("smoke", "nightly")
+
+
+def test_thresholds_travel_with_their_learner_only(write_study):
+    s = study(thresholds={"svgd": {"eshd": {"max": 4.0}}, "ensemble": {"auroc": {"min": 0.7}}})
+    cases = {c.learner: c for c in load_study(write_study(s))}
+    assert cases["svgd"].thresholds == {"eshd": {"max": 4.0}}
+    assert cases["ensemble"].thresholds == {"auroc": {"min": 0.7}}
+
+
+def test_config_hash_is_stable_and_sensitive(write_study):
+    a = load_study(write_study(study(), name="a.yaml"))[0]
+    b = load_study(write_study(study(), name="b.yaml"))[0]
+    c = load_study(write_study(study(inference={"steps": 21}), name="c.yaml"))[0]
+    assert a.config_hash == b.config_hash != c.config_hash
+
+
+def test_same_case_id_from_two_files_is_an_error(write_study, tmp_path):
+    write_study(study(), name="one.yaml")
+    write_study(study(), name="two.yaml")
+    with pytest.raises(StudyFileError, match="tiny-s0-svgd.*also produced"):
+        load_cases([str(tmp_path / "*.yaml")])
+
+
+def test_missing_glob_is_an_error(tmp_path):
+    with pytest.raises(StudyFileError, match="no study file matches"):
+        load_cases([str(tmp_path / "nothing*.yaml")])
+
+
+# --- bad input: each names the file, the key path and what was expected ----------------------
+
+
+def _error(write_study, content) -> str:
+    path = write_study(content)
+    with pytest.raises(StudyFileError) as info:
+        load_study(path)
+    msg = str(info.value)
+    assert msg.startswith(str(path)), msg
+    return msg
+
+
+def test_unknown_key_names_path_and_closest_valid_key(write_study):
+    s = study()
+    s["data"]["graph"]["n_var"] = 5
+    msg = _error(write_study, s)
+    assert "data.graph.n_var" in msg and "did you mean 'n_vars'" in msg
+
+
+def test_unknown_top_level_key(write_study):
+    msg = _error(write_study, study(learner={"svgd": {}}))
+    assert "'learner'" in msg and "did you mean 'learners'" in msg
+
+
+def test_unknown_key_in_model_union(write_study):
+    s = study()
+    s["data"]["model"]["obs_nois"] = 0.1
+    msg = _error(write_study, s)
+    assert "key 'data.model.obs_nois'" in msg and "did you mean 'obs_noise'" in msg
+
+
+def test_unknown_key_in_learner_section(write_study):
+    s = study()
+    s["learners"]["svgd"]["n_particle"] = 3
+    msg = _error(write_study, s)
+    assert "learners.svgd.n_particle" in msg and "did you mean 'n_particles'" in msg
+
+
+def test_wrong_type(write_study):
+    s = study()
+    s["data"]["n_observations"] = "many"
+    msg = _error(write_study, s)
+    assert "data.n_observations" in msg and "integer" in msg and "'many'" in msg
+
+
+def test_out_of_range(write_study):
+    s = study()
+    s["data"]["interventions"]["perc_intervened"] = 1.5
+    msg = _error(write_study, s)
+    assert "data.interventions.perc_intervened" in msg and "less than or equal to 1" in msg
+
+
+def test_infeasible_er_density(write_study):
+    s = study()
+    s["data"]["graph"] = {"type": "er", "n_vars": 5, "edges_per_node": 2}
+    msg = _error(write_study, s)
+    assert "data.graph" in msg and "edges_per_node must be below" in msg
+
+
+def test_unknown_model_type(write_study):
+    s = study()
+    s["data"]["model"]["type"] = "linear"
+    msg = _error(write_study, s)
+    assert "data.model" in msg and "linear_gaussian" in msg
+
+
+def test_unknown_learner(write_study):
+    msg = _error(write_study, study(learners={"svdg": {}}))
+    assert "learners.svdg" in msg and "did you mean 'svgd'" in msg
+
+
+def test_threshold_on_unknown_metric(write_study):
+    msg = _error(write_study, study(thresholds={"svgd": {"esdh": {"max": 3}}}))
+    assert "thresholds.svgd.esdh" in msg and "did you mean 'eshd'" in msg
+
+
+def test_threshold_on_learner_not_in_study(write_study):
+    msg = _error(write_study, study(thresholds={"random": {"eshd": {"max": 3}}}))
+    assert "thresholds.random" in msg and "no learner 'random'" in msg
+
+
+def test_threshold_without_bound(write_study):
+    msg = _error(write_study, study(thresholds={"svgd": {"eshd": {}}}))
+    assert "thresholds.svgd.eshd" in msg and "min" in msg and "max" in msg
+
+
+def test_empty_sweep(write_study):
+    msg = _error(write_study, study(sweep={"data.graph.n_vars": []}))
+    assert "sweep.data.graph.n_vars" in msg and "non-empty list" in msg
+
+
+def test_sweep_over_unknown_key(write_study):
+    msg = _error(write_study, study(sweep={"data.graph.n_var": [4, 5]}))
+    assert "data.graph.n_var" in msg and "did you mean 'n_vars'" in msg and "sweep point" in msg
+
+
+def test_sweep_over_invalid_value(write_study):
+    msg = _error(write_study, study(sweep={"data.graph.n_vars": [4, 1]}))
+    assert "data.graph.n_vars" in msg and "greater than or equal to 2" in msg and "sweep point" in msg
+
+
+def test_sweep_over_seeds_is_refused(write_study):
+    msg = _error(write_study, study(sweep={"seeds": [[0], [1]]}))
+    assert "sweep.seeds" in msg and "cannot be swept" in msg
+
+
+def test_sweep_not_a_mapping(write_study):
+    msg = _error(write_study, study(sweep=["data.graph.n_vars"]))
+    assert "key 'sweep'" in msg
+
+
+def test_broken_yaml(write_study):
+    msg = _error(write_study, "name: x\ndata: {graph: [\n")
+    assert "broken YAML" in msg and "line" in msg
+
+
+def test_empty_file(write_study):
+    msg = _error(write_study, "")
+    assert "expected a mapping" in msg and "empty file" in msg
+
+
+def test_missing_required_section(write_study):
+    s = study()
+    del s["data"]
+    msg = _error(write_study, s)
+    assert "key 'data'" in msg and "missing" in msg
+
+
+def test_collection_is_fast_and_does_not_import_jax():
+    code = (
+        "import sys, time; t = time.perf_counter();"
+        "from harness import load_cases; cases = load_cases(['configs/*.yaml']);"
+        "print(len(cases), time.perf_counter() - t, 'jax' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    n, seconds, jax_imported = out.stdout.split()
+    assert int(n) > 0 and jax_imported == "False"
+    assert float(seconds) < 3.0

@@ -1,0 +1,168 @@
+"""Metrics on small hand-checked graphs, and against dibs-lib's definitions where they coincide."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from dibs import metrics as dm
+from dibs.models import LinearGaussian
+from scipy.stats import norm
+
+from harness.data import Dataset, InterventionSet
+from harness.metrics import MetricError, compute_metrics, graph_metrics, is_cyclic, likelihood_metrics, shd
+from harness.posterior import Posterior
+
+LINEAR = {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0, "min_edge": 0.5}
+
+
+def graphs(*edge_lists, d=3):
+    g = np.zeros((len(edge_lists), d, d), dtype=np.int32)
+    for m, edges in enumerate(edge_lists):
+        for i, j in edges:
+            g[m, i, j] = 1
+    return g
+
+
+def posterior(g, weights=None, theta=None):
+    m, d, _ = g.shape
+    w = np.full(m, 1.0 / m) if weights is None else np.asarray(weights, dtype=float)
+    theta = np.ones((m, d, d)) if theta is None else theta
+    return Posterior(z=np.zeros((m, d, d, 2)), g=g, theta=theta, log_weights=np.log(w), fit_s=1.0)
+
+
+TRUTH = graphs([(0, 1), (1, 2)])[0]
+
+
+def test_shd_counts_a_reversed_edge_once():
+    g = graphs([(1, 0), (1, 2)], [(0, 1)], [(0, 1), (1, 2), (0, 2)], [(0, 1), (1, 2)])
+    assert shd(g, TRUTH).tolist() == [1, 1, 1, 0]
+
+
+def test_eshd_is_the_weighted_mean_shd():
+    g = graphs([(0, 1), (1, 2)], [(1, 0), (2, 1)])  # SHD 0 and 2
+    out = graph_metrics(posterior(g, [0.25, 0.75]), TRUTH)
+    assert out["eshd"] == pytest.approx(1.5)
+    assert out["n_cyclic"] == 0
+
+
+def test_cyclic_particles_are_dropped_and_weights_renormalised():
+    g = graphs([(0, 1), (1, 2), (2, 0)], [(0, 1)], [(0, 1), (1, 2)])  # first is a cycle
+    assert is_cyclic(g).tolist() == [True, False, False]
+    out = graph_metrics(posterior(g, [0.8, 0.1, 0.1]), TRUTH)
+    assert out["n_cyclic"] == 1
+    assert out["eshd"] == pytest.approx(0.5)  # (1 + 0) / 2 after renormalising
+
+
+def test_self_loops_and_two_cycles_are_cyclic():
+    g = graphs([(0, 1), (1, 0)], [(2, 2)], [(0, 1), (1, 2), (0, 2)])
+    assert is_cyclic(g).tolist() == [True, True, False]
+
+
+def test_all_cyclic_falls_back_to_worst_case_values():
+    g = graphs([(0, 1), (1, 0)])
+    out = graph_metrics(posterior(g), TRUTH)
+    assert out == {"n_cyclic": 1, "eshd": 3.0, "auroc": 0.5, "auprc": pytest.approx(2 / 6)}
+
+
+def test_auroc_uses_off_diagonal_entries_only():
+    # marginals: 0->1 certain, 1->2 at 0.5, false edge 0->2 at 0.5: ranks 1 tie among 4 negatives
+    g = graphs([(0, 1), (1, 2)], [(0, 1), (0, 2)])
+    out = graph_metrics(posterior(g), TRUTH)
+    # positives {1.0, 0.5}; negatives {0.5, 0, 0, 0}: P(pos > neg) = (4 + 3.5) / 8
+    assert out["auroc"] == pytest.approx(7.5 / 8)
+    # dibs-lib counts the three diagonal zeros as extra negatives, which inflates the area
+    dibs_auroc = dm.threshold_metrics(dist=_dibs_dist(posterior(g)), g=jnp.array(TRUTH))["roc_auc"]
+    assert dibs_auroc > out["auroc"]
+
+
+def _dibs_dist(post):
+    return dm.ParticleDistribution(logp=jnp.array(post.log_weights), g=jnp.array(post.g), theta=post.theta)
+
+
+def test_eshd_matches_dibs_expected_shd_on_random_particles():
+    rng = np.random.default_rng(0)
+    d = 5
+    g = (rng.random((30, d, d)) < 0.3).astype(np.int32)
+    g[:, range(d), range(d)] = 0
+    w = rng.dirichlet(np.ones(30))
+    truth = np.triu((rng.random((d, d)) < 0.4).astype(np.int32), 1)
+    post = posterior(g, w)
+    ours = graph_metrics(post, truth)
+    theirs = float(dm.expected_shd(dist=_dibs_dist(post), g=jnp.array(truth)))
+    assert ours["n_cyclic"] > 0  # the comparison covers the dropping of cyclic particles too
+    assert ours["eshd"] == pytest.approx(theirs, rel=1e-5)
+
+
+def _linear_dataset(rng, d=3, n=20):
+    x_ho = rng.normal(size=(n, d)).astype(np.float32)
+    x_iv = rng.normal(size=(n, d)).astype(np.float32)
+    x_iv[:, 1] = 0.0
+    return Dataset(
+        g=TRUTH, theta=np.zeros((d, d)), x=x_ho, x_ho=x_ho,
+        interventions=[InterventionSet(targets=[1], value=0.0, x=x_iv)], nodes=["a", "b", "c"],
+    )
+
+
+def test_negll_by_hand_with_intervened_node_masked():
+    rng = np.random.default_rng(1)
+    ds = _linear_dataset(rng)
+    g = graphs([(0, 1), (1, 2)], [(0, 2)])
+    theta = rng.normal(size=(2, 3, 3)).astype(np.float32)
+    out = likelihood_metrics(posterior(g, [0.3, 0.7], theta), ds, LINEAR)
+
+    def loglik(x, gm, th, masked=()):
+        ll = norm.logpdf(x, loc=x @ (gm * th), scale=np.sqrt(0.1))
+        ll[:, list(masked)] = 0.0
+        return ll.sum()
+
+    expect_obs = -(0.3 * loglik(ds.x_ho, g[0], theta[0]) + 0.7 * loglik(ds.x_ho, g[1], theta[1]))
+    x_iv = ds.interventions[0].x
+    expect_iv = -(0.3 * loglik(x_iv, g[0], theta[0], [1]) + 0.7 * loglik(x_iv, g[1], theta[1], [1]))
+    assert out["negll_obs"] == pytest.approx(expect_obs, rel=1e-4)
+    assert out["negll_intrv"] == pytest.approx(expect_iv, rel=1e-4)
+
+
+def test_negll_is_dibs_joint_metric_without_the_parameter_prior():
+    rng = np.random.default_rng(2)
+    ds = _linear_dataset(rng)
+    g = graphs([(0, 1), (1, 2)], [(0, 2)], [(1, 0)])
+    theta = rng.normal(size=(3, 3, 3)).astype(np.float32)
+    post = posterior(g, [0.2, 0.5, 0.3], theta)
+    model = LinearGaussian(n_vars=3, obs_noise=0.1)
+    joint = jax.vmap(lambda g1, th, x: model.interventional_log_joint_prob(g1, th, x, jnp.zeros_like(x), None), (0, 0, None))
+    dibs_negll = float(dm.neg_ave_log_likelihood(dist=_dibs_dist(post), eltwise_log_likelihood=joint, x=jnp.array(ds.x_ho)))
+    prior = np.array([float(model.log_prob_parameters(theta=jnp.array(theta[k]), g=jnp.array(g[k]))) for k in range(3)])
+    ours = likelihood_metrics(post, ds, LINEAR)["negll_obs"]
+    assert ours == pytest.approx(dibs_negll + float(np.array([0.2, 0.5, 0.3]) @ prior), rel=1e-4)
+
+
+def test_nan_parameters_fail_naming_particles_and_quantity():
+    rng = np.random.default_rng(3)
+    ds = _linear_dataset(rng)
+    theta = np.ones((3, 3, 3))
+    theta[2, 0, 1] = np.nan
+    with pytest.raises(MetricError, match=r"theta.*particles \[2\]"):
+        compute_metrics(posterior(graphs([(0, 1)], [(1, 2)], [(0, 2)]), theta=theta), ds, LINEAR)
+
+
+def test_nan_latents_fail():
+    rng = np.random.default_rng(4)
+    post = posterior(graphs([(0, 1)], [(1, 2)]))
+    post.z[1, 0, 0, 0] = np.inf
+    with pytest.raises(MetricError, match=r"latent particles z.*\[1\]"):
+        compute_metrics(post, _linear_dataset(rng), LINEAR)
+
+
+def test_non_finite_metric_is_not_returned():
+    rng = np.random.default_rng(5)
+    ds = _linear_dataset(rng)
+    theta = np.full((1, 3, 3), 1e30, dtype=np.float32)  # finite, but the likelihood overflows
+    with pytest.raises(MetricError, match="negll"):
+        compute_metrics(posterior(graphs([(0, 1), (1, 2)]), theta=theta), ds, LINEAR)
+
+
+def test_undefined_auroc_for_an_empty_truth_is_an_error():
+    with pytest.raises(MetricError, match="no possible edge|no"):
+        graph_metrics(posterior(graphs([(0, 1)])), np.zeros((3, 3), dtype=np.int32))
