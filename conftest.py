@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness import devices, summary, tracking
-from harness.config import StudyFileError, load_cases
+from harness.config import StudyFileError, load_cases, parse_overrides
 
 ROOT = Path(__file__).parent
 BENCHMARKS = ROOT / "benchmarks"
@@ -25,6 +25,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("harness", "benchmark harness")
     group.addoption("--configs", action="append", metavar="PATH_OR_GLOB",
                     help="study files to collect instead of configs/*.yaml (repeatable)")
+    group.addoption("--override", action="append", metavar="KEY=VALUE",
+                    help="set a dotted study key in every collected study, e.g. inference.steps=10 (repeatable)")
     group.addoption("--mlflow-uri", help="tracking URI when MLFLOW_TRACKING_URI is not set "
                     "(default: sqlite:///mlruns/mlflow.db)")
     group.addoption("--gpus", help="comma-separated GPU ids to spread workers over (default: all visible)")
@@ -75,10 +77,15 @@ def _wants_benchmarks(config) -> bool:
 def _cases_or_usage_error(config):
     if not hasattr(config, "_harness_cases"):
         try:
-            config._harness_cases = load_cases(config.getoption("configs") or [DEFAULT_CONFIGS])
+            config._harness_cases = _load(config)
         except StudyFileError as exc:
             raise pytest.UsageError(str(exc)) from None
     return config._harness_cases
+
+
+def _load(config):
+    overrides = parse_overrides(config.getoption("override"))
+    return load_cases(config.getoption("configs") or [DEFAULT_CONFIGS], overrides)
 
 
 def _open_session(config, cases) -> tracking.Session:
@@ -98,7 +105,7 @@ def pytest_generate_tests(metafunc):
     if "case" not in metafunc.fixturenames:
         return
     try:
-        cases, error = load_cases(metafunc.config.getoption("configs") or [DEFAULT_CONFIGS]), None
+        cases, error = _load(metafunc.config), None
     except StudyFileError as exc:
         cases, error = [], str(exc)
     if error:

@@ -213,11 +213,17 @@ def read_yaml(path: Path) -> dict:
     return raw
 
 
-def load_study(path: str | Path) -> list[Case]:
-    """Read, validate and expand one study file into its cases (sorted as written)."""
+def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> list[Case]:
+    """Read, validate and expand one study file into its cases (sorted as written).
+
+    ``overrides`` maps dotted keys to values set before validation (e.g. ``{"inference.steps":
+    10}`` for a shortened run); they change the cases' configs, and so their config hashes.
+    """
     path = Path(path)
     raw = read_yaml(path)
     raw.setdefault("name", path.stem)
+    if overrides:
+        raw = _apply_point(raw, overrides, path, keep_sweep=True, what="override")
     spec = _validate(StudySpec, raw, path)
     _check_thresholds(spec, path)
     cases = []
@@ -231,13 +237,13 @@ def load_study(path: str | Path) -> list[Case]:
     return cases
 
 
-def load_cases(patterns: list[str] | tuple[str, ...]) -> list[Case]:
+def load_cases(patterns: list[str] | tuple[str, ...], overrides: dict[str, Any] | None = None) -> list[Case]:
     """Cases of every study file matched by ``patterns`` (paths or globs), in a stable order."""
     paths = resolve_study_paths(patterns)
     cases: list[Case] = []
     seen: dict[str, str] = {}
     for path in paths:
-        for case in load_study(path):
+        for case in load_study(path, overrides):
             if case.id in seen:
                 raise StudyFileError(
                     f"{path}: case id '{case.id}' is also produced by {seen[case.id]}; "
@@ -342,9 +348,24 @@ def _sweep_points(spec: StudySpec, path: Path) -> list[dict]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*spec.sweep.values())]
 
 
-def _apply_point(raw: dict, point: dict, path: Path) -> dict:
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["inference.steps=10", "seeds=[0]"]`` -> ``{"inference.steps": 10, "seeds": [0]}`` (values are YAML)."""
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise StudyFileError(f"--override {item!r}: expected KEY=VALUE with a dotted KEY, e.g. inference.steps=10")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise StudyFileError(f"--override {item!r}: the value is not valid YAML: {exc}") from None
+    return out
+
+
+def _apply_point(raw: dict, point: dict, path: Path, keep_sweep: bool = False, what: str = "sweep") -> dict:
     out = copy.deepcopy(raw)
-    out.pop("sweep", None)
+    if not keep_sweep:
+        out.pop("sweep", None)
     for dotted, value in point.items():
         node = out
         parts = dotted.split(".")
@@ -354,7 +375,7 @@ def _apply_point(raw: dict, point: dict, path: Path) -> dict:
                 child = node[part] = {}
             if not isinstance(child, dict):
                 raise StudyFileError(
-                    f"{path}: key 'sweep.{dotted}': '{'.'.join(parts[: i + 1])}' is not a section, "
+                    f"{path}: key '{what}.{dotted}': '{'.'.join(parts[: i + 1])}' is not a section, "
                     "so it has no sub-key to sweep"
                 )
             node = child

@@ -54,6 +54,6 @@ def run_pytest(args: list[str], tmp_path: Path, env: dict | None = None, timeout
     )
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "benchmarks", "-p", "no:randomly", *args],
+        [sys.executable, "-m", "pytest", "benchmarks", *args],
         cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
     )

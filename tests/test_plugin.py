@@ -1,0 +1,181 @@
+"""The pytest plugin as a user runs it: real pytest processes, real MLflow stores, xdist workers."""
+
+from __future__ import annotations
+
+import copy
+import csv
+
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from harness import load_study, run_case
+from harness.metrics import graph_metrics
+from harness.posterior import Posterior
+from harness.tracking import ARTIFACTS, PARENT_TAG
+from tests.conftest import TINY, run_pytest
+
+
+def study(**changes):
+    s = copy.deepcopy(TINY)
+    s.update(changes)
+    return s
+
+
+def runs_of(tmp_path, experiment="dibs_vs_ensembles"):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("harness.role") == "session"]
+    children = [r for r in runs if PARENT_TAG in r.data.tags]
+    return client, parents, children
+
+
+def test_new_study_with_two_workers_leaves_complete_recomputable_runs(write_study, tmp_path):
+    s = study(name="fresh", experiment="fresh_exp",
+              learners={"random": {"n_particles": 6}, "svgd": {"n_particles": 3, "steps": 30}})
+    path = write_study(s)
+    csv_path = tmp_path / "results.csv"
+    proc = run_pytest(["--configs", str(path), "-n", "2", "--results-csv", str(csv_path)], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    client, parents, children = runs_of(tmp_path, "fresh_exp")
+    assert len(parents) == 1
+    cases = {c.id: c for c in load_study(path)}
+    assert sorted(r.info.run_name for r in children) == sorted(cases)
+    for run in children:
+        case = cases[run.info.run_name]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags[PARENT_TAG] == parents[0].info.run_id
+        tags = run.data.tags
+        assert tags["learner"] == case.learner and tags["seed"] == str(case.seed) and tags["config_name"] == "fresh"
+        assert tags["case_id"] == case.id and tags["config_hash"] == case.config_hash
+        assert tags["device"].startswith("cpu") and tags["worker"] in ("gw0", "gw1")
+        for key in ("harness_version", "dibs_version", "jax_version", "mlflow_version", "git_commit"):
+            assert tags.get(key), key
+        assert tags["thresholds"] == "passed"
+        params = run.data.params
+        assert params["data.graph.n_vars"] == "4" and params["seeds"] == str(case.seed)
+        assert f"learners.{case.learner}.n_particles" in params
+        assert not any(k.startswith("learners.") and not k.startswith(f"learners.{case.learner}.") for k in params)
+        assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == sorted(ARTIFACTS)
+
+        # logged eshd/auroc equal a recomputation from the run's own artifacts (safe formats only)
+        local = client.download_artifacts(run.info.run_id, "", str(tmp_path / run.info.run_id))
+        with np.load(f"{local}/particles.npz", allow_pickle=False) as npz:
+            post = Posterior(z=npz["z"], g=npz["g"], theta=None, log_weights=npz["log_weights"])
+        truth = yaml.safe_load(open(f"{local}/ground_truth.yaml"))
+        again = graph_metrics(post, np.array(truth["g"]))
+        assert run.data.metrics["eshd"] == pytest.approx(again["eshd"], rel=1e-9)
+        assert run.data.metrics["auroc"] == pytest.approx(again["auroc"], rel=1e-9)
+        assert yaml.safe_load(open(f"{local}/metrics.yaml")) == pytest.approx(
+            {k: v for k, v in run.data.metrics.items() if not k.startswith("time.")}
+        )
+        assert yaml.safe_load(open(f"{local}/config.yaml")) == case.config
+        iv = yaml.safe_load(open(f"{local}/intervention_details.yaml"))["interventions"]
+        assert len(iv) == 2 and all(s["n_samples"] == 30 and s["values"] == [0.0] for s in iv)
+        assert npz_shapes_ok(post, case)
+
+    # the same case run without pytest gives the same numbers
+    svgd_case = cases["fresh-s1-svgd"]
+    logged = next(r for r in children if r.info.run_name == svgd_case.id).data.metrics
+    direct = run_case(svgd_case).metrics
+    for metric in ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic"):
+        assert logged[metric] == pytest.approx(direct[metric], rel=1e-6), metric
+
+    # the parent holds per-learner aggregates; the CSV one row per case
+    parent = client.get_run(parents[0].info.run_id)
+    assert parent.info.status == "FINISHED"
+    assert "svgd.eshd_mean" in parent.data.metrics and "random.auroc_std" in parent.data.metrics
+    rows = list(csv.DictReader(open(csv_path)))
+    assert sorted(r["case_id"] for r in rows) == sorted(cases)
+    assert all(r["status"] == "FINISHED" and r["run_id"] and r["metrics.eshd"] for r in rows)
+    assert "params.data.graph.n_vars" in rows[0]
+    # the terminal summary names every case with its run id, then how to open the results
+    for run in children:
+        assert run.info.run_id in proc.stdout
+    assert "mlflow ui --backend-store-uri" in proc.stdout and "mean ± sd" in proc.stdout
+
+
+def npz_shapes_ok(post, case) -> bool:
+    m = case.settings["n_particles"]
+    return post.z.shape == (m, 4, 4, 2) and post.g.shape == (m, 4, 4) and post.log_weights.shape == (m,)
+
+
+def test_k_and_m_select_cases(write_study, tmp_path):
+    path = write_study(study(marks=["smoke"], learners={"random": {}, "svgd": {}, "ensemble": {}}))
+    ids = lambda args: sorted(  # noqa: E731
+        line.split("[")[1].rstrip("]") for line in run_pytest(
+            ["--configs", str(path), "--collect-only", "-q", *args], tmp_path).stdout.splitlines() if "[" in line
+    )
+    assert ids(["-k", "svgd"]) == ["tiny-s0-svgd", "tiny-s1-svgd"]
+    assert ids(["-k", "tiny and ensemble and s1"]) == ["tiny-s1-ensemble"]
+    assert len(ids(["-m", "smoke"])) == 6 and ids(["-m", "not smoke"]) == []
+
+
+def test_threshold_miss_fails_the_test_but_the_run_is_finished(write_study, tmp_path):
+    path = write_study(study(seeds=[0], thresholds={"random": {"auroc": {"min": 0.99}, "eshd": {"max": 99}}}))
+    proc = run_pytest(["--configs", str(path)], tmp_path)
+    assert proc.returncode == 1
+    assert "tiny-s0-random: auroc = " in proc.stdout and "is below its min 0.99" in proc.stdout
+    _, _, children = runs_of(tmp_path)
+    assert [r.info.status for r in children] == ["FINISHED"]
+    assert children[0].data.tags["thresholds"] == "failed"
+    assert "auroc" in children[0].data.tags["threshold_misses"]
+
+
+def test_a_crashing_case_is_failed_with_its_traceback_and_others_complete(write_study, tmp_path):
+    path = write_study(study(learners={"crash": {}, "nan_theta": {}, "random": {}}))
+    proc = run_pytest(["--configs", str(path), "-n", "2"], tmp_path)
+    assert proc.returncode == 1
+    client, parents, children = runs_of(tmp_path)
+    by_learner = {}
+    for r in children:
+        by_learner.setdefault(r.data.tags["learner"], []).append(r)
+    assert [r.info.status for r in by_learner["random"]] == ["FINISHED", "FINISHED"]
+    for r in by_learner["crash"] + by_learner["nan_theta"]:
+        assert r.info.status == "FAILED"
+        assert [a.path for a in client.list_artifacts(r.info.run_id)] == ["traceback.txt"]
+    tb = client.download_artifacts(by_learner["crash"][0].info.run_id, "traceback.txt", str(tmp_path))
+    assert "deliberate failure inside the learner" in open(tb).read()
+    assert "particles [1]" in by_learner["nan_theta"][0].data.tags["failure_reason"]
+    assert "4 failed, 2 passed" in proc.stdout
+    assert parents[0].info.status == "FINISHED"
+
+
+def test_bad_study_is_rejected_before_anything_runs(write_study, tmp_path):
+    s = study()
+    s["data"]["graph"]["n_vars"] = "five"
+    path = write_study(s)
+    for args in ([], ["-n", "2"]):
+        proc = run_pytest(["--configs", str(path), *args], tmp_path)
+        assert proc.returncode != 0
+        assert f"{path}: key 'data.graph.n_vars'" in proc.stdout + proc.stderr
+    assert not (tmp_path / "mlflow.db").exists() or not runs_of_any(tmp_path)
+
+
+def runs_of_any(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+def test_forty_cases_on_four_workers_into_one_sqlite_store(write_study, tmp_path):
+    s = study(name="many", seeds={"start": 0, "stop": 20},
+              learners={"random": {"n_particles": 4}, "crash": {}})
+    s["learners"] = {"random": {"n_particles": 4}}
+    s["sweep"] = {"data.graph.n_vars": [5, 6]}  # n_vars 4 draws an empty graph at some seed
+    path = write_study(s)
+    proc = run_pytest(["--configs", str(path), "-n", "4"], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    client, parents, children = runs_of(tmp_path)
+    assert len(parents) == 1 and len(children) == 40
+    assert len({r.info.run_name for r in children}) == 40
+    workers = set()
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert {"eshd", "auroc", "negll_obs"} <= set(run.data.metrics)
+        assert len(run.data.params) > 20
+        assert len(client.list_artifacts(run.info.run_id)) == len(ARTIFACTS)
+        workers.add(run.data.tags["worker"])
+    assert len(workers) == 4
+    assert "database is locked" not in proc.stdout + proc.stderr

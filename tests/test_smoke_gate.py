@@ -1,0 +1,34 @@
+"""The smoke study's thresholds gate real regressions: a learner that stops learning, or one
+that returns transposed graphs, fails them."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.conftest import ROOT, run_pytest
+
+
+def smoke_with(learner: str, thresholds_of: str, settings: dict) -> dict:
+    study = yaml.safe_load((ROOT / "configs" / "smoke.yaml").read_text())
+    study["name"] = f"gate_{learner}_vs_{thresholds_of}"
+    study["marks"] = []
+    study["learners"] = {learner: settings}
+    study["thresholds"] = {learner: study["thresholds"][thresholds_of]}
+    return study
+
+
+def test_chance_level_learner_fails_every_smoke_case(write_study, tmp_path):
+    for reference in ("svgd", "ensemble"):
+        path = write_study(smoke_with("random", reference, {"n_particles": 10}), name=f"{reference}.yaml")
+        proc = run_pytest(["--configs", str(path)], tmp_path)
+        assert proc.returncode == 1
+        assert "5 failed" in proc.stdout, proc.stdout[-2000:]
+        assert "eshd = " in proc.stdout and "is above its max" in proc.stdout
+
+
+def test_svgd_returning_transposed_graphs_fails_on_auroc(write_study, tmp_path):
+    path = write_study(smoke_with("transposed_svgd", "svgd", {"n_particles": 10}))
+    proc = run_pytest(["--configs", str(path), "-n", "2"], tmp_path)
+    assert proc.returncode == 1
+    assert "5 failed" in proc.stdout, proc.stdout[-2000:]
+    assert "auroc = " in proc.stdout and "is below its min 0.7" in proc.stdout

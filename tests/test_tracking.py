@@ -1,0 +1,110 @@
+"""The tracking helpers on a real SQLite MLflow store in a temp dir."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+from harness.tracking import (
+    ARTIFACTS,
+    TRUNCATION_MARKER,
+    aggregate_metrics,
+    flatten_config,
+    log_artifacts_selectively,
+    log_config_as_params,
+    open_session,
+    plain_numpy,
+)
+
+
+def test_flatten_nested_mappings_to_dotted_keys():
+    assert flatten_config({"a": {"b": {"c": 1}, "d": 2.5}, "e": "x"}) == {"a.b.c": "1", "a.d": "2.5", "e": "x"}
+
+
+def test_flatten_lists_none_and_empty():
+    flat = flatten_config({"l": [1, 2, 3], "nested": [[1, 2], [3]], "none": None, "empty": [], "m": {},
+                           "objs": [{"a": 1}, {"b": [2]}]})
+    assert flat["l"] == "1,2,3"
+    assert flat["nested"] == "[1,2],[3]"
+    assert flat["none"] == "None"
+    assert flat["empty"] == ""
+    assert flat["m"] == "{}"
+    assert flat["objs"] == "{a: 1},{b: [2]}"
+
+
+def test_flatten_truncates_long_values_with_a_marker():
+    flat = flatten_config({"long": "x" * (MAX_PARAM_VAL_LENGTH + 100)})
+    assert len(flat["long"]) == MAX_PARAM_VAL_LENGTH
+    assert flat["long"].endswith(TRUNCATION_MARKER)
+
+
+def test_flatten_replaces_characters_mlflow_refuses_in_keys():
+    flat = flatten_config({"we!rd": {"k:e*y": 1}, "ok key/1.x-y_z": 2})
+    assert flat == {"we_rd.k_e_y": "1", "ok key/1.x-y_z": "2"}
+
+
+@pytest.fixture
+def client_and_run(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    session = open_session(uri, ["exp"], "session-test")
+    client = MlflowClient(uri)
+    ids = session.parents["exp"]
+    run = client.create_run(ids["experiment_id"], run_name="case")
+    return client, run.info.run_id
+
+
+def test_log_config_as_params_logs_everything_mlflow_accepts(client_and_run):
+    client, run_id = client_and_run
+    config = {f"k{i}": {"v": i, "l": [i, None]} for i in range(80)}  # 160 params: two batches
+    config["weird key!"] = "y" * 7000
+    logged = log_config_as_params(client, run_id, config)
+    params = client.get_run(run_id).data.params
+    assert params == logged
+    assert len(params) == 161 and params["k3.l"] == "3,None" and params["weird key_"].endswith(TRUNCATION_MARKER)
+
+
+def test_log_artifacts_selectively_logs_only_the_allowed_files(client_and_run, tmp_path):
+    client, run_id = client_and_run
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("config.yaml", "particles.npz", "plot.png", "notes.txt"):
+        (out / name).write_text(name)
+    logged = log_artifacts_selectively(client, run_id, out)
+    assert sorted(logged) == ["config.yaml", "particles.npz"]
+    assert sorted(a.path for a in client.list_artifacts(run_id)) == ["config.yaml", "particles.npz"]
+    assert set(logged) <= set(ARTIFACTS)
+
+
+def test_open_session_reuses_experiments_and_puts_artifacts_under_mlruns_dir(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    (tmp_path / "mlruns").mkdir()
+    a = open_session(uri, ["e1", "e2", "e1"], "s1")
+    b = open_session(uri, ["e1"], "s2")
+    assert sorted(a.parents) == ["e1", "e2"]
+    assert a.parents["e1"]["experiment_id"] == b.parents["e1"]["experiment_id"]
+    assert a.parents["e1"]["run_id"] != b.parents["e1"]["run_id"]
+    exp = MlflowClient(uri).get_experiment(a.parents["e1"]["experiment_id"])
+    assert exp.artifact_location.startswith((tmp_path / "mlruns").as_uri())
+
+
+def test_aggregates_are_per_learner_with_prefixed_names():
+    records = [
+        {"learner": "svgd", "metrics": {"eshd": 1.0, "auroc": 0.9}},
+        {"learner": "svgd", "metrics": {"eshd": 3.0, "auroc": 0.7}},
+        {"learner": "ensemble", "metrics": {"eshd": 2.0, "auroc": 0.8}},
+    ]
+    agg = aggregate_metrics(records)
+    assert agg["svgd.eshd_mean"] == 2.0 and agg["svgd.eshd_std"] == pytest.approx(np.sqrt(2))
+    assert agg["ensemble.auroc_mean"] == 0.8 and agg["ensemble.eshd_std"] == 0.0
+    assert agg["svgd.n_cases"] == 2
+
+
+def test_plain_numpy_pickles_without_jax_types():
+    import jax.numpy as jnp
+
+    tree = [(jnp.ones(2), jnp.zeros((1, 2))), {"b": jnp.arange(3)}]
+    plain = plain_numpy(tree)
+    assert type(plain) is list and type(plain[0]) is tuple
+    assert all(type(a) is np.ndarray for a in (plain[0][0], plain[0][1], plain[1]["b"]))
