@@ -53,7 +53,8 @@ def pytest_configure(config):
     if _is_worker(config):
         info = config.workerinput
         devices.pin_this_process(devices.worker_index(info["workerid"]), info["workercount"], config.getoption("gpus"))
-        config._harness_session = tracking.Session.from_dict(json.loads(info["harness_session"]))
+        session = json.loads(info.get("harness_session") or "null")
+        config._harness_session = tracking.Session.from_dict(session) if session else None
         return
     config._harness_session = None
     config.pluginmanager.register(Controller(config), "harness-controller")

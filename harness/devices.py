@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import warnings
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -86,7 +87,10 @@ def pin_this_process(index: int, n_workers: int, gpu_option: str | None) -> dict
     env, affinity = worker_env(index, n_workers, gpus, cores)
     os.environ.update(env)
     if affinity is not None and n_workers > 1:
-        os.sched_setaffinity(0, affinity)
+        try:
+            os.sched_setaffinity(0, affinity)
+        except OSError as exc:  # e.g. a cpuset that changed under us: the thread limits still hold
+            warnings.warn(f"could not pin worker {index} to cores {affinity}: {exc}", stacklevel=2)
     return env
 
 

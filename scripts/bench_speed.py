@@ -1,0 +1,152 @@
+"""Speed figures of the harness, measured side by side in one run (this machine is noisy).
+
+    python scripts/bench_speed.py [--study configs/smoke.yaml] [--seeds 4] [--steps N]
+
+Prints, for a study of `--seeds` seeds x {svgd, ensemble}:
+
+1. later-case / first-case fit time in one process (compile once per shape; goal <= 0.35)
+2. ensemble / svgd fit time with M members = M particles, compiled loops (goal <= 1.2)
+3. overhead per case: data generation + metrics + MLflow logging and artifacts (goal <= 1 s)
+4. compile time in a second session of the same study / the first (persistent cache; goal <= 0.1)
+5. wall time of `pytest benchmarks -n 2` against `-n 0` on the same cases (goal: speed-up >= 1.7)
+
+Every measurement runs in fresh processes with their own JAX cache and MLflow store in a temp dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+INNER = r"""
+import json, sys, tempfile, time
+from pathlib import Path
+from harness import load_study, run_case
+from harness.tracking import CaseRun, open_session
+
+cases = load_study(sys.argv[1])
+out = []
+with tempfile.TemporaryDirectory() as store:
+    session = open_session(f"sqlite:///{store}/mlflow.db", [c.experiment for c in cases], "bench")
+    for case in cases:
+        result = run_case(case)
+        t = time.perf_counter()
+        run = CaseRun(session, case, "bench", "bench")
+        run.log_result(result)
+        tracking_s = time.perf_counter() - t
+        out.append({"id": case.id, "learner": case.learner, "seed": case.seed, **result.timings,
+                    "fit_s": result.metrics["fit_s"], "compile_s": result.metrics["compile_s"],
+                    "tracking_s": tracking_s})
+print("RESULT " + json.dumps(out))
+"""
+
+
+def bench_study(path: str, n_seeds: int, steps: int | None, tmp: Path) -> Path:
+    study = yaml.safe_load(Path(path).read_text())
+    study["name"] = "bench"
+    study["seeds"] = list(range(n_seeds))
+    study["marks"] = []
+    study.pop("thresholds", None)
+    study.pop("sweep", None)
+    study["learners"] = {k: v for k, v in study["learners"].items() if k in ("svgd", "ensemble")}
+    if steps:
+        study.setdefault("inference", {})["steps"] = steps
+    out = tmp / "bench.yaml"
+    out.write_text(yaml.safe_dump(study))
+    return out
+
+
+def env_with(cache: Path | str, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PYTEST_"))}
+    env.update({"HARNESS_JAX_CACHE": str(cache), "PYTHONPATH": str(ROOT), **extra})
+    return env
+
+
+def inner_session(study: Path, cache: Path) -> list[dict]:
+    proc = subprocess.run([sys.executable, "-c", INNER, str(study)], cwd=ROOT, env=env_with(cache),
+                          capture_output=True, text=True, check=True)
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def pytest_wall(study: Path, n: int, tmp: Path, tag: str) -> float:
+    env = env_with(tmp / f"cache_{tag}", MLFLOW_TRACKING_URI=f"sqlite:///{tmp / tag}.db")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--configs", str(study), "-n", str(n), "-q"],
+                          cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"pytest -n {n} failed:\n{proc.stdout[-3000:]}")
+    return wall
+
+
+def mean(xs):
+    xs = list(xs)
+    return sum(xs) / len(xs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--study", default=str(ROOT / "configs" / "smoke.yaml"))
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--steps", type=int, default=None, help="override inference.steps")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        study = bench_study(args.study, args.seeds, args.steps, tmp)
+        cfg = yaml.safe_load(study.read_text())
+        print(f"study: {args.study}, {args.seeds} seeds x {sorted(cfg['learners'])}, "
+              f"steps={cfg['inference'].get('steps')}, d={cfg['data']['graph']['n_vars']}, "
+              f"cores={len(os.sched_getaffinity(0))}")
+
+        first = inner_session(study, tmp / "cache")
+        second = inner_session(study, tmp / "cache")  # same persistent cache: a later session
+
+        print("\n1. compile once per shape (first session, cold cache)")
+        for learner in ("svgd", "ensemble"):
+            rows = sorted((r for r in first if r["learner"] == learner), key=lambda r: r["seed"])
+            later = mean(r["fit_s"] for r in rows[1:])
+            print(f"   {learner:8s} first case fit {rows[0]['fit_s']:6.2f} s (compile {rows[0]['compile_s']:5.2f} s), "
+                  f"later cases {later:6.2f} s  -> later/first = {later / rows[0]['fit_s']:.2f}  (goal <= 0.35)")
+
+        print("\n2. ensemble vs svgd, same number of particles, compiled loop (seeds 1..)")
+        run_s = {l: mean(r["fit_s"] for r in first if r["learner"] == l and r["seed"] > 0) for l in ("svgd", "ensemble")}
+        comp_s = {l: next(r["compile_s"] for r in first if r["learner"] == l and r["seed"] == 0) for l in ("svgd", "ensemble")}
+        print(f"   fit: svgd {run_s['svgd']:.2f} s, ensemble {run_s['ensemble']:.2f} s -> ensemble/svgd = "
+              f"{run_s['ensemble'] / run_s['svgd']:.2f}  (goal <= 1.2)")
+        print(f"   compile: svgd {comp_s['svgd']:.2f} s, ensemble {comp_s['ensemble']:.2f} s")
+
+        print("\n3. overhead per case (everything but the learner), second session")
+        for key in ("data_s", "metrics_s", "tracking_s"):
+            print(f"   {key:11s} mean {mean(r[key] for r in second):.3f} s   max {max(r[key] for r in second):.3f} s")
+        overhead = [r["data_s"] + r["metrics_s"] + r["tracking_s"] for r in second]
+        share = mean(o / (o + r["learner_s"]) for o, r in zip(overhead, second))
+        print(f"   total      mean {mean(overhead):.3f} s   max {max(overhead):.3f} s  "
+              f"({100 * share:.1f}% of a case)  (goal <= 1 s)")
+        first_overhead = [r["data_s"] + r["metrics_s"] + r["tracking_s"] for r in first]
+        print(f"   (first session, incl. JAX warm-up in its first case: max {max(first_overhead):.3f} s)")
+
+        print("\n4. persistent compilation cache")
+        c1, c2 = sum(r["compile_s"] for r in first), sum(r["compile_s"] for r in second)
+        print(f"   compile time: first session {c1:.2f} s, second session {c2:.2f} s -> second/first = "
+              f"{c2 / c1:.3f}  (goal <= 0.1)")
+
+        print("\n5. xdist on this machine (cold cache each)")
+        w0 = pytest_wall(study, 0, tmp, "n0")
+        w2 = pytest_wall(study, 2, tmp, "n2")
+        print(f"   pytest -n 0: {w0:.1f} s, -n 2: {w2:.1f} s -> speed-up {w0 / w2:.2f}  (goal >= 1.7)")
+
+
+if __name__ == "__main__":
+    main()
