@@ -157,7 +157,10 @@ class Controller:
             return
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         records = list(self.records.values())
-        tracking.close_session(self.config._harness_session, records, "KILLED" if interrupted else "FINISHED")
+        status = "KILLED" if interrupted else "FINISHED"
+        for orphan in tracking.close_session(self.config._harness_session, records, status):
+            self.records.setdefault(orphan["case_id"], orphan)
+        records = list(self.records.values())
         if self.config.getoption("results_csv") and records:
             summary.write_csv(records, self.config.getoption("results_csv"))
 

@@ -306,9 +306,13 @@ def _create_experiment(client: MlflowClient, uri: str, name: str) -> str:
         return exp.experiment_id
 
 
-def close_session(session: Session, records: list[dict], status: str = "FINISHED") -> None:
-    """Controller, at the end: aggregates on each parent, no child left RUNNING, parents ended."""
+def close_session(session: Session, records: list[dict], status: str = "FINISHED") -> list[dict]:
+    """Controller, at the end: aggregates on each parent, no child left RUNNING, parents ended.
+
+    Returns records of the child runs it had to end (their process died mid-case), so that the
+    summary and the CSV list them too."""
     client = MlflowClient(session.uri)
+    orphans = []
     for experiment, ids in session.parents.items():
         mine = [r for r in records if r.get("experiment") == experiment and r.get("metrics")]
         metrics = aggregate_metrics(mine)
@@ -317,11 +321,12 @@ def close_session(session: Session, records: list[dict], status: str = "FINISHED
             items = [Metric(k, v, now, 0) for k, v in metrics.items()]
             for i in range(0, len(items), 1000):
                 retry_locked(client.log_batch, ids["run_id"], metrics=items[i : i + 1000])
-        _end_orphans(client, ids, "KILLED" if status == "KILLED" else "FAILED")
+        orphans += _end_orphans(client, ids, experiment, "KILLED" if status == "KILLED" else "FAILED")
         if not _children(client, ids):  # nothing of this experiment was selected (-k, -m)
             retry_locked(client.delete_run, ids["run_id"])
             continue
         retry_locked(client.set_terminated, ids["run_id"], status)
+    return orphans
 
 
 def _children(client: MlflowClient, ids: dict, extra_filter: str = "") -> list:
@@ -344,12 +349,20 @@ def aggregate_metrics(records: list[dict]) -> dict[str, float]:
     return out
 
 
-def _end_orphans(client: MlflowClient, ids: dict, status: str) -> None:
+def _end_orphans(client: MlflowClient, ids: dict, experiment: str, status: str) -> list[dict]:
     """End any child of this session still RUNNING (its worker died or was interrupted)."""
+    reason = "the process running this case ended before the case did (killed, out of memory, interrupted)"
+    ended = []
     for run in _children(client, ids, "attributes.status = 'RUNNING'"):
-        reason = "the process running this case ended before the case did"
         retry_locked(client.set_tag, run.info.run_id, "failure_reason", reason)
         retry_locked(client.set_terminated, run.info.run_id, status)
+        tags = run.data.tags
+        ended.append({
+            "case_id": run.info.run_name, "study": tags.get("config_name"), "experiment": experiment,
+            "learner": tags.get("learner"), "seed": int(tags.get("seed", -1)), "run_id": run.info.run_id,
+            "status": status, "metrics": {}, "thresholds": "-", "params": dict(run.data.params), "error": reason,
+        })
+    return ended
 
 
 class CaseRun:

@@ -39,21 +39,24 @@ def write_study(tmp_path):
     return write
 
 
-def run_pytest(args: list[str], tmp_path: Path, env: dict | None = None, timeout: int = 600):
-    """``python -m pytest benchmarks ...`` from the repo root, as a user types it, with its own
-    MLflow store and JAX cache in ``tmp_path`` unless ``env`` says otherwise."""
+def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None) -> tuple[list[str], dict]:
+    """``python -m pytest benchmarks ...`` as a user types it, with its own MLflow store and JAX
+    cache in ``tmp_path`` unless ``env`` says otherwise: (command, environment)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLFLOW_"))}
     full_env.update(
         {
             "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
             "HARNESS_JAX_CACHE": str(tmp_path / "jax_cache"),
             "HARNESS_LEARNERS": "crash=tests.broken.crash,nan_theta=tests.broken.nan_theta,"
-            "transposed_svgd=tests.broken.transposed_svgd",
+            "transposed_svgd=tests.broken.transposed_svgd,die=tests.broken.die,sleepy=tests.broken.sleepy",
             "PYTHONPATH": str(ROOT),
         }
     )
     full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "benchmarks", *args],
-        cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
-    )
+    return [sys.executable, "-m", "pytest", "benchmarks", *args], full_env
+
+
+def run_pytest(args: list[str], tmp_path: Path, env: dict | None = None, timeout: int = 600):
+    """Run :func:`benchmark_command` from the repo root and wait for it."""
+    cmd, full_env = benchmark_command(args, tmp_path, env)
+    return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -183,3 +183,48 @@ def test_forty_cases_on_four_workers_into_one_sqlite_store(write_study, tmp_path
         workers.add(run.data.tags["worker"])
     assert len(workers) == 4
     assert "database is locked" not in proc.stdout + proc.stderr
+
+
+def test_a_dead_worker_fails_its_case_and_the_session_goes_on(write_study, tmp_path):
+    path = write_study(study(learners={"die": {}, "random": {}}))
+    proc = run_pytest(["--configs", str(path), "-n", "2", "--results-csv", str(tmp_path / "r.csv")], tmp_path)
+    assert proc.returncode == 1
+    assert "2 failed, 2 passed" in proc.stdout, proc.stdout[-3000:]
+    client, parents, children = runs_of(tmp_path)
+    status = {r.info.run_name: r.info.status for r in children}
+    assert status == {"tiny-s0-die": "FAILED", "tiny-s1-die": "FAILED",
+                      "tiny-s0-random": "FINISHED", "tiny-s1-random": "FINISHED"}
+    dead = next(r for r in children if r.info.run_name == "tiny-s0-die")
+    assert "ended before the case did" in dead.data.tags["failure_reason"]
+    assert parents[0].info.status == "FINISHED"
+    rows = {r["case_id"]: r["status"] for r in csv.DictReader(open(tmp_path / "r.csv"))}
+    assert rows["tiny-s0-die"] == "FAILED" and rows["tiny-s1-random"] == "FINISHED"
+
+
+def test_ctrl_c_marks_the_running_case_and_the_session_killed(write_study, tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import ROOT, benchmark_command
+
+    path = write_study(study(seeds=[0], learners={"random": {}, "sleepy": {}}))
+    cmd, env = benchmark_command(["--configs", str(path)], tmp_path)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            _, _, children = runs_of(tmp_path)
+            if any(r.info.run_name == "tiny-s0-sleepy" and r.info.status == "RUNNING" for r in children):
+                break
+        except Exception:  # the store is not created yet
+            pass
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out[-3000:]  # pytest's "interrupted"
+    _, parents, children = runs_of(tmp_path)
+    assert {r.info.run_name: r.info.status for r in children} == {
+        "tiny-s0-random": "FINISHED", "tiny-s0-sleepy": "KILLED"}
+    assert parents[0].info.status == "KILLED"

@@ -1,0 +1,9 @@
+"""A learner whose process dies mid-case (as if killed or out of memory)."""
+
+import os
+
+from harness.learners.random_dags import Settings  # noqa: F401
+
+
+def fit(dataset, config, settings, key):
+    os._exit(137)
