@@ -32,6 +32,8 @@ def pytest_addoption(parser):
     group.addoption("--gpus", help="comma-separated GPU ids to spread workers over (default: all visible)")
     group.addoption("--jax-cache", help="JAX persistent compilation cache directory, or 'off' (default: .jax_cache)")
     group.addoption("--results-csv", metavar="PATH", help="write one row per case to this CSV file")
+    group.addoption("--case-timeout", type=float, metavar="SECONDS",
+                    help="fail a case running longer than this (a study's timeout_s takes precedence)")
 
 
 def _is_worker(config) -> bool:
@@ -131,6 +133,11 @@ def case_run(request):
     case = request.node.callspec.params["case"]
     worker = request.config.workerinput["workerid"] if _is_worker(request.config) else "main"
     run = tracking.CaseRun(_session_for(request.config), case, devices.describe_device(), worker)
+    run.run_options = {
+        "default_timeout_s": request.config.getoption("case_timeout"),
+        # progress goes to the terminal when the output is not captured, or with a single process
+        "progress": request.config.getoption("capture") == "no" or _n_workers(request.config) == 0,
+    }
     try:
         yield run
     finally:

@@ -15,11 +15,11 @@ __version__ = "0.1.0"
 from harness.config import Case, StudyFileError, load_cases, load_study  # noqa: E402
 
 
-def run_case(case):
+def run_case(case, **options):
     """Data, learner and metrics of one case (see :func:`harness.run.run_case`)."""
     from harness.run import run_case as _run_case
 
-    return _run_case(case)
+    return _run_case(case, **options)
 
 
 __all__ = ["Case", "StudyFileError", "load_cases", "load_study", "run_case", "__version__"]

@@ -47,7 +47,7 @@ from harness.settings import InferenceSettings, Strict
 DEFAULT_EXPERIMENT = "dibs_vs_ensembles"
 ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
-UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "sweep")
+UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "sweep", "timeout_s")
 
 
 class StudyFileError(ValueError):
@@ -140,6 +140,7 @@ class StudySpec(Strict):
     experiment: str = Field(DEFAULT_EXPERIMENT, min_length=1)
     marks: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(default_factory=list)
     seeds: list[NonNegativeInt] | SeedRange = Field(default_factory=lambda: [0])
+    timeout_s: PositiveFloat | None = Field(None, description="a case running longer fails (default: --case-timeout)")
     data: DataSpec
     inference: dict[str, Any] = Field(default_factory=dict)
     learners: dict[str, dict[str, Any] | None] = Field(min_length=1)

@@ -28,3 +28,11 @@ class Posterior:
     @property
     def n_particles(self) -> int:
         return self.g.shape[0]
+
+
+def graphs_from_latents(z: np.ndarray) -> np.ndarray:
+    """dibs-lib's G = 1[u v^T > 0] at alpha = infinity, diagonal masked: [M, d, k, 2] -> [M, d, d]."""
+    g = (np.einsum("...ik,...jk->...ij", z[..., 0], z[..., 1]) > 0).astype(np.int32)
+    d = g.shape[-1]
+    g[..., np.arange(d), np.arange(d)] = 0
+    return g

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from harness.config import Case
-from harness.jax_setup import configure_jax
 from harness.data import Dataset, case_keys, make_dataset
+from harness.jax_setup import configure_jax
 from harness.learners import learner_module
-from harness.metrics import compute_metrics
-from harness.posterior import Posterior
+from harness.metrics import compute_metrics, graph_metrics
+from harness.monitor import Monitor
+from harness.posterior import Posterior, graphs_from_latents
 
 
 @dataclass
@@ -20,20 +23,39 @@ class CaseResult:
     posterior: Posterior
     metrics: dict[str, float]
     timings: dict[str, float] = field(default_factory=dict)
+    curves: list[tuple[int, dict]] = field(default_factory=list)  # (step, metrics) every eval_every steps
 
 
-def run_case(case: Case) -> CaseResult:
-    """Generate the case's data, fit its learner, compute its metrics."""
+def run_case(case: Case, *, progress: bool = False, default_timeout_s: float | None = None) -> CaseResult:
+    """Generate the case's data, fit its learner, compute its metrics.
+
+    ``progress`` prints steps done and steps/s while the learner runs; the case fails with
+    :class:`~harness.monitor.CaseTimeout` past its study's ``timeout_s`` (else ``default_timeout_s``).
+    """
     configure_jax()
+    monitor = Monitor(case_id=case.id, timeout_s=case.config.get("timeout_s") or default_timeout_s, progress=progress)
     t0 = time.perf_counter()
     dataset = make_dataset(case.config["data"], case.seed)
+    monitor.check_deadline("after generating the data")
     t1 = time.perf_counter()
     module = learner_module(case.learner)
     settings = module.Settings.model_validate(case.settings)
+    monitor.eval_every = getattr(settings, "eval_every", None)
+    monitor.evaluate = lambda z, theta: convergence_metrics(z, dataset)
     _, learner_key = case_keys(case.seed)
-    posterior = module.fit(dataset, case.config, settings, learner_key)
+    posterior = module.fit(dataset, case.config, settings, learner_key, monitor)
     t2 = time.perf_counter()
+    monitor.check_deadline("after the learner")
     metrics = compute_metrics(posterior, dataset, case.config["data"]["model"])
     t3 = time.perf_counter()
-    timings = {"data_s": t1 - t0, "learner_s": t2 - t1, "metrics_s": t3 - t2}
-    return CaseResult(case=case, dataset=dataset, posterior=posterior, metrics=metrics, timings=timings)
+    timings = {"data_s": t1 - t0, "learner_s": t2 - t1, "metrics_s": t3 - t2, "curves_s": monitor.eval_s}
+    return CaseResult(case=case, dataset=dataset, posterior=posterior, metrics=metrics, timings=timings,
+                      curves=monitor.history)
+
+
+def convergence_metrics(z, dataset: Dataset) -> dict[str, float]:
+    """eshd and auroc of the particles' current graphs (uniform weights), for the curves."""
+    g = graphs_from_latents(z)
+    post = Posterior(z=z, g=g, theta=None, log_weights=np.full(len(g), -np.log(len(g))))
+    out = graph_metrics(post, dataset.g)
+    return {"eshd": out["eshd"], "auroc": out["auroc"], "n_cyclic": out["n_cyclic"]}

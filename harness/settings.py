@@ -32,3 +32,6 @@ class InferenceSettings(Strict):
     grad_estimator_z: Literal["reparam", "score"] = "reparam"
     score_function_baseline: float = Field(0.0, ge=0, le=1)
     latent_prior_std: PositiveFloat | None = None
+    eval_every: PositiveInt | None = Field(
+        None, description="log eshd/auroc every K steps as MLflow metric history (off by default)"
+    )

@@ -28,7 +28,12 @@ import numpy as np
 import yaml
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
-from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+from mlflow.utils.validation import (
+    MAX_ENTITY_KEY_LENGTH,
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAM_VAL_LENGTH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+)
 
 import harness
 from harness.config import Case
@@ -380,12 +385,13 @@ class CaseRun:
         self.metrics: dict[str, float] = {}
         self.misses: list[str] = []
         self.error: str | None = None
+        self.run_options: dict[str, Any] = {}  # keyword arguments for ``run`` (progress, default timeout)
 
-    def execute(self, run: Callable[[Case], Any]):
-        """Run the case with ``run`` and log everything; on an exception mark the run FAILED
-        (KILLED for Ctrl-C) with ``traceback.txt`` and re-raise."""
+    def execute(self, run: Callable[..., Any]):
+        """Run the case with ``run(case, **run_options)`` and log everything; on an exception mark
+        the run FAILED (KILLED for Ctrl-C) with ``traceback.txt`` and re-raise."""
         try:
-            result = run(self.case)
+            result = run(self.case, **self.run_options)
             self.log_result(result)
         except BaseException as exc:
             self.fail(exc)
@@ -399,15 +405,22 @@ class CaseRun:
         self.misses = threshold_misses(self.case.id, self.case.thresholds, self.metrics)
         params = [Param(k, v) for k, v in flatten_config(self.case.config).items()]
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, 0) for k, v in self.metrics.items()]
+        # with convergence curves, each metric's history is the curve and its last point the final value
+        final_step = int(self.case.settings.get("steps", 0)) if result.curves else 0
+        metrics = [Metric(k, float(v), now, final_step) for k, v in self.metrics.items()]
         metrics += [Metric(f"time.{k}", float(v), now, 0) for k, v in result.timings.items()]
+        metrics += [
+            Metric(k, float(v), now, step) for step, values in result.curves if step != final_step for k, v in values.items()
+        ]
         tags = [RunTag("thresholds", "failed" if self.misses else "passed")]
         if self.misses:
             tags.append(RunTag("threshold_misses", _truncate("; ".join(self.misses), 5000)))
-        for i in range(0, max(len(params), 1), MAX_PARAMS_TAGS_PER_BATCH):
-            chunk = params[i : i + MAX_PARAMS_TAGS_PER_BATCH]
-            extra = dict(metrics=metrics, tags=tags) if i == 0 else {}
-            retry_locked(self.client.log_batch, self.run_id, params=chunk, **extra)
+        retry_locked(self.client.log_batch, self.run_id, params=params[:MAX_PARAMS_TAGS_PER_BATCH],
+                     metrics=metrics[:MAX_METRICS_PER_BATCH], tags=tags)
+        for i in range(MAX_PARAMS_TAGS_PER_BATCH, len(params), MAX_PARAMS_TAGS_PER_BATCH):
+            retry_locked(self.client.log_batch, self.run_id, params=params[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+        for i in range(MAX_METRICS_PER_BATCH, len(metrics), MAX_METRICS_PER_BATCH):
+            retry_locked(self.client.log_batch, self.run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH])
         with tempfile.TemporaryDirectory() as tmp:
             write_case_artifacts(Path(tmp), self.case, result, self.metrics)
             log_artifacts_selectively(self.client, self.run_id, tmp)

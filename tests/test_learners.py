@@ -64,8 +64,8 @@ def test_ensemble_members_do_not_interact(cases):
     x, mask = _dibs._data(data)
     keys = _dibs.member_keys(case_keys(0)[1], 3)
     timer = _dibs.Timer()
-    three = _dibs.call_compiled(_dibs.ensemble_loop, (problem, 25), (_dibs.ensemble_init(problem, keys, x, mask), x, mask), timer)
-    two = _dibs.call_compiled(_dibs.ensemble_loop, (problem, 25), (_dibs.ensemble_init(problem, keys[:2], x, mask), x, mask), timer)
+    three = _dibs.run_chunked(_dibs.ensemble_loop, problem, 25, _dibs.ensemble_init(problem, keys, x, mask), x, mask, timer)
+    two = _dibs.run_chunked(_dibs.ensemble_loop, problem, 25, _dibs.ensemble_init(problem, keys[:2], x, mask), x, mask, timer)
     np.testing.assert_allclose(problem.get_params(three[0])[:2], problem.get_params(two[0]), rtol=1e-4, atol=1e-5)
 
 
@@ -146,3 +146,31 @@ def test_persistent_cache_skips_compiling_and_changes_nothing(tiny_case_config, 
     assert cold["z"] == warm["z"] == off["z"]
     assert warm["compile_s"] < 0.5 * cold["compile_s"]
     assert any((tmp_path / "cache").iterdir())
+
+
+def test_chunk_lengths():
+    from harness.monitor import chunk_lengths
+
+    assert chunk_lengths(0) == [] and chunk_lengths(40) == [40]
+    assert chunk_lengths(1000) == [100] * 10 and chunk_lengths(3000) == [100] * 30
+    assert chunk_lengths(250) == [50] * 5
+    assert chunk_lengths(997) == [100] * 9 + [97]  # a prime: one extra executable for the rest
+    assert chunk_lengths(100, every=30) == [30, 30, 30, 10]
+
+
+def test_curves_and_chunking_do_not_change_the_result(cases):
+    import dataclasses
+
+    from harness.monitor import Monitor
+
+    case = cases["tiny-s0-ensemble"]
+    data = make_dataset(case.config["data"], 0)
+    problem = _problem(case.config["data"], {})
+    key = case_keys(0)[1]
+    plain = _dibs.fit_ensemble(problem, 3, 25, data, key)
+    seen = []
+    monitor = Monitor(eval_every=5, evaluate=lambda z, theta: seen.append(z.copy()) or {"n": len(seen)})
+    watched = _dibs.fit_ensemble(problem, 3, 25, data, key, monitor)
+    np.testing.assert_array_equal(plain.z, watched.z)
+    assert [step for step, _ in monitor.history] == [5, 10, 15, 20, 25]
+    np.testing.assert_array_equal(seen[-1], watched.z)

@@ -228,3 +228,34 @@ def test_ctrl_c_marks_the_running_case_and_the_session_killed(write_study, tmp_p
     assert {r.info.run_name: r.info.status for r in children} == {
         "tiny-s0-random": "FINISHED", "tiny-s0-sleepy": "KILLED"}
     assert parents[0].info.status == "KILLED"
+
+
+def test_a_case_past_its_timeout_fails_and_the_others_go_on(write_study, tmp_path):
+    s = study(seeds=[0], timeout_s=4, learners={"random": {}, "svgd": {"n_particles": 4, "steps": 100000}})
+    proc = run_pytest(["--configs", str(write_study(s))], tmp_path)
+    assert proc.returncode == 1
+    assert "1 failed, 1 passed" in proc.stdout, proc.stdout[-3000:]
+    _, parents, children = runs_of(tmp_path)
+    status = {r.info.run_name: r.info.status for r in children}
+    assert status == {"tiny-s0-random": "FINISHED", "tiny-s0-svgd": "FAILED"}
+    slow = next(r for r in children if r.info.run_name == "tiny-s0-svgd")
+    assert "ran past its timeout_s = 4 s" in slow.data.tags["failure_reason"]
+    assert "at step" in slow.data.tags["failure_reason"]
+
+
+def test_command_line_case_timeout_applies_to_studies_without_one(write_study, tmp_path):
+    s = study(seeds=[0], learners={"svgd": {"n_particles": 4, "steps": 100000}})
+    proc = run_pytest(["--configs", str(write_study(s)), "--case-timeout", "3"], tmp_path)
+    assert proc.returncode == 1 and "ran past its timeout_s = 3 s" in proc.stdout
+
+
+def test_convergence_curves_are_metric_history(write_study, tmp_path):
+    s = study(seeds=[0], learners={"svgd": {"n_particles": 3, "steps": 40, "eval_every": 10}})
+    proc = run_pytest(["--configs", str(write_study(s))], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    client, _, children = runs_of(tmp_path)
+    run = children[0]
+    for metric in ("eshd", "auroc"):
+        history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric))
+        assert [step for step, _ in history] == [10, 20, 30, 40]
+        assert history[-1][1] == run.data.metrics[metric]  # the last point is the final value

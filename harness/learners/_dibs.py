@@ -25,7 +25,8 @@ from jax.example_libraries import optimizers
 from jax.tree_util import tree_map
 
 from harness.data import Dataset, make_graph_model, make_likelihood_model
-from harness.posterior import Posterior
+from harness.monitor import chunk_lengths
+from harness.posterior import Posterior, graphs_from_latents
 
 DIBS_KEYS = (
     "optimizer",
@@ -138,20 +139,37 @@ def svgd_init(problem: Problem, n_particles: int, key, x, mask):
     return dibs.opt_init(z), dibs.opt_init(theta), key, jnp.zeros(n_particles)
 
 
-def svgd_loop(problem: Problem, steps: int, state, x, mask):
+def svgd_loop(problem: Problem, steps: int, t0, state, x, mask):
     dibs = problem.dibs(x, mask)
-    return jax.lax.fori_loop(0, steps, lambda t, s: dibs._svgd_step(t, *s), state)
+    return jax.lax.fori_loop(t0, t0 + steps, lambda t, s: dibs._svgd_step(t, *s), state)
 
 
-def fit_svgd(problem: Problem, n_particles: int, steps: int, dataset: Dataset, key) -> Posterior:
+def fit_svgd(problem: Problem, n_particles: int, steps: int, dataset: Dataset, key, monitor=None) -> Posterior:
     x, mask = _data(dataset)
     timer = Timer()
     start = time.perf_counter()
     state = svgd_init(problem, n_particles, key, x, mask)
-    state = call_compiled(svgd_loop, (problem, steps), (state, x, mask), timer)
-    z = _params(problem, state[0])
-    theta = _params(problem, state[1])
+    state = run_chunked(svgd_loop, problem, steps, state, x, mask, timer, monitor)
+    z, theta = read_particles(problem, state)
     return _posterior(z, theta, time.perf_counter() - start, timer)
+
+
+def run_chunked(loop, problem: Problem, steps: int, state, x, mask, timer: Timer, monitor=None):
+    """Run ``loop`` for ``steps`` steps in chunks (see ``harness.monitor``), one executable per
+    chunk length, checking the monitor (deadline, progress, curves) between chunks."""
+    done = 0
+    for n in chunk_lengths(steps, monitor.eval_every if monitor else None):
+        state = call_compiled(loop, (problem, n), (jnp.asarray(done, jnp.int32), state, x, mask), timer)
+        done += n
+        if monitor is not None:
+            state = jax.block_until_ready(state)
+            monitor.after_chunk(done, steps, lambda: read_particles(problem, state))
+    return state
+
+
+def read_particles(problem: Problem, state) -> tuple:
+    """(z, theta) as numpy from a loop state (svgd's, or the ensemble's stacked member states)."""
+    return _params(problem, state[0]), _params(problem, state[1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,34 +201,34 @@ def member_step(dibs: JointDiBS, t, state):
     return opt_z, opt_theta, key, baseline[0]
 
 
-def member_loop(problem: Problem, steps: int, state, x, mask):
+def member_loop(problem: Problem, steps: int, t0, state, x, mask):
     dibs = problem.dibs(x, mask)
-    return jax.lax.fori_loop(0, steps, lambda t, s: member_step(dibs, t, s), state)
+    return jax.lax.fori_loop(t0, t0 + steps, lambda t, s: member_step(dibs, t, s), state)
 
 
 def ensemble_init(problem: Problem, keys, x, mask):
     return jax.vmap(member_init, (None, 0, None, None))(problem, keys, x, mask)
 
 
-def ensemble_loop(problem: Problem, steps: int, states, x, mask):
+def ensemble_loop(problem: Problem, steps: int, t0, states, x, mask):
     dibs = problem.dibs(x, mask)
     step = jax.vmap(lambda t, s: member_step(dibs, t, s), (None, 0))
-    return jax.lax.fori_loop(0, steps, step, states)
+    return jax.lax.fori_loop(t0, t0 + steps, step, states)
 
 
 def member_keys(key, n_members: int):
     return jax.random.split(key, n_members)
 
 
-def fit_ensemble(problem: Problem, n_members: int, steps: int, dataset: Dataset, key) -> Posterior:
+def fit_ensemble(problem: Problem, n_members: int, steps: int, dataset: Dataset, key, monitor=None) -> Posterior:
     """All members as one vectorised computation (vmap over members inside one compiled loop)."""
     x, mask = _data(dataset)
     timer = Timer()
     start = time.perf_counter()
-    keys = member_keys(key, n_members)
-    states = ensemble_init(problem, keys, x, mask)
-    states = call_compiled(ensemble_loop, (problem, steps), (states, x, mask), timer)
-    return _posterior(_params(problem, states[0]), _params(problem, states[1]), time.perf_counter() - start, timer)
+    states = ensemble_init(problem, member_keys(key, n_members), x, mask)
+    states = run_chunked(ensemble_loop, problem, steps, states, x, mask, timer, monitor)
+    z, theta = read_particles(problem, states)
+    return _posterior(z, theta, time.perf_counter() - start, timer)
 
 
 def fit_members_one_by_one(problem: Problem, n_members: int, steps: int, dataset: Dataset, key) -> Posterior:
@@ -221,9 +239,10 @@ def fit_members_one_by_one(problem: Problem, n_members: int, steps: int, dataset
     zs, thetas = [], []
     for member_key in member_keys(key, n_members):
         state = member_init(problem, member_key, x, mask)
-        state = call_compiled(member_loop, (problem, steps), (state, x, mask), timer)
-        zs.append(_params(problem, state[0]))
-        thetas.append(_params(problem, state[1]))
+        state = run_chunked(member_loop, problem, steps, state, x, mask, timer)
+        z, theta = read_particles(problem, state)
+        zs.append(z)
+        thetas.append(theta)
     theta = tree_map(lambda *leaves: np.stack(leaves), *thetas)
     return _posterior(np.stack(zs), theta, time.perf_counter() - start, timer)
 
@@ -243,9 +262,7 @@ def _params(problem: Problem, opt_state):
 
 
 def _posterior(z: np.ndarray, theta, fit_s: float, timer: Timer) -> Posterior:
-    u, v = z[..., 0], z[..., 1]
-    g = (np.einsum("...ik,...jk->...ij", u, v) > 0).astype(np.int32)
-    g[..., np.arange(g.shape[-1]), np.arange(g.shape[-1])] = 0
+    g = graphs_from_latents(z)
     m = z.shape[0]
     return Posterior(
         z=z,

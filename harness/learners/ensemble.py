@@ -16,8 +16,8 @@ class Settings(InferenceSettings):
     n_members: PositiveInt = 20
 
 
-def fit(dataset, config: dict, settings: Settings, key):
+def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     from harness.learners import _dibs
 
     problem = _dibs.Problem.build(config["data"], settings.model_dump(), dataset.n_vars)
-    return _dibs.fit_ensemble(problem, settings.n_members, settings.steps, dataset, key)
+    return _dibs.fit_ensemble(problem, settings.n_members, settings.steps, dataset, key, monitor)

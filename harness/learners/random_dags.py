@@ -19,7 +19,7 @@ class Settings(Strict):
     n_particles: PositiveInt = 20
 
 
-def fit(dataset, config: dict, settings: Settings, key):
+def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     import jax
     import numpy as np
     from dibs.graph_utils import graph_to_mat

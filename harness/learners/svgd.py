@@ -13,8 +13,8 @@ class Settings(InferenceSettings):
     h_theta: PositiveFloat = Field(500.0, description="kernel bandwidth on Θ (dibs-lib default)")
 
 
-def fit(dataset, config: dict, settings: Settings, key):
+def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     from harness.learners import _dibs
 
     problem = _dibs.Problem.build(config["data"], settings.model_dump(), dataset.n_vars)
-    return _dibs.fit_svgd(problem, settings.n_particles, settings.steps, dataset, key)
+    return _dibs.fit_svgd(problem, settings.n_particles, settings.steps, dataset, key, monitor)

@@ -3,5 +3,5 @@
 from harness.learners.random_dags import Settings  # noqa: F401
 
 
-def fit(dataset, config, settings, key):
+def fit(dataset, config, settings, key, monitor=None):
     raise RuntimeError("deliberate failure inside the learner")

@@ -6,8 +6,8 @@ from harness.learners import random_dags
 from harness.learners.random_dags import Settings  # noqa: F401
 
 
-def fit(dataset, config, settings, key):
-    post = random_dags.fit(dataset, config, settings, key)
+def fit(dataset, config, settings, key, monitor=None):
+    post = random_dags.fit(dataset, config, settings, key, monitor)
     post.theta = np.array(post.theta, copy=True)
     post.theta[1] = np.nan
     return post

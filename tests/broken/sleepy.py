@@ -5,6 +5,6 @@ import time
 from harness.learners.random_dags import Settings  # noqa: F401
 
 
-def fit(dataset, config, settings, key):
+def fit(dataset, config, settings, key, monitor=None):
     time.sleep(120)
     raise AssertionError("should have been interrupted")

@@ -4,8 +4,8 @@ from harness.learners import svgd
 from harness.learners.svgd import Settings  # noqa: F401
 
 
-def fit(dataset, config, settings, key):
-    post = svgd.fit(dataset, config, settings, key)
+def fit(dataset, config, settings, key, monitor=None):
+    post = svgd.fit(dataset, config, settings, key, monitor)
     post.g = post.g.transpose(0, 2, 1).copy()
     post.z = post.z[..., ::-1].copy()
     return post
