@@ -32,6 +32,9 @@ def pytest_addoption(parser):
     group.addoption("--gpus", help="comma-separated GPU ids to spread workers over (default: all visible)")
     group.addoption("--jax-cache", help="JAX persistent compilation cache directory, or 'off' (default: .jax_cache)")
     group.addoption("--results-csv", metavar="PATH", help="write one row per case to this CSV file")
+    group.addoption("--reuse", action="store_true",
+                    help="skip a case whose experiment already has a FINISHED run of the same config hash "
+                    "and harness version; report that run's metrics")
     group.addoption("--case-timeout", type=float, metavar="SECONDS",
                     help="fail a case running longer than this (a study's timeout_s takes precedence)")
 
@@ -132,7 +135,8 @@ def case_run(request):
     """The case's child MLflow run; never left RUNNING, its record sent to the controller."""
     case = request.node.callspec.params["case"]
     worker = request.config.workerinput["workerid"] if _is_worker(request.config) else "main"
-    run = tracking.CaseRun(_session_for(request.config), case, devices.describe_device(), worker)
+    session = _session_for(request.config)
+    run = tracking.CaseRun(session, case, devices.describe_device(), worker, reuse=request.config.getoption("reuse"))
     run.run_options = {
         "default_timeout_s": request.config.getoption("case_timeout"),
         # progress goes to the terminal when the output is not captured, or with a single process
@@ -180,6 +184,9 @@ class Controller:
         tr.write_line(summary.case_table(records))
         tr.section("learners (mean ± sd over seeds)")
         tr.write_line(summary.learner_table(records))
+        reused = sorted(r["case_id"] for r in records if r.get("reused"))
+        if reused:
+            tr.write_line(f"\nreused {len(reused)} case(s) from earlier runs (--reuse): {', '.join(reused)}")
         if self.config.getoption("results_csv"):
             tr.write_line(f"\nper-case CSV: {self.config.getoption('results_csv')}")
         tr.write_line(f"\nopen the results: {summary.open_command(self.config._harness_session.uri)}")

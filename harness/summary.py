@@ -13,6 +13,8 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     rows = []
     for r in records:
         row = {k: r.get(k) for k in ("case_id", "study", "learner", "seed", "run_id", "status", "thresholds")}
+        if r.get("reused"):
+            row["status"] = "REUSED"
         row.update(r.get("metrics") or {})
         rows.append(row)
     return pd.DataFrame(rows)
@@ -28,7 +30,7 @@ def case_table(records: list[dict]) -> str:
 def learner_table(records: list[dict]) -> str:
     """Per study and learner: mean ± sd over seeds of the main metrics, and the number of seeds."""
     df = records_frame(records)
-    df = df[df["status"] == "FINISHED"]
+    df = df[df["status"].isin(["FINISHED", "REUSED"])]
     metrics = [m for m in MAIN_METRICS if m in df.columns]
     if df.empty or not metrics:
         return "(no finished case)"
@@ -49,7 +51,8 @@ def write_csv(records: list[dict], path: str | Path) -> Path:
         row = {"case_id": r["case_id"], "learner": r["learner"], "seed": r["seed"]}
         row.update({f"params.{k}": v for k, v in (r.get("params") or {}).items()})
         row.update({f"metrics.{k}": v for k, v in (r.get("metrics") or {}).items()})
-        row.update({"run_id": r["run_id"], "status": r["status"], "thresholds": r.get("thresholds")})
+        row.update({"run_id": r["run_id"], "status": r["status"], "thresholds": r.get("thresholds"),
+                    "reused": bool(r.get("reused"))})
         rows.append(row)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
