@@ -40,6 +40,7 @@ from pydantic import (
     model_validator,
 )
 
+from harness.datasets import REAL_DATASETS, MissingDataset, sachs_files
 from harness.learners import registry, settings_class
 from harness.metric_names import METRICS
 from harness.settings import InferenceSettings, Strict
@@ -61,11 +62,13 @@ class StudyFileError(ValueError):
 
 class GraphSpec(Strict):
     type: Literal["er", "sf"] = "er"
-    n_vars: int = Field(ge=2)
+    n_vars: int | None = Field(None, ge=2, description="required for synthetic data; real data set it")
     edges_per_node: PositiveFloat = 2.0
 
     @model_validator(mode="after")
     def _feasible_density(self):
+        if self.n_vars is None:
+            return self
         if self.type == "er" and self.edges_per_node >= (self.n_vars - 1) / 2:
             raise ValueError(
                 f"edges_per_node must be below (n_vars - 1) / 2 = {(self.n_vars - 1) / 2} for an ER "
@@ -104,11 +107,49 @@ class InterventionSpec(Strict):
 
 
 class DataSpec(Strict):
-    graph: GraphSpec
+    """Synthetic data (``graph`` + ``model``) or a real data set (``dataset``; ``model`` is then
+    only the likelihood the learners infer with, ``graph`` only the prior's type and density)."""
+
+    dataset: Literal["sachs"] | None = None
+    graph: GraphSpec | None = None
     model: ModelSpec
     n_observations: PositiveInt = 100
     n_ho_observations: PositiveInt = 100
     interventions: InterventionSpec = Field(default_factory=InterventionSpec)
+    standardize: bool = Field(True, description="real data: standardise each column")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _real_data_defaults(cls, data):
+        real = REAL_DATASETS.get(data.get("dataset")) if isinstance(data, dict) else None
+        if real is None:
+            return data
+        data = dict(data)
+        graph = dict(data.get("graph") or {})
+        graph.setdefault("type", "er")
+        graph.setdefault("edges_per_node", real.default_edges_per_node)
+        graph.setdefault("n_vars", real.n_vars)
+        data["graph"] = graph
+        data.setdefault("interventions", {"n_sets": 0})
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.dataset is None:
+            if self.graph is None or self.graph.n_vars is None:
+                raise ValueError("synthetic data need `graph` with `n_vars` (or name a real `dataset`)")
+            return self
+        real = REAL_DATASETS[self.dataset]
+        if self.graph.n_vars != real.n_vars:
+            raise ValueError(f"dataset {real.name} has {real.n_vars} variables, not graph.n_vars = {self.graph.n_vars}")
+        if self.interventions.n_sets:
+            raise ValueError(f"dataset {real.name} has no interventional test sets: set interventions.n_sets to 0")
+        if self.n_observations + self.n_ho_observations > real.n_samples:
+            raise ValueError(
+                f"n_observations + n_ho_observations = {self.n_observations + self.n_ho_observations} "
+                f"exceeds the {real.n_samples} samples of dataset {real.name}"
+            )
+        return self
 
 
 class SeedRange(Strict):
@@ -227,6 +268,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
         raw = _apply_point(raw, overrides, path, keep_sweep=True, what="override")
     spec = _validate(StudySpec, raw, path)
     _check_thresholds(spec, path)
+    _check_dataset_installed(spec, path)
     cases = []
     for point in _sweep_points(spec, path):
         point_raw = _apply_point(raw, point, path)
@@ -334,6 +376,14 @@ def _check_thresholds(spec: StudySpec, path: Path) -> None:
                     f"{path}: key 'thresholds.{learner}.{metric}': unknown metric"
                     f"{_suggest(metric, METRICS)}; expected one of: {', '.join(METRICS)}"
                 )
+
+
+def _check_dataset_installed(spec: StudySpec, path: Path) -> None:
+    if spec.data.dataset == "sachs":
+        try:
+            sachs_files()
+        except MissingDataset as exc:
+            raise StudyFileError(f"{path}: key 'data.dataset': {exc}") from None
 
 
 def _sweep_points(spec: StudySpec, path: Path) -> list[dict]:

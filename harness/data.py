@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from dibs.graph_utils import graph_to_mat
 from dibs.models import DenseNonlinearGaussian, LinearGaussian
 from dibs.models.graph import ErdosReniDAGDistribution, ScaleFreeDAGDistribution
 
 from harness.config import DataSpec
+from harness.datasets import load_sachs, standardize
 
 
 @dataclass
@@ -41,7 +41,7 @@ class InterventionSet:
 @dataclass
 class Dataset:
     g: np.ndarray  # ground-truth adjacency [d, d], g[i, j] = 1 for i -> j
-    theta: Any  # ground-truth parameters (pytree of numpy arrays)
+    theta: Any  # ground-truth parameters (pytree of numpy arrays); None for real data
     x: np.ndarray  # training data [n_observations, d]
     x_ho: np.ndarray  # held-out observational data [n_ho_observations, d]
     interventions: list[InterventionSet] = field(default_factory=list)
@@ -86,6 +86,8 @@ def make_likelihood_model(model: dict, n_vars: int):
 def make_dataset(data: dict, seed: int) -> Dataset:
     """Ground truth, training data, held-out data and interventional sets for ``seed``."""
     spec = DataSpec.model_validate(data).model_dump()
+    if spec["dataset"] is not None:
+        return make_real_dataset(spec, seed)
     d = spec["graph"]["n_vars"]
     graph_model = make_graph_model(spec["graph"])
     model = make_likelihood_model(spec["model"], d)
@@ -119,5 +121,14 @@ def make_dataset(data: dict, seed: int) -> Dataset:
     )
 
 
-def as_jax(x: np.ndarray) -> jax.Array:
-    return jnp.asarray(x, dtype=jnp.float32)
+def make_real_dataset(spec: dict, seed: int) -> Dataset:
+    """A real data set: a seeded random split into disjoint training and held-out samples."""
+    x_all, nodes, g = load_sachs()
+    if spec["standardize"]:
+        x_all = standardize(x_all)
+    key, _ = case_keys(seed)
+    order = np.asarray(jax.random.permutation(key, x_all.shape[0]))
+    n, n_ho = spec["n_observations"], spec["n_ho_observations"]
+    x = x_all[order[:n]].astype(np.float32)
+    x_ho = x_all[order[n : n + n_ho]].astype(np.float32)
+    return Dataset(g=g, theta=None, x=x, x_ho=x_ho, interventions=[], nodes=nodes)

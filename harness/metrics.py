@@ -104,13 +104,20 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict) ->
 
     loglik = _batched_log_likelihood(tuple(sorted((k, _hashable(v)) for k, v in model_config.items())), dataset.n_vars)
 
-    def negll(x, mask) -> float:
+    particle_ids = np.flatnonzero(keep) if keep.any() else np.array([-1])
+
+    def negll(x, mask, what: str) -> float:
         ll = np.asarray(loglik(jnp.asarray(g, jnp.float32), theta, jnp.asarray(x), jnp.asarray(mask)), np.float64)
+        bad = ~np.isfinite(ll)
+        if bad.any():
+            raise MetricError(f"log-likelihood of {what} is NaN/inf for particles {particle_ids[bad].tolist()}")
         return float(-(np.exp(lw) @ ll))
 
-    out = {"negll_obs": negll(dataset.x_ho, np.zeros_like(dataset.x_ho, dtype=np.int32))}
+    out = {"negll_obs": negll(dataset.x_ho, np.zeros_like(dataset.x_ho, dtype=np.int32), "the held-out data")}
     if dataset.interventions:
-        out["negll_intrv"] = float(np.mean([negll(s.x, s.mask) for s in dataset.interventions]))
+        out["negll_intrv"] = float(np.mean([
+            negll(s.x, s.mask, f"interventional set {i}") for i, s in enumerate(dataset.interventions)
+        ]))
     return out
 
 

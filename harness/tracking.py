@@ -446,6 +446,9 @@ class CaseRun:
             Metric(k, float(v), now, step) for step, values in result.curves if step != final_step for k, v in values.items()
         ]
         tags = [RunTag("thresholds", "failed" if self.misses else "passed")]
+        if result.dataset.theta is None:
+            tags.append(RunTag("metrics_not_logged", "negll_intrv: real data has no interventional test sets "
+                               "(and no ground-truth parameters exist)"))
         if self.misses:
             tags.append(RunTag("threshold_misses", _truncate("; ".join(self.misses), 5000)))
         retry_locked(self.client.log_batch, self.run_id, params=params[:MAX_PARAMS_TAGS_PER_BATCH],
