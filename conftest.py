@@ -184,6 +184,10 @@ class Controller:
         tr.write_line(summary.case_table(records))
         tr.section("learners (mean ± sd over seeds)")
         tr.write_line(summary.learner_table(records))
+        comparisons = summary.paired_lines(records)
+        if comparisons:
+            tr.section("paired comparison (same seed, same data)")
+            tr.write_line(comparisons)
         reused = sorted(r["case_id"] for r in records if r.get("reused"))
         if reused:
             tr.write_line(f"\nreused {len(reused)} case(s) from earlier runs (--reuse): {', '.join(reused)}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.compare import paired_comparisons
+
 MAIN_METRICS = ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "fit_s")
 
 
@@ -42,6 +44,12 @@ def learner_table(records: list[dict]) -> str:
             row[m] = f"{vals.mean():.3f} ± {vals.std(ddof=1) if len(vals) > 1 else 0.0:.3f}" if len(vals) else "-"
         rows.append(row)
     return pd.DataFrame(rows).to_string(index=False)
+
+
+def paired_lines(records: list[dict]) -> str:
+    """One line per config, learner pair and metric (see ``harness.compare``)."""
+    finished = [r for r in records if r.get("metrics")]
+    return "\n".join(f"{p.config}: {p.statement}" for p in paired_comparisons(finished))
 
 
 def write_csv(records: list[dict], path: str | Path) -> Path:

@@ -36,6 +36,7 @@ from mlflow.utils.validation import (
 )
 
 import harness
+from harness.compare import paired_comparisons
 from harness.config import Case
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
@@ -321,6 +322,8 @@ def close_session(session: Session, records: list[dict], status: str = "FINISHED
     for experiment, ids in session.parents.items():
         mine = [r for r in records if r.get("experiment") == experiment and r.get("metrics")]
         metrics = aggregate_metrics(mine)
+        for paired in paired_comparisons(mine):
+            metrics.update({k: v for k, v in paired.as_metrics().items() if np.isfinite(v)})
         if metrics:
             now = int(time.time() * 1000)
             items = [Metric(k, v, now, 0) for k, v in metrics.items()]

@@ -9,6 +9,7 @@ Prints, for a study of `--seeds` seeds x {svgd, ensemble}:
 3. overhead per case: data generation + metrics + MLflow logging and artifacts (goal <= 1 s)
 4. compile time in a second session of the same study / the first (persistent cache; goal <= 0.1)
 5. wall time of `pytest benchmarks -n 2` against `-n 0` on the same cases (goal: speed-up >= 1.7)
+6. cost of convergence curves at inference.eval_every = steps / 20 (svgd and ensemble, compiled loops)
 
 Every measurement runs in fresh processes with their own JAX cache and MLflow store in a temp dir.
 """
@@ -51,7 +52,8 @@ print("RESULT " + json.dumps(out))
 """
 
 
-def bench_study(path: str, n_seeds: int, steps: int | None, tmp: Path) -> Path:
+def bench_study(path: str, n_seeds: int, steps: int | None, tmp: Path, eval_every: int | None = None,
+                name: str = "bench") -> Path:
     study = yaml.safe_load(Path(path).read_text())
     study["name"] = "bench"
     study["seeds"] = list(range(n_seeds))
@@ -61,7 +63,10 @@ def bench_study(path: str, n_seeds: int, steps: int | None, tmp: Path) -> Path:
     study["learners"] = {k: v for k, v in study["learners"].items() if k in ("svgd", "ensemble")}
     if steps:
         study.setdefault("inference", {})["steps"] = steps
-    out = tmp / "bench.yaml"
+    if eval_every:
+        study.setdefault("inference", {})["eval_every"] = eval_every
+    study["name"] = name
+    out = tmp / f"{name}.yaml"
     out.write_text(yaml.safe_dump(study))
     return out
 
@@ -141,6 +146,15 @@ def main() -> None:
         c1, c2 = sum(r["compile_s"] for r in first), sum(r["compile_s"] for r in second)
         print(f"   compile time: first session {c1:.2f} s, second session {c2:.2f} s -> second/first = "
               f"{c2 / c1:.3f}  (goal <= 0.1)")
+
+        print("\n6. convergence curves at eval_every = steps / 20 (seeds 1.., compiled loops)")
+        steps = cfg["inference"].get("steps", 1000)
+        curves = inner_session(bench_study(args.study, args.seeds, args.steps, tmp, steps // 20, "curves"), tmp / "cache")
+        for learner in ("svgd", "ensemble"):
+            with_c = mean(r["fit_s"] for r in curves if r["learner"] == learner and r["seed"] > 0)
+            print(f"   {learner:8s} fit {run_s[learner]:.2f} s without, {with_c:.2f} s with curves -> "
+                  f"overhead {100 * (with_c / run_s[learner] - 1):+.1f}%  (eval itself: "
+                  f"{mean(r['curves_s'] for r in curves if r['learner'] == learner):.3f} s per case)")
 
         print("\n5. xdist on this machine (cold cache each)")
         w0 = pytest_wall(study, 0, tmp, "n0")

@@ -178,42 +178,40 @@ def read_particles(problem: Problem, state) -> tuple:
 
 
 def member_init(problem: Problem, key, x, mask):
-    """One member's optimiser states: its own draw from the same initial distribution as svgd."""
+    """One member's initial (z, theta, key): its own draw from svgd's initial distribution."""
     dibs = problem.dibs(x, mask)
     key, subk = jax.random.split(key)
     z, theta = dibs._sample_initial_random_particles(key=subk, n_particles=1, n_dim=problem.n_dim)
-    z, theta = z[0], tree_map(lambda a: a[0], theta)
-    return dibs.opt_init(z), dibs.opt_init(theta), key, jnp.zeros(())
-
-
-def member_step(dibs: JointDiBS, t, state):
-    """One optimiser step of one member along its own posterior gradient (no kernel, no repulsion)."""
-    opt_z, opt_theta, key, baseline = state
-    z = dibs.get_params(opt_z)[None]
-    theta = tree_map(lambda a: a[None], dibs.get_params(opt_theta))
-    key, k_theta, k_z, k_prior = jax.random.split(key, 4)
-    dtheta = dibs.eltwise_grad_theta_likelihood(z, theta, t, k_theta[None])
-    dz_lik, baseline = dibs.eltwise_grad_z_likelihood(z, theta, baseline[None], t, k_z[None])
-    dz_prior = dibs.eltwise_grad_latent_prior(z, k_prior[None], t)
-    # the optimiser descends, so pass the negated ascent direction (as dibs-lib's SVGD does)
-    opt_z = dibs.opt_update(t, -(dz_prior + dz_lik)[0], opt_z)
-    opt_theta = dibs.opt_update(t, tree_map(lambda g: -g[0], dtheta), opt_theta)
-    return opt_z, opt_theta, key, baseline[0]
-
-
-def member_loop(problem: Problem, steps: int, t0, state, x, mask):
-    dibs = problem.dibs(x, mask)
-    return jax.lax.fori_loop(t0, t0 + steps, lambda t, s: member_step(dibs, t, s), state)
+    return z[0], tree_map(lambda a: a[0], theta), key
 
 
 def ensemble_init(problem: Problem, keys, x, mask):
-    return jax.vmap(member_init, (None, 0, None, None))(problem, keys, x, mask)
+    """Optimiser states of all members (stacked), each drawn with its own key."""
+    dibs = problem.dibs(x, mask)
+    z, theta, keys = jax.vmap(member_init, (None, 0, None, None))(problem, keys, x, mask)
+    return dibs.opt_init(z), dibs.opt_init(theta), keys, jnp.zeros(keys.shape[0])
+
+
+def ensemble_step(dibs: JointDiBS, t, state):
+    """One optimiser step of every member along its own posterior gradient: no kernel, no
+    repulsion. dibs-lib's estimators are element-wise over particles, so member m's update depends
+    only on its own (z, theta) and its own key stream: the batch is M independent runs."""
+    opt_z, opt_theta, keys, baselines = state
+    z, theta = dibs.get_params(opt_z), dibs.get_params(opt_theta)
+    split = jax.vmap(lambda k: jax.random.split(k, 4))(keys)
+    keys, k_theta, k_z, k_prior = split[:, 0], split[:, 1], split[:, 2], split[:, 3]
+    dtheta = dibs.eltwise_grad_theta_likelihood(z, theta, t, k_theta)
+    dz_lik, baselines = dibs.eltwise_grad_z_likelihood(z, theta, baselines, t, k_z)
+    dz_prior = dibs.eltwise_grad_latent_prior(z, k_prior, t)
+    # the optimiser descends, so pass the negated ascent direction (as dibs-lib's SVGD does)
+    opt_z = dibs.opt_update(t, -(dz_prior + dz_lik), opt_z)
+    opt_theta = dibs.opt_update(t, tree_map(jnp.negative, dtheta), opt_theta)
+    return opt_z, opt_theta, keys, baselines
 
 
 def ensemble_loop(problem: Problem, steps: int, t0, states, x, mask):
     dibs = problem.dibs(x, mask)
-    step = jax.vmap(lambda t, s: member_step(dibs, t, s), (None, 0))
-    return jax.lax.fori_loop(t0, t0 + steps, step, states)
+    return jax.lax.fori_loop(t0, t0 + steps, lambda t, s: ensemble_step(dibs, t, s), states)
 
 
 def member_keys(key, n_members: int):
@@ -221,7 +219,7 @@ def member_keys(key, n_members: int):
 
 
 def fit_ensemble(problem: Problem, n_members: int, steps: int, dataset: Dataset, key, monitor=None) -> Posterior:
-    """All members as one vectorised computation (vmap over members inside one compiled loop)."""
+    """All members as one vectorised computation (one compiled loop over the stacked members)."""
     x, mask = _data(dataset)
     timer = Timer()
     start = time.perf_counter()
@@ -232,17 +230,18 @@ def fit_ensemble(problem: Problem, n_members: int, steps: int, dataset: Dataset,
 
 
 def fit_members_one_by_one(problem: Problem, n_members: int, steps: int, dataset: Dataset, key) -> Posterior:
-    """Reference for tests: each member run alone, with the key it gets in ``fit_ensemble``."""
+    """Reference for tests: each member run alone (an ensemble of one), with the key it gets in
+    ``fit_ensemble``."""
     x, mask = _data(dataset)
     timer = Timer()
     start = time.perf_counter()
     zs, thetas = [], []
     for member_key in member_keys(key, n_members):
-        state = member_init(problem, member_key, x, mask)
-        state = run_chunked(member_loop, problem, steps, state, x, mask, timer)
+        state = ensemble_init(problem, member_key[None], x, mask)
+        state = run_chunked(ensemble_loop, problem, steps, state, x, mask, timer)
         z, theta = read_particles(problem, state)
-        zs.append(z)
-        thetas.append(theta)
+        zs.append(z[0])
+        thetas.append(tree_map(lambda a: a[0], theta))
     theta = tree_map(lambda *leaves: np.stack(leaves), *thetas)
     return _posterior(np.stack(zs), theta, time.perf_counter() - start, timer)
 

@@ -1,0 +1,90 @@
+"""The report: built from a real store of a tiny study; every file; numbers equal the runs'; no pickle."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness.compare import paired_comparisons
+from tests.conftest import ROOT, TINY, run_pytest
+
+AUDIT = """
+import sys
+events = []
+sys.addaudithook(lambda event, args: event.startswith("pickle") and events.append(event))
+from harness.__main__ import main
+main(sys.argv[1:])
+assert not events, events
+print("NO_PICKLE")
+"""
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("store")
+    study = copy.deepcopy(TINY)
+    study.update(name="rep", experiment="report_exp", seeds=[0, 1, 2],
+                 inference={"steps": 30, "n_grad_mc_samples": 8, "eval_every": 10},
+                 learners={"svgd": {"n_particles": 3}, "ensemble": {"n_members": 3}})
+    path = tmp / "rep.yaml"
+    import yaml
+
+    path.write_text(yaml.safe_dump(study))
+    proc = run_pytest(["--configs", str(path), "-n", "2"], tmp)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return tmp
+
+
+def test_report_writes_every_file_without_unpickling(store, tmp_path):
+    out = tmp_path / "report"
+    proc = subprocess.run(
+        [sys.executable, "-c", AUDIT, "report", "--experiment", "report_exp", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True,
+        env={"MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0 and "NO_PICKLE" in proc.stdout, proc.stderr[-3000:]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(["report.html", "report.md", "rep_convergence.png", "rep_edges.png", "rep_metrics.png", "rep_roc.png"])
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and ".png\"" not in html  # self-contained
+    md = (out / "report.md").read_text()
+    assert md.count("![rep_") == 4 and "svgd lower eshd than ensemble in" in md
+
+
+def test_report_numbers_equal_the_runs(store, tmp_path):
+    from harness.report import build_report
+
+    md = build_report(f"sqlite:///{store / 'mlflow.db'}", "report_exp", tmp_path / "r").read_text()
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("report_exp")
+    runs = [r for r in client.search_runs([exp.experiment_id]) if "case_id" in r.data.tags]
+    for learner in ("svgd", "ensemble"):
+        for metric in ("eshd", "auroc", "negll_obs"):
+            vals = np.array([r.data.metrics[metric] for r in runs if r.data.tags["learner"] == learner])
+            cell = f"{vals.mean():.3f} ± {vals.std(ddof=1):.3f}"
+            row = next(line for line in md.splitlines() if line.startswith(f"| {learner} "))
+            assert cell in row, (learner, metric, cell, row)
+    records = [{"case_id": r.data.tags["case_id"], "learner": r.data.tags["learner"],
+                "seed": int(r.data.tags["seed"]), "metrics": r.data.metrics} for r in runs]
+    eshd = next(p for p in paired_comparisons(records) if p.metric == "eshd")
+    assert eshd.n == 3 and eshd.statement in md
+
+
+def test_the_parent_run_holds_the_paired_comparison(store):
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("report_exp")
+    (parent,) = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("harness.role") == "session"]
+    assert parent.data.metrics["paired.rep.svgd-ensemble.eshd.n_pairs"] == 3
+    assert "paired.rep.svgd-ensemble.auroc.diff_mean" in parent.data.metrics
+
+
+def test_report_module_does_not_import_pickle():
+    source = (ROOT / "harness" / "report.py").read_text()
+    assert not re.search(r"^\s*(import|from)\s+(c?pickle|joblib)", source, flags=re.M)
+    assert "allow_pickle=False" in source and "allow_pickle=True" not in source
