@@ -30,7 +30,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 INNER = r"""
-import json, sys, tempfile, time
+import json, os, sys, tempfile, time
+if len(sys.argv) > 2:  # run on this many cores only (as a pinned xdist worker would)
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: int(sys.argv[2])])
 from pathlib import Path
 from harness import load_study, run_case
 from harness.tracking import CaseRun, open_session
@@ -77,8 +79,9 @@ def env_with(cache: Path | str, **extra) -> dict:
     return env
 
 
-def inner_session(study: Path, cache: Path) -> list[dict]:
-    proc = subprocess.run([sys.executable, "-c", INNER, str(study)], cwd=ROOT, env=env_with(cache),
+def inner_session(study: Path, cache: Path, cores: int | None = None) -> list[dict]:
+    extra = [str(cores)] if cores else []
+    proc = subprocess.run([sys.executable, "-c", INNER, str(study), *extra], cwd=ROOT, env=env_with(cache),
                           capture_output=True, text=True, check=True)
     line = next(l for l in proc.stdout.splitlines() if l.startswith("RESULT "))
     return json.loads(line.removeprefix("RESULT "))
@@ -160,6 +163,13 @@ def main() -> None:
         w0 = pytest_wall(study, 0, tmp, "n0")
         w2 = pytest_wall(study, 2, tmp, "n2")
         print(f"   pytest -n 0: {w0:.1f} s, -n 2: {w2:.1f} s -> speed-up {w0 / w2:.2f}  (goal >= 1.7)")
+        cores = len(os.sched_getaffinity(0))
+        if cores > 1:
+            one = inner_session(study, tmp / "cache", cores=1)
+            for learner in ("svgd", "ensemble"):
+                t1 = mean(r["fit_s"] for r in one if r["learner"] == learner and r["seed"] > 0)
+                print(f"   why: {learner} fit on 1 core {t1:.2f} s, on {cores} cores {run_s[learner]:.2f} s -> "
+                      f"one process already gets {t1 / run_s[learner]:.2f}x from XLA's threads")
 
 
 if __name__ == "__main__":
