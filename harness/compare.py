@@ -65,13 +65,14 @@ def paired_comparisons(records: list[dict]) -> list[Paired]:
             table.setdefault(config_of(r["case_id"]), {}).setdefault(r["learner"], {})[int(r["seed"])] = r["metrics"]
     out = []
     for config, by_learner in sorted(table.items()):
-        for a, b in itertools.combinations(_ordered(by_learner), 2):
+        for a, b in itertools.combinations(ordered_learners(by_learner), 2):
             for metric in COMPARED:
                 out.extend(_compare(config, a, b, metric, by_learner[a], by_learner[b]))
     return out
 
 
-def _ordered(learners) -> list[str]:
+def ordered_learners(learners) -> list[str]:
+    """svgd first, then ensemble, then the others by name (the order of tables, plots, pairs)."""
     return sorted(learners, key=lambda l: (PREFERRED_ORDER.index(l) if l in PREFERRED_ORDER else 99, l))
 
 

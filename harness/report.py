@@ -36,7 +36,7 @@ import yaml  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
-from harness.compare import COMPARED, _ordered, config_of, paired_comparisons  # noqa: E402
+from harness.compare import COMPARED, config_of, ordered_learners, paired_comparisons  # noqa: E402
 from harness.metrics import acyclic_part, edge_marginals, off_diagonal  # noqa: E402
 from harness.posterior import Posterior  # noqa: E402
 from harness.tracking import PARENT_TAG, retry_locked  # noqa: E402
@@ -118,7 +118,7 @@ def _read_curves(client: MlflowClient, case: CaseData) -> None:
 
 def summary_table(cases: list[CaseData]) -> pd.DataFrame:
     rows = []
-    for learner in _ordered({c.learner for c in cases}):
+    for learner in ordered_learners({c.learner for c in cases}):
         mine = [c for c in cases if c.learner == learner]
         row = {"learner": learner, "n seeds": len(mine)}
         for metric in TABLE_METRICS:
@@ -146,7 +146,7 @@ def paired_table(cases: list[CaseData]) -> tuple[pd.DataFrame, list[str]]:
 
 
 def plot_metrics(cases: list[CaseData], config: str, path: Path) -> Path | None:
-    learners = _ordered({c.learner for c in cases})
+    learners = ordered_learners({c.learner for c in cases})
     present = [(m, label) for m, label in BOXPLOT_METRICS if any(m in c.metrics for c in cases)]
     if not present:
         return None
@@ -175,7 +175,7 @@ def plot_roc(cases: list[CaseData], config: str, path: Path) -> Path | None:
     if not with_graphs:
         return None
     fig, ax = plt.subplots(figsize=(5, 5))
-    for learner in _ordered({c.learner for c in with_graphs}):
+    for learner in ordered_learners({c.learner for c in with_graphs}):
         mine = [c for c in with_graphs if c.learner == learner]
         truth = np.concatenate([off_diagonal(c.g_true) for c in mine])
         score = np.concatenate([off_diagonal(c.edge_probs) for c in mine])
@@ -200,7 +200,7 @@ def plot_edges(cases: list[CaseData], config: str, path: Path) -> Path | None:
     with_graphs = [c for c in cases if c.edge_probs is not None]
     if not with_graphs:
         return None
-    learners = _ordered({c.learner for c in with_graphs})
+    learners = ordered_learners({c.learner for c in with_graphs})
     seeds = sorted({c.seed for c in with_graphs if all(
         any(x.seed == c.seed and x.learner == l for x in with_graphs) for l in learners)})
     seed = seeds[0] if seeds else with_graphs[0].seed
@@ -234,7 +234,7 @@ def plot_convergence(cases: list[CaseData], config: str, path: Path) -> Path | N
     metrics = [m for m in ("eshd", "auroc") if any(m in c.curves for c in with_curves)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
-        for learner in _ordered({c.learner for c in with_curves}):
+        for learner in ordered_learners({c.learner for c in with_curves}):
             curves = [dict(c.curves[metric]) for c in with_curves if c.learner == learner and metric in c.curves]
             steps = sorted(set.intersection(*(set(cv) for cv in curves))) if curves else []
             if not steps:

@@ -51,6 +51,7 @@ ARTIFACTS = (
 )
 TRUNCATION_MARKER = "...[truncated]"
 PARENT_TAG = "mlflow.parentRunId"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,6 +291,9 @@ def open_session(uri: str, experiments: list[str], session_name: str) -> Session
     for name in sorted(set(experiments)):
         exp = retry_locked(client.get_experiment_by_name, name)
         exp_id = exp.experiment_id if exp else _create_experiment(client, uri, name)
+        if not exp or exp.tags.get(EXPERIMENT_KIND_TAG) != "custom_model_development":
+            # MLflow 3's UI opens GenAI views unless told the experiment holds training-style runs
+            retry_locked(client.set_experiment_tag, exp_id, EXPERIMENT_KIND_TAG, "custom_model_development")
         parent = retry_locked(
             client.create_run,
             exp_id,
