@@ -15,7 +15,8 @@ class Posterior:
     ``z`` latent particles [M, d, k, 2]; ``g`` graphs [M, d, d] (``g[m, i, j] = 1`` for i → j);
     ``theta`` a pytree of numpy arrays with leading dimension M; ``log_weights`` [M]
     (normalised; uniform unless a learner says otherwise). ``fit_s`` is the learner's wall time,
-    ``compile_s`` the part of it spent compiling (0 when a compiled loop was reused).
+    ``compile_s`` the part of it spent compiling (0 when a compiled loop was reused), of which
+    ``lower_s`` is tracing and lowering (what a persistent compilation cache cannot skip).
     """
 
     z: np.ndarray
@@ -24,6 +25,7 @@ class Posterior:
     log_weights: np.ndarray
     fit_s: float = float("nan")
     compile_s: float = 0.0
+    lower_s: float = 0.0
 
     @property
     def n_particles(self) -> int:

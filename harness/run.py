@@ -48,7 +48,8 @@ def run_case(case: Case, *, progress: bool = False, default_timeout_s: float | N
     monitor.check_deadline("after the learner")
     metrics = compute_metrics(posterior, dataset, case.config["data"]["model"])
     t3 = time.perf_counter()
-    timings = {"data_s": t1 - t0, "learner_s": t2 - t1, "metrics_s": t3 - t2, "curves_s": monitor.eval_s}
+    timings = {"data_s": t1 - t0, "learner_s": t2 - t1, "metrics_s": t3 - t2, "curves_s": monitor.eval_s,
+               "lower_s": posterior.lower_s}
     return CaseResult(case=case, dataset=dataset, posterior=posterior, metrics=metrics, timings=timings,
                       curves=monitor.history)
 

@@ -147,8 +147,11 @@ def main() -> None:
 
         print("\n4. persistent compilation cache")
         c1, c2 = sum(r["compile_s"] for r in first), sum(r["compile_s"] for r in second)
-        print(f"   compile time: first session {c1:.2f} s, second session {c2:.2f} s -> second/first = "
-              f"{c2 / c1:.3f}  (goal <= 0.1)")
+        l1, l2 = sum(r["lower_s"] for r in first), sum(r["lower_s"] for r in second)
+        print(f"   compile time incl. tracing/lowering: first session {c1:.2f} s, second session {c2:.2f} s "
+              f"-> second/first = {c2 / c1:.3f}  (goal <= 0.1)")
+        print(f"   XLA compilation alone: first {c1 - l1:.2f} s, second {c2 - l2:.2f} s -> second/first = "
+              f"{(c2 - l2) / (c1 - l1):.3f}; tracing/lowering: {l1:.2f} s and {l2:.2f} s (not cacheable)")
 
         print("\n6. convergence curves at eval_every = steps / 20 (seeds 1.., compiled loops)")
         steps = cfg["inference"].get("steps", 1000)
@@ -163,6 +166,9 @@ def main() -> None:
         w0 = pytest_wall(study, 0, tmp, "n0")
         w2 = pytest_wall(study, 2, tmp, "n2")
         print(f"   pytest -n 0: {w0:.1f} s, -n 2: {w2:.1f} s -> speed-up {w0 / w2:.2f}  (goal >= 1.7)")
+        w0 = pytest_wall(study, 0, tmp, "n0")  # the same again: persistent caches now warm
+        w2 = pytest_wall(study, 2, tmp, "n2")
+        print(f"   warm cache: pytest -n 0: {w0:.1f} s, -n 2: {w2:.1f} s -> speed-up {w0 / w2:.2f}")
         cores = len(os.sched_getaffinity(0))
         if cores > 1:
             one = inner_session(study, tmp / "cache", cores=1)

@@ -230,8 +230,12 @@ def test_ctrl_c_marks_the_running_case_and_the_session_killed(write_study, tmp_p
     assert parents[0].info.status == "KILLED"
 
 
+# about an hour of work on this machine: it can only end through its time limit
+SLOW_SVGD = {"n_particles": 20, "n_grad_mc_samples": 128, "steps": 1_000_000}
+
+
 def test_a_case_past_its_timeout_fails_and_the_others_go_on(write_study, tmp_path):
-    s = study(seeds=[0], timeout_s=15, learners={"random": {}, "svgd": {"n_particles": 4, "steps": 100000}})
+    s = study(seeds=[0], timeout_s=15, learners={"random": {}, "svgd": SLOW_SVGD})
     proc = run_pytest(["--configs", str(write_study(s))], tmp_path)
     assert proc.returncode == 1
     assert "1 failed, 1 passed" in proc.stdout, proc.stdout[-3000:]
@@ -244,7 +248,7 @@ def test_a_case_past_its_timeout_fails_and_the_others_go_on(write_study, tmp_pat
 
 
 def test_command_line_case_timeout_applies_to_studies_without_one(write_study, tmp_path):
-    s = study(seeds=[0], learners={"svgd": {"n_particles": 4, "steps": 100000}})
+    s = study(seeds=[0], learners={"svgd": SLOW_SVGD})
     proc = run_pytest(["--configs", str(write_study(s)), "--case-timeout", "3"], tmp_path)
     assert proc.returncode == 1 and "ran past its timeout_s = 3 s" in proc.stdout
 
