@@ -8,6 +8,7 @@ starts and hands their ids to the workers; workers only create child runs.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -52,8 +53,6 @@ def _n_workers(config) -> int:
 
 def pytest_configure(config):
     if config.getoption("jax_cache"):
-        import os
-
         os.environ["HARNESS_JAX_CACHE"] = config.getoption("jax_cache")
     if _is_worker(config):
         info = config.workerinput

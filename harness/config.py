@@ -75,7 +75,7 @@ class GraphSpec(Strict):
                 f"graph on {self.n_vars} nodes (its edge probability would reach 1)"
             )
         if self.type == "sf" and (self.edges_per_node != int(self.edges_per_node) or self.edges_per_node >= self.n_vars):
-            raise ValueError(f"edges_per_node must be a whole number below n_vars for an SF graph")
+            raise ValueError("edges_per_node must be a whole number below n_vars for an SF graph")
         return self
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,8 @@ from pathlib import Path
 from harness import load_study, run_case
 from harness.tracking import CaseRun, open_session
 
-cases = load_study(sys.argv[1])
+# seed by seed, so that variants of one seed run side by side (this machine is noisy)
+cases = sorted(load_study(sys.argv[1]), key=lambda c: (c.seed, c.learner, c.id))
 out = []
 with tempfile.TemporaryDirectory() as store:
     session = open_session(f"sqlite:///{store}/mlflow.db", [c.experiment for c in cases], "bench")
@@ -47,14 +49,15 @@ with tempfile.TemporaryDirectory() as store:
         run = CaseRun(session, case, "bench", "bench")
         run.log_result(result)
         tracking_s = time.perf_counter() - t
-        out.append({"id": case.id, "learner": case.learner, "seed": case.seed, **result.timings,
+        out.append({"id": case.id, "learner": case.learner, "seed": case.seed, "point": case.sweep_point,
+                    **result.timings,
                     "fit_s": result.metrics["fit_s"], "compile_s": result.metrics["compile_s"],
                     "tracking_s": tracking_s})
 print("RESULT " + json.dumps(out))
 """
 
 
-def bench_study(path: str, n_seeds: int, steps: int | None, tmp: Path, eval_every: int | None = None,
+def bench_study(path: str, n_seeds: int, steps: int | None, tmp: Path, sweep: dict | None = None,
                 name: str = "bench") -> Path:
     study = yaml.safe_load(Path(path).read_text())
     study["name"] = "bench"
@@ -62,11 +65,11 @@ def bench_study(path: str, n_seeds: int, steps: int | None, tmp: Path, eval_ever
     study["marks"] = []
     study.pop("thresholds", None)
     study.pop("sweep", None)
+    if sweep:
+        study["sweep"] = sweep
     study["learners"] = {k: v for k, v in study["learners"].items() if k in ("svgd", "ensemble")}
     if steps:
         study.setdefault("inference", {})["steps"] = steps
-    if eval_every:
-        study.setdefault("inference", {})["eval_every"] = eval_every
     study["name"] = name
     out = tmp / f"{name}.yaml"
     out.write_text(yaml.safe_dump(study))
@@ -153,14 +156,18 @@ def main() -> None:
         print(f"   XLA compilation alone: first {c1 - l1:.2f} s, second {c2 - l2:.2f} s -> second/first = "
               f"{(c2 - l2) / (c1 - l1):.3f}; tracing/lowering: {l1:.2f} s and {l2:.2f} s (not cacheable)")
 
-        print("\n6. convergence curves at eval_every = steps / 20 (seeds 1.., compiled loops)")
+        print("\n6. convergence curves at eval_every = steps / 20 (seeds 1.., with and without side by side)")
         steps = cfg["inference"].get("steps", 1000)
-        curves = inner_session(bench_study(args.study, args.seeds, args.steps, tmp, steps // 20, "curves"), tmp / "cache")
+        paired = inner_session(bench_study(args.study, args.seeds, args.steps, tmp,
+                                           {"inference.eval_every": [None, steps // 20]}, "curves"), tmp / "cache")
         for learner in ("svgd", "ensemble"):
-            with_c = mean(r["fit_s"] for r in curves if r["learner"] == learner and r["seed"] > 0)
-            print(f"   {learner:8s} fit {run_s[learner]:.2f} s without, {with_c:.2f} s with curves -> "
-                  f"overhead {100 * (with_c / run_s[learner] - 1):+.1f}%  (eval itself: "
-                  f"{mean(r['curves_s'] for r in curves if r['learner'] == learner):.3f} s per case)")
+            ratios, evals = [], []
+            for seed in range(1, args.seeds):
+                pair = {r["point"]["inference.eval_every"]: r for r in paired if r["learner"] == learner and r["seed"] == seed}
+                ratios.append(pair[steps // 20]["learner_s"] / pair[None]["learner_s"])
+                evals.append(pair[steps // 20]["curves_s"])
+            print(f"   {learner:8s} fit with curves / without: median {statistics.median(ratios):.3f} "
+                  f"(per seed {', '.join(f'{r:.2f}' for r in ratios)}); evaluating the curves: {mean(evals):.3f} s per case")
 
         print("\n5. xdist on this machine (cold cache each)")
         w0 = pytest_wall(study, 0, tmp, "n0")

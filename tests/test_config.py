@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -59,7 +58,6 @@ def test_learner_keys_override_inference_and_defaults_are_filled(write_study):
 
 
 def test_case_config_round_trips_as_a_study(write_study, tmp_path):
-    import yaml
 
     case = load_study(write_study(study()))[0]
     again = load_study(write_study(case.config, name="again.yaml"))

@@ -159,7 +159,6 @@ def test_chunk_lengths():
 
 
 def test_curves_and_chunking_do_not_change_the_result(cases):
-    import dataclasses
 
     from harness.monitor import Monitor
 
