@@ -247,7 +247,8 @@ def plot_convergence(cases: list[CaseData], config: str, path: Path) -> Path | N
         ax.set_ylabel(metric + (" (lower is better)" if metric == "eshd" else " (higher is better)"))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{config}: convergence (band: ± 1 sd over seeds; uniform particle weights)", fontsize=10)
+    fig.suptitle(f"{config}: convergence (band: ± 1 sd over seeds; uniform particle weights; cyclic particles "
+                 "dropped, as in the final metrics)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
