@@ -80,17 +80,18 @@ def _wants_benchmarks(config) -> bool:
 
 
 def _cases_or_usage_error(config):
-    if not hasattr(config, "_harness_cases"):
-        try:
-            config._harness_cases = _load(config)
-        except StudyFileError as exc:
-            raise pytest.UsageError(str(exc)) from None
-    return config._harness_cases
+    try:
+        return _load(config)
+    except StudyFileError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _load(config):
-    overrides = parse_overrides(config.getoption("override"))
-    return load_cases(config.getoption("configs") or [DEFAULT_CONFIGS], overrides)
+    """The collected studies' cases, loaded once per process."""
+    if not hasattr(config, "_harness_cases"):
+        overrides = parse_overrides(config.getoption("override"))
+        config._harness_cases = load_cases(config.getoption("configs") or [DEFAULT_CONFIGS], overrides)
+    return config._harness_cases
 
 
 def _open_session(config, cases) -> tracking.Session:

@@ -83,6 +83,16 @@ def make_likelihood_model(model: dict, n_vars: int):
     )
 
 
+def freeze_section(section: dict) -> tuple:
+    """A config section as hashable data (a jit static argument, an lru_cache key)."""
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(section.items()))
+
+
+def thaw_section(frozen: tuple) -> dict:
+    """The inverse of :func:`freeze_section`."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in frozen}
+
+
 def make_dataset(data: dict, seed: int) -> Dataset:
     """Ground truth, training data, held-out data and interventional sets for ``seed``."""
     spec = DataSpec.model_validate(data).model_dump()

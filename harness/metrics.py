@@ -23,7 +23,7 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn import metrics as skm
 
-from harness.data import Dataset, make_likelihood_model
+from harness.data import Dataset, freeze_section, make_likelihood_model, thaw_section
 from harness.posterior import Posterior
 
 
@@ -102,7 +102,7 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict) ->
         theta = jax.tree_util.tree_map(lambda a: np.asarray(a)[:1], theta)
         lw = np.zeros(1)
 
-    loglik = _batched_log_likelihood(tuple(sorted((k, _hashable(v)) for k, v in model_config.items())), dataset.n_vars)
+    loglik = _batched_log_likelihood(freeze_section(model_config), dataset.n_vars)
 
     particle_ids = np.flatnonzero(keep) if keep.any() else np.array([-1])
 
@@ -122,21 +122,17 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict) ->
 
 
 @functools.lru_cache(maxsize=None)
-def _batched_log_likelihood(model_items: tuple, n_vars: int):
+def _batched_log_likelihood(model: tuple, n_vars: int):
     """log p(x | G_k, Θ_k) for a batch of particles, jitted once per model (not once per case)."""
     import jax
 
-    model = make_likelihood_model({k: list(v) if isinstance(v, tuple) else v for k, v in model_items}, n_vars)
+    likelihood = make_likelihood_model(thaw_section(model), n_vars)
     return jax.jit(
         jax.vmap(
-            lambda g1, th, x, mask: model.log_likelihood(x=x, theta=th, g=g1, interv_targets=mask),
+            lambda g1, th, x, mask: likelihood.log_likelihood(x=x, theta=th, g=g1, interv_targets=mask),
             (0, 0, None, None),
         )
     )
-
-
-def _hashable(v):
-    return tuple(v) if isinstance(v, list) else v
 
 
 def compute_metrics(post: Posterior, dataset: Dataset, model_config: dict) -> dict[str, float]:

@@ -24,7 +24,7 @@ from dibs.inference import JointDiBS
 from jax.example_libraries import optimizers
 from jax.tree_util import tree_map
 
-from harness.data import Dataset, make_graph_model, make_likelihood_model
+from harness.data import Dataset, freeze_section, make_graph_model, make_likelihood_model, thaw_section
 from harness.monitor import chunk_lengths
 from harness.posterior import Posterior, graphs_from_latents
 
@@ -57,8 +57,8 @@ class Problem:
     def build(cls, data_config: dict, settings: dict, n_vars: int) -> Problem:
         kernel = tuple((k, settings[k]) for k in ("h_latent", "h_theta") if k in settings)
         return cls(
-            graph=_freeze(data_config["graph"]),
-            model=_freeze(data_config["model"]),
+            graph=freeze_section(data_config["graph"]),
+            model=freeze_section(data_config["model"]),
             n_vars=n_vars,
             n_dim=settings.get("n_dim") or n_vars,
             settings=tuple((k, settings[k]) for k in DIBS_KEYS),
@@ -80,8 +80,8 @@ class Problem:
         dibs = JointDiBS(
             x=x,
             interv_mask=interv_mask,
-            graph_model=make_graph_model(_thaw(self.graph)),
-            likelihood_model=make_likelihood_model(_thaw(self.model), self.n_vars),
+            graph_model=make_graph_model(thaw_section(self.graph)),
+            likelihood_model=make_likelihood_model(thaw_section(self.model), self.n_vars),
             optimizer_param={"stepsize": self.stepsize},
             **kwargs,
             **extra,
@@ -89,14 +89,6 @@ class Problem:
         opt_init, dibs.opt_update, dibs.get_params = dibs.opt
         dibs.opt_init = opt_init
         return dibs
-
-
-def _freeze(d: dict) -> tuple:
-    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(d.items()))
-
-
-def _thaw(t: tuple) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in t}
 
 
 # ---------------------------------------------------------------------------------------------
