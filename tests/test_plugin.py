@@ -208,9 +208,10 @@ def status_read_only(db, run_name):
     session under test had not yet, and two processes creating MLflow's tables at once make one of
     them fail with "table ... already exists" (this test failed that way in CI)."""
     import sqlite3
+    from contextlib import closing
 
     try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
             row = con.execute("SELECT status FROM runs WHERE name = ?", (run_name,)).fetchone()
     except sqlite3.OperationalError:  # no file yet, or no tables yet
         return None
