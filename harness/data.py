@@ -65,17 +65,19 @@ def make_graph_model(graph: dict):
     return cls(n_vars=graph["n_vars"], n_edges_per_node=int(epn) if graph["type"] == "sf" else epn)
 
 
-def make_likelihood_model(model: dict, n_vars: int):
-    """The BN model (generative and inference likelihood) for a ``data.model`` section."""
+def make_likelihood_model(model: dict, n_vars: int, cls=None):
+    """The BN model for a ``data.model`` section: dibs-lib's class (which generates the data), or
+    ``cls``, a class with the same constructor (the learners' inference likelihood, see
+    ``harness.likelihoods``)."""
     if model["type"] == "linear_gaussian":
-        return LinearGaussian(
+        return (cls or LinearGaussian)(
             n_vars=n_vars,
             obs_noise=model["obs_noise"],
             mean_edge=model["mean_edge"],
             sig_edge=model["sig_edge"],
             min_edge=model["min_edge"],
         )
-    return DenseNonlinearGaussian(
+    return (cls or DenseNonlinearGaussian)(
         n_vars=n_vars,
         hidden_layers=tuple(model["hidden_layers"]),
         obs_noise=model["obs_noise"],

@@ -23,7 +23,7 @@ import numpy as np
 from scipy.special import logsumexp
 from sklearn import metrics as skm
 
-from harness.data import Dataset, freeze_section, make_likelihood_model, thaw_section
+from harness.data import Dataset, freeze_section, thaw_section
 from harness.posterior import Posterior
 
 
@@ -88,8 +88,10 @@ def graph_metrics(post: Posterior, g_true: np.ndarray) -> dict[str, float]:
     }
 
 
-def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict) -> dict[str, float]:
-    """``negll_obs`` and (with interventional sets) ``negll_intrv``."""
+def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict,
+                       likelihood_impl: str = "fused") -> dict[str, float]:
+    """``negll_obs`` and (with interventional sets) ``negll_intrv``, with the learners' inference
+    likelihood (``harness.likelihoods``; the same function whichever ``likelihood_impl``)."""
     import jax
     import jax.numpy as jnp
 
@@ -102,7 +104,7 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict) ->
         theta = jax.tree_util.tree_map(lambda a: np.asarray(a)[:1], theta)
         lw = np.zeros(1)
 
-    loglik = _batched_log_likelihood(freeze_section(model_config), dataset.n_vars)
+    loglik = _batched_log_likelihood(freeze_section(model_config), dataset.n_vars, likelihood_impl)
 
     particle_ids = np.flatnonzero(keep) if keep.any() else np.array([-1])
 
@@ -122,11 +124,13 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict) ->
 
 
 @functools.lru_cache(maxsize=None)
-def _batched_log_likelihood(model: tuple, n_vars: int):
+def _batched_log_likelihood(model: tuple, n_vars: int, likelihood_impl: str):
     """log p(x | G_k, Θ_k) for a batch of particles, jitted once per model (not once per case)."""
     import jax
 
-    likelihood = make_likelihood_model(thaw_section(model), n_vars)
+    from harness.likelihoods import make_inference_model
+
+    likelihood = make_inference_model(thaw_section(model), n_vars, likelihood_impl)
     return jax.jit(
         jax.vmap(
             lambda g1, th, x, mask: likelihood.log_likelihood(x=x, theta=th, g=g1, interv_targets=mask),
@@ -135,10 +139,11 @@ def _batched_log_likelihood(model: tuple, n_vars: int):
     )
 
 
-def compute_metrics(post: Posterior, dataset: Dataset, model_config: dict) -> dict[str, float]:
+def compute_metrics(post: Posterior, dataset: Dataset, model_config: dict,
+                    likelihood_impl: str = "fused") -> dict[str, float]:
     """All metrics of a case; raises :class:`MetricError` if any is not finite."""
     check_finite_posterior(post)
-    metrics = graph_metrics(post, dataset.g) | likelihood_metrics(post, dataset, model_config)
+    metrics = graph_metrics(post, dataset.g) | likelihood_metrics(post, dataset, model_config, likelihood_impl)
     metrics |= {"fit_s": post.fit_s, "compile_s": post.compile_s}
     bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
     if bad:

@@ -46,7 +46,8 @@ def run_case(case: Case, *, progress: bool = False, default_timeout_s: float | N
     posterior = module.fit(dataset, case.config, settings, learner_key, monitor)
     t2 = time.perf_counter()
     monitor.check_deadline("after the learner")
-    metrics = compute_metrics(posterior, dataset, case.config["data"]["model"])
+    metrics = compute_metrics(posterior, dataset, case.config["data"]["model"],
+                              getattr(settings, "likelihood_impl", "fused"))
     t3 = time.perf_counter()
     timings = {"data_s": t1 - t0, "learner_s": t2 - t1, "metrics_s": t3 - t2, "curves_s": monitor.eval_s,
                "lower_s": posterior.lower_s}

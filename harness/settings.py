@@ -32,6 +32,9 @@ class InferenceSettings(Strict):
     grad_estimator_z: Literal["reparam", "score"] = "reparam"
     score_function_baseline: float = Field(0.0, ge=0, le=1)
     latent_prior_std: PositiveFloat | None = None
+    likelihood_impl: Literal["fused", "dibs"] = Field(
+        "fused", description="fused: harness.likelihoods (same function, faster); dibs: dibs-lib's own classes"
+    )
     eval_every: PositiveInt | None = Field(
         None, description="log eshd/auroc every K steps as MLflow metric history (off by default)"
     )

@@ -24,7 +24,9 @@ from dibs.inference import JointDiBS
 from jax.example_libraries import optimizers
 from jax.tree_util import tree_map
 
-from harness.data import Dataset, freeze_section, make_graph_model, make_likelihood_model, thaw_section
+from harness.data import Dataset, freeze_section, make_graph_model, thaw_section
+from harness.learners._fused_dibs import FusedJointDiBS
+from harness.likelihoods import make_inference_model
 from harness.monitor import chunk_lengths
 from harness.posterior import Posterior, graphs_from_latents
 
@@ -52,6 +54,7 @@ class Problem:
     settings: tuple  # DiBS keyword arguments
     stepsize: float
     kernel: tuple = ()
+    likelihood_impl: str = "fused"
 
     @classmethod
     def build(cls, data_config: dict, settings: dict, n_vars: int) -> Problem:
@@ -64,6 +67,7 @@ class Problem:
             settings=tuple((k, settings[k]) for k in DIBS_KEYS),
             stepsize=settings["stepsize"],
             kernel=kernel,
+            likelihood_impl=settings.get("likelihood_impl", "fused"),
         )
 
     def get_params(self, opt_state):
@@ -77,11 +81,12 @@ class Problem:
         if kwargs["latent_prior_std"] is None:
             kwargs["latent_prior_std"] = 1.0 / np.sqrt(self.n_dim)
         extra = {"kernel_param": dict(self.kernel)} if self.kernel else {}
-        dibs = JointDiBS(
+        cls = FusedJointDiBS if self.likelihood_impl == "fused" else JointDiBS
+        dibs = cls(
             x=x,
             interv_mask=interv_mask,
             graph_model=make_graph_model(thaw_section(self.graph)),
-            likelihood_model=make_likelihood_model(thaw_section(self.model), self.n_vars),
+            likelihood_model=make_inference_model(thaw_section(self.model), self.n_vars, self.likelihood_impl),
             optimizer_param={"stepsize": self.stepsize},
             **kwargs,
             **extra,

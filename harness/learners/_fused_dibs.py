@@ -1,0 +1,77 @@
+"""dibs-lib's ``JointDiBS`` with its two likelihood-gradient estimators computed in one pass each.
+
+dibs-lib estimates ∇_Z and ∇_Θ of log p(Θ, D | Z) by drawing S graphs per particle (soft
+Gumbel-softmax graphs for Z, hard Bernoulli graphs for Θ), differentiating log p(Θ, D | G_s)
+separately for every sample, and combining the S gradients with weights softmax(log p_s)::
+
+    ∇ ≈ Σ_s w_s ∇ log p(Θ, D | G_s),   w_s = exp(log p_s) / Σ_s' exp(log p_s')
+
+(``logsumexp(a=log p, b=grads) - logsumexp(log p)``, with signs). The gradient is linear in the
+cotangent, so the same sum is *one* reverse pass of the vector (log p_1, ..., log p_S) with
+cotangent w: no per-sample gradient (an S-fold copy of Θ, or of the graph chain to Z) is ever
+materialised. On a CPU, particles are processed with ``lax.map`` in small batches instead of one
+``vmap`` over all of them, which keeps each batch's intermediates (``[S, N, d, hidden]`` for the
+nonlinear model) in cache; on an accelerator they stay one batch. Same keys, same samples, same function: the particles agree with dibs-lib's
+estimators to float32 rounding (``tests/test_likelihoods.py``).
+
+Only the reparameterisation (``grad_estimator_z: reparam``) and Θ estimators are replaced; the
+score-function estimator, the acyclicity prior, the kernel and the optimiser are dibs-lib's.
+"""
+
+from __future__ import annotations
+
+import jax
+from dibs.inference import JointDiBS
+from jax import lax, random, vmap
+
+# particles per lax.map iteration on a CPU (3 measured best on 2 cores at d = 20: 0.56 s vs 0.68 s
+# for 1 or 10 per z-gradient); on an accelerator all particles go in one batch
+CPU_PARTICLE_BATCH = 3
+
+
+class FusedJointDiBS(JointDiBS):
+    particle_batch: int | None = None  # None: CPU_PARTICLE_BATCH on a CPU, else all particles
+
+    def _weighted_sum_of_gradients(self, gs, single_theta, wrt: str):
+        """(log p(Θ, D | G_s) [S], Σ_s w_s ∇ log p_s) for graphs ``gs`` [S, d, d] sharing Θ.
+
+        ``wrt="g"``: the per-sample terms w_s ∇_{G_s} log p_s, [S, d, d] (each G_s has its own
+        chain back to Z). ``wrt="theta"``: Σ_s w_s ∇_Θ log p_s, a pytree like Θ."""
+        batch = vmap(self.log_joint_prob, (0, None, None, None, None), 0)
+        if wrt == "g":
+            logprobs, pullback = jax.vjp(lambda g: batch(g, single_theta, self.x, self.interv_mask, None), gs)
+        else:
+            logprobs, pullback = jax.vjp(lambda th: batch(gs, th, self.x, self.interv_mask, None), single_theta)
+        (grad,) = pullback(jax.nn.softmax(logprobs))
+        return logprobs, grad
+
+    def grad_z_likelihood_gumbel(self, single_z, single_theta, single_sf_baseline, t, subk):
+        n_vars = single_z.shape[0]
+        subk, subk_ = random.split(subk)  # the same key stream as dibs-lib's estimator
+        eps = random.logistic(subk_, shape=(self.n_grad_mc_samples, n_vars, n_vars))
+        soft_graphs = lambda z: vmap(self.particle_to_soft_graph, (None, 0, None), 0)(z, eps, t)
+        gs, graphs_pullback = jax.vjp(soft_graphs, single_z)
+        _, weighted_dg = self._weighted_sum_of_gradients(gs, single_theta, "g")
+        (grad_z,) = graphs_pullback(weighted_dg)
+        return grad_z, single_sf_baseline
+
+    def grad_theta_likelihood(self, single_z, single_theta, t, subk):
+        p = self.edge_probs(single_z, t)
+        g_samples = self.sample_g(p, subk, self.n_grad_mc_samples)
+        return self._weighted_sum_of_gradients(g_samples, single_theta, "theta")[1]
+
+    def eltwise_grad_z_likelihood(self, zs, thetas, baselines, t, subkeys):
+        if self.grad_estimator_z != "reparam":
+            return super().eltwise_grad_z_likelihood(zs, thetas, baselines, t, subkeys)
+        one = lambda a: self.grad_z_likelihood_gumbel(a[0], a[1], a[2], t, a[3])
+        return lax.map(one, (zs, thetas, baselines, subkeys), batch_size=self._batch(zs))
+
+    def eltwise_grad_theta_likelihood(self, zs, thetas, t, subkeys):
+        one = lambda a: self.grad_theta_likelihood(a[0], a[1], t, a[2])
+        return lax.map(one, (zs, thetas, subkeys), batch_size=self._batch(zs))
+
+    def _batch(self, zs) -> int:
+        n = zs.shape[0]
+        batch = self.particle_batch or (CPU_PARTICLE_BATCH if jax.default_backend() == "cpu" else n)
+        return max(1, min(batch, n))
+

@@ -1,0 +1,160 @@
+"""The fused likelihoods and estimators compute dibs-lib's functions (issue: fast DiBS step).
+
+Reference: dibs-lib's own ``LinearGaussian`` / ``DenseNonlinearGaussian`` and ``JointDiBS``
+estimators, on random inputs, with and without interventional masks, for several d.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from dibs.inference import JointDiBS
+from dibs.models import DenseNonlinearGaussian, LinearGaussian
+from dibs.models.graph import ErdosReniDAGDistribution
+
+from harness.data import make_dataset
+from harness.learners import _dibs
+from harness.learners._fused_dibs import FusedJointDiBS
+from harness.likelihoods import FusedDenseNonlinearGaussian, FusedLinearGaussian, make_inference_model
+
+MODELS = {
+    "linear": (LinearGaussian, FusedLinearGaussian, {}),
+    "nonlinear": (DenseNonlinearGaussian, FusedDenseNonlinearGaussian, {"hidden_layers": (5,)}),
+    "nonlinear-2-layers-tanh": (DenseNonlinearGaussian, FusedDenseNonlinearGaussian,
+                                {"hidden_layers": (4, 3), "activation": "tanh"}),
+}
+
+
+def assert_tree_close(actual, expected, rtol=2e-5):
+    """Leaf by leaf, |a - e| <= rtol * max|e| (float32 sums of many terms, reordered)."""
+    for a, e in zip(jax.tree_util.tree_leaves(actual), jax.tree_util.tree_leaves(expected), strict=True):
+        a, e = np.asarray(a, np.float64), np.asarray(e, np.float64)
+        assert a.shape == e.shape
+        scale = max(np.abs(e).max(), 1e-6)
+        assert np.abs(a - e).max() <= rtol * scale, f"max diff {np.abs(a - e).max():.3g} vs scale {scale:.3g}"
+
+
+def _inputs(d, n=40, masked=False, seed=0):
+    k = jax.random.split(jax.random.PRNGKey(seed), 4)
+    x = jax.random.normal(k[1], (n, d))
+    soft_g = jax.random.uniform(k[2], (d, d)) * (1 - jnp.eye(d))
+    mask = (jax.random.uniform(k[3], (n, d)) < 0.3).astype(jnp.int32) if masked else jnp.zeros((n, d), jnp.int32)
+    return k[0], x, soft_g, mask
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["observational", "interventional"])
+@pytest.mark.parametrize("d", [2, 5, 20])
+@pytest.mark.parametrize("model", list(MODELS))
+def test_fused_log_joint_and_its_gradients_equal_dibs_lib(model, d, masked):
+    ref_cls, fused_cls, kwargs = MODELS[model]
+    ref, fused = ref_cls(n_vars=d, **kwargs), fused_cls(n_vars=d, **kwargs)
+    key, x, soft_g, mask = _inputs(d, masked=masked)
+    theta = ref.sample_parameters(key=key, n_vars=d)
+
+    def joint(m):
+        return lambda g, th: m.interventional_log_joint_prob(g, th, x, mask, None)
+
+    @jax.jit
+    def everything(g, hard, th):
+        """likelihood, log joint, ∇ w.r.t. the soft graph (what the Gumbel-softmax estimator of ∇_Z
+        uses) and Θ, and ∇_Θ at a hard graph (as the Θ estimator samples them), for both models"""
+        return [(m.log_likelihood(x=x, theta=th, g=g, interv_targets=mask), joint(m)(g, th),
+                 jax.grad(joint(m), (0, 1))(g, th), jax.grad(joint(m), 1)(hard, th)) for m in (fused, ref)]
+
+    (lik, lj, grads, grads_hard), (lik_ref, lj_ref, grads_ref, grads_hard_ref) = everything(
+        soft_g, (soft_g > 0.5).astype(jnp.int32), theta)
+    assert_tree_close(lik, lik_ref, rtol=1e-6)
+    assert_tree_close(lj, lj_ref, rtol=1e-6)
+    assert_tree_close(grads, grads_ref)
+    assert_tree_close(grads_hard, grads_hard_ref)
+
+
+def test_masks_change_the_likelihood():
+    """The interventional mask is used (a fused model ignoring it would pass the test above only
+    if dibs-lib ignored it too)."""
+    key, x, soft_g, mask = _inputs(5, masked=True)
+    m = FusedDenseNonlinearGaussian(n_vars=5, hidden_layers=(5,))
+    theta = m.sample_parameters(key=key, n_vars=5)
+    assert m.log_likelihood(x=x, theta=theta, g=soft_g, interv_targets=mask) != pytest.approx(
+        m.log_likelihood(x=x, theta=theta, g=soft_g, interv_targets=jnp.zeros_like(mask)))
+
+
+@pytest.mark.parametrize("model", ["linear", "nonlinear"])
+def test_fused_estimators_equal_dibs_lib_estimators(model):
+    """Same particles, same keys: ∇_Z (reparameterised) and ∇_Θ estimates agree with JointDiBS's.
+
+    Compared in float64, where they agree to ~1e-12. In float32 they differ by ~2e-4 of the
+    largest entry: the estimates weight the samples by softmax(log p(Θ, D | G_s)), and log p is a
+    sum of ~10^3 terms whose float32 rounding moves the weights (the short runs below are float32)."""
+    with jax.enable_x64(True):
+        _compare_estimators(model, rtol=1e-9)
+
+
+def _compare_estimators(model, rtol):
+    ref_cls, fused_cls, kwargs = MODELS[model]
+    d, n_particles = 6, 4
+    key, x, _, mask = _inputs(d, masked=True, seed=1)
+    x = x.astype(jnp.result_type(float))
+    common = dict(x=x, interv_mask=mask, graph_model=ErdosReniDAGDistribution(n_vars=d, n_edges_per_node=1),
+                  n_grad_mc_samples=16)
+    ref = JointDiBS(likelihood_model=ref_cls(n_vars=d, **kwargs), **common)
+    fused = FusedJointDiBS(likelihood_model=fused_cls(n_vars=d, **kwargs), **common)
+    fused.particle_batch = 3  # a batch that does not divide the particles: lax.map's remainder path
+    z, theta = ref._sample_initial_random_particles(key=key, n_particles=n_particles, n_dim=d)
+    z, theta = jax.tree_util.tree_map(lambda a: a.astype(x.dtype), (z, theta))
+    keys = jax.random.split(jax.random.PRNGKey(7), n_particles)
+    t = jnp.asarray(50)
+
+    @jax.jit
+    def estimates(z, theta):
+        base = jnp.zeros(n_particles, x.dtype)
+        return [(dibs.eltwise_grad_z_likelihood(z, theta, base, t, keys)[0],
+                 dibs.eltwise_grad_theta_likelihood(z, theta, t, keys)) for dibs in (fused, ref)]
+
+    (dz, dtheta), (dz_ref, dtheta_ref) = estimates(z, theta)
+    assert dz.dtype == x.dtype
+    assert_tree_close(dz, dz_ref, rtol=rtol)
+    assert_tree_close(dtheta, dtheta_ref, rtol=rtol)
+
+
+def _short_fit(learner, impl, model_config):
+    data = {"graph": {"type": "er", "n_vars": 5, "edges_per_node": 1}, "model": model_config,
+            "n_observations": 30, "n_ho_observations": 10, "interventions": {"n_sets": 0}}
+    from harness.learners.svgd import Settings
+
+    settings = Settings(steps=10, n_particles=3, n_grad_mc_samples=16, n_acyclicity_mc_samples=4,
+                        likelihood_impl=impl).model_dump()
+    problem = _dibs.Problem.build(data, settings, 5)
+    dataset = make_dataset(data, seed=3)
+    key = jax.random.PRNGKey(11)
+    if learner == "svgd":
+        return _dibs.fit_svgd(problem, 3, 10, dataset, key)
+    return _dibs.fit_ensemble(problem, 3, 10, dataset, key)
+
+
+@pytest.mark.parametrize("learner, model", [
+    ("svgd", {"type": "nonlinear_gaussian", "obs_noise": 0.1, "sig_param": 1.0, "hidden_layers": [5]}),
+    ("ensemble", {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0, "min_edge": 0.5}),
+], ids=["svgd-nonlinear", "ensemble-linear"])
+def test_short_runs_give_the_same_particles_as_dibs_lib_classes(learner, model):
+    fast = _short_fit(learner, "fused", model)
+    reference = _short_fit(learner, "dibs", model)
+    # float32 rounding of the estimators' sample weights (see the estimator test), over 10 steps
+    np.testing.assert_allclose(fast.z, reference.z, rtol=1e-3, atol=1e-4)
+    assert_tree_close(fast.theta, reference.theta, rtol=1e-3)
+    np.testing.assert_array_equal(fast.g, reference.g)
+
+
+def test_likelihood_impl_selects_the_classes():
+    model = {"type": "nonlinear_gaussian", "obs_noise": 0.1, "sig_param": 1.0, "hidden_layers": [5]}
+    assert type(make_inference_model(model, 4, "dibs")) is DenseNonlinearGaussian
+    assert type(make_inference_model(model, 4, "fused")) is FusedDenseNonlinearGaussian
+    data = {"graph": {"type": "er", "n_vars": 4, "edges_per_node": 1}, "model": model}
+    from harness.learners.svgd import Settings
+
+    for impl, cls in (("dibs", JointDiBS), ("fused", FusedJointDiBS)):
+        problem = _dibs.Problem.build(data, Settings(likelihood_impl=impl).model_dump(), 4)
+        x = jnp.zeros((3, 4))
+        assert type(problem.dibs(x, jnp.zeros((3, 4), jnp.int32))) is cls
