@@ -10,6 +10,8 @@ Prints, for a study of `--seeds` seeds x {svgd, ensemble}:
 4. compile time in a second session of the same study / the first (persistent cache; goal <= 0.1)
 5. wall time of `pytest benchmarks -n 2` against `-n 0` on the same cases (goal: speed-up >= 1.7)
 6. cost of convergence curves at inference.eval_every = steps / 20 (svgd and ensemble, compiled loops)
+7. with --paper-step: seconds per step at the paper's scale (d = 20, 30 particles), dibs-lib's
+   likelihood classes vs the fused ones (scripts/bench_step.py, which also breaks a step down)
 
 Every measurement runs in fresh processes with their own JAX cache and MLflow store in a temp dir.
 """
@@ -111,6 +113,7 @@ def main() -> None:
     ap.add_argument("--study", default=str(ROOT / "configs" / "smoke.yaml"))
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=None, help="override inference.steps")
+    ap.add_argument("--paper-step", action="store_true", help="also section 7 (several minutes on a CPU)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_:
@@ -176,6 +179,10 @@ def main() -> None:
         w0 = pytest_wall(study, 0, tmp, "n0")  # the same again: persistent caches now warm
         w2 = pytest_wall(study, 2, tmp, "n2")
         print(f"   warm cache: pytest -n 0: {w0:.1f} s, -n 2: {w2:.1f} s -> speed-up {w0 / w2:.2f}")
+        if args.paper_step:
+            print("\n7. paper-scale step, dibs-lib's likelihood classes vs fused (scripts/bench_step.py)")
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_step.py"), "--no-pieces"], cwd=ROOT,
+                           env=env_with(tmp / "cache"), check=True)
         cores = len(os.sched_getaffinity(0))
         if cores > 1:
             one = inner_session(study, tmp / "cache", cores=1)

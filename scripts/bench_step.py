@@ -26,6 +26,7 @@ import numpy as np
 from harness.config import load_study
 from harness.data import make_dataset
 from harness.learners import _dibs
+from harness.learners._fused_dibs import FusedJointDiBS
 from harness.learners.ensemble import Settings as EnsembleSettings
 from harness.learners.svgd import Settings as SvgdSettings
 
@@ -87,8 +88,15 @@ def full_steps(problem, svgd_state, ens_state) -> dict:
 
 
 def compiled(fn, x, mask):
+    """(executable, floating-point operations of one call). The operations are counted on the
+    lowered program with all particles in one batch: a cost analysis counts a loop's body once,
+    and the fused estimators loop over particle batches on a CPU."""
     exe = jax.jit(fn).lower(x, mask).compile()
-    cost = exe.cost_analysis()
+    FusedJointDiBS.particle_batch = 10**9
+    try:
+        cost = jax.jit(fn).lower(x, mask).cost_analysis()
+    finally:
+        FusedJointDiBS.particle_batch = None
     cost = cost[0] if isinstance(cost, list) else cost
     return exe, float((cost or {}).get("flops", float("nan")))
 
