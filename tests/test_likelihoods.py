@@ -81,7 +81,7 @@ def test_masks_change_the_likelihood():
         m.log_likelihood(x=x, theta=theta, g=soft_g, interv_targets=jnp.zeros_like(mask)))
 
 
-@pytest.mark.parametrize("model", ["linear", "nonlinear"])
+@pytest.mark.parametrize("model", list(MODELS))
 def test_fused_estimators_equal_dibs_lib_estimators(model):
     """Same particles, same keys: ∇_Z (reparameterised) and ∇_Θ estimates agree with JointDiBS's.
 
