@@ -55,8 +55,10 @@ def worker_index(worker_id: str) -> int:
 
 def cpu_share(index: int, n_workers: int, cores: list[int]) -> list[int]:
     """The cores worker ``index`` of ``n_workers`` may use: a disjoint slice when there are enough,
-    else one core, shared round-robin."""
+    else one core, shared round-robin. xdist numbers a worker that replaces a dead one past the
+    worker count (``gw2`` of 2): it takes the slice of ``index mod n_workers``."""
     n_workers = max(n_workers, 1)
+    index %= n_workers
     per = len(cores) // n_workers
     if per == 0:
         return [cores[index % len(cores)]]

@@ -44,3 +44,14 @@ def test_cpu_workers_split_the_cores_without_oversubscribing():
     assert all(env[v] == "2" for v in THREAD_VARS)
     # more workers than cores: one core each, round-robin
     assert [cpu_share(i, 3, [0, 1]) for i in range(3)] == [[0], [1], [0]]
+
+
+def test_a_replacement_worker_gets_a_valid_share():
+    """xdist names a worker that replaces a dead one gw<count> (gw2 of 2): it still gets cores,
+    and thread variables that are not 0 (it used to get an empty core list)."""
+    assert cpu_share(2, 2, [0, 1, 2, 3]) == [0, 1]
+    assert cpu_share(5, 2, [0, 1, 2, 3]) == [2, 3]
+    env, affinity = worker_env(2, 2, [], [0, 1])
+    assert affinity == [0] and all(env[v] == "1" for v in THREAD_VARS)
+    gpu_env, _ = worker_env(2, 2, ["0"], [0, 1])
+    assert gpu_env["CUDA_VISIBLE_DEVICES"] == "0"

@@ -6,8 +6,11 @@ function from hashable settings, with the data as traced arguments: the compiled
 on the settings and the array shapes, and is reused (in memory, and across processes through
 JAX's persistent cache) for every seed and data set of that shape.
 
-Both learners use dibs-lib's own gradient estimators (``eltwise_grad_z_likelihood``,
-``eltwise_grad_theta_likelihood``, ``eltwise_grad_latent_prior``), optimiser and schedules.
+Both learners use dibs-lib's gradient estimators (``eltwise_grad_z_likelihood``,
+``eltwise_grad_theta_likelihood``, ``eltwise_grad_latent_prior``), optimiser and schedules; with
+``likelihood_impl: fused`` (the default) the two likelihood estimators are computed in one pass each
+(``_fused_dibs.FusedJointDiBS``) over the fused likelihoods of ``harness.likelihoods``, the same
+functions to float32 rounding; ``likelihood_impl: dibs`` runs dibs-lib's classes unchanged.
 ``svgd`` applies dibs-lib's ``_svgd_step`` (kernel-weighted gradients plus repulsion);
 ``ensemble`` gives each member its own key and moves it along its own posterior gradient only.
 """
