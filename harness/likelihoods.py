@@ -22,6 +22,7 @@ dibs-lib's own classes (the reference path).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from dibs.models import DenseNonlinearGaussian, LinearGaussian
 from jax.scipy.stats import norm as jax_normal
@@ -69,8 +70,6 @@ class FusedDenseNonlinearGaussian(DenseNonlinearGaussian):
         return h[..., 0]
 
     def _activation(self):
-        import jax.nn
-
         return {
             "relu": jax.nn.relu,
             "sigmoid": jax.nn.sigmoid,

@@ -21,13 +21,10 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from harness.config import load_study
 from harness.data import make_dataset
 from harness.learners import _dibs
 from harness.learners._fused_dibs import FusedJointDiBS
-from harness.learners.ensemble import Settings as EnsembleSettings
 from harness.learners.svgd import Settings as SvgdSettings
 
 MODELS = {

@@ -70,7 +70,7 @@ class Problem:
             settings=tuple((k, settings[k]) for k in DIBS_KEYS),
             stepsize=settings["stepsize"],
             kernel=kernel,
-            likelihood_impl=settings.get("likelihood_impl", "fused"),
+            likelihood_impl=settings["likelihood_impl"],
         )
 
     def get_params(self, opt_state):

@@ -11,8 +11,9 @@ cotangent, so the same sum is *one* reverse pass of the vector (log p_1, ..., lo
 cotangent w: no per-sample gradient (an S-fold copy of Θ, or of the graph chain to Z) is ever
 materialised. On a CPU, particles are processed with ``lax.map`` in small batches instead of one
 ``vmap`` over all of them, which keeps each batch's intermediates (``[S, N, d, hidden]`` for the
-nonlinear model) in cache; on an accelerator they stay one batch. Same keys, same samples, same function: the particles agree with dibs-lib's
-estimators to float32 rounding (``tests/test_likelihoods.py``).
+nonlinear model) in cache; on an accelerator they stay one batch. Same keys, same samples, same
+function: the particles agree with dibs-lib's estimators to float32 rounding
+(``tests/test_likelihoods.py``).
 
 Only the reparameterisation (``grad_estimator_z: reparam``) and Θ estimators are replaced; the
 score-function estimator, the acyclicity prior, the kernel and the optimiser are dibs-lib's.
@@ -80,4 +81,3 @@ class FusedJointDiBS(JointDiBS):
             per_particle = self.n_grad_mc_samples * self.x.size * width * self.x.dtype.itemsize
             batch = CPU_BATCH_BYTES // per_particle
         return max(1, min(batch or n, n))
-
