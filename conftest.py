@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import devices, summary, tracking
+from harness import baseline, devices, summary, tracking
 from harness.config import StudyFileError, load_cases, parse_overrides
 
 ROOT = Path(__file__).parent
@@ -36,6 +36,11 @@ def pytest_addoption(parser):
     group.addoption("--reuse", action="store_true",
                     help="skip a case whose experiment already has a FINISHED run of the same config hash "
                     "and harness version; report that run's metrics")
+    group.addoption("--save-baseline", metavar="PATH",
+                    help="write this session's per-case metrics as a baseline file (YAML) for --baseline")
+    group.addoption("--baseline", metavar="PATH|mlflow:RUN_ID|mlflow:latest",
+                    help="fail the session where a learner got worse than in this baseline, paired by seed "
+                    "(rule: harness.baseline, README 'Regression gate')")
     group.addoption("--case-timeout", type=float, metavar="SECONDS",
                     help="fail a case running longer than this (a study's timeout_s takes precedence)")
 
@@ -61,6 +66,11 @@ def pytest_configure(config):
         config._harness_session = tracking.Session.from_dict(session) if session else None
         return
     config._harness_session = None
+    if config.getoption("baseline"):
+        try:
+            baseline.parse_source(config.getoption("baseline"))
+        except baseline.BaselineError as exc:
+            raise pytest.UsageError(str(exc)) from None
     config.pluginmanager.register(Controller(config), "harness-controller")
     if _n_workers(config) == 0:
         devices.pin_this_process(0, 1, config.getoption("gpus"))
@@ -155,6 +165,8 @@ class Controller:
     def __init__(self, config):
         self.config = config
         self.records: dict[str, dict] = {}
+        self.gate_lines: list[str] = []
+        self.gate_failed = False
 
     def pytest_runtest_logreport(self, report):
         # xdist forwards the workers' reports, with the record the fixture attached
@@ -174,6 +186,16 @@ class Controller:
         records = list(self.records.values())
         if self.config.getoption("results_csv") and records:
             summary.write_csv(records, self.config.getoption("results_csv"))
+        if interrupted:
+            return
+        if self.config.getoption("save_baseline"):
+            self.gate_lines.append(_save_baseline(self.config, records))
+        if self.config.getoption("baseline"):
+            lines, failed = _gate(self.config, records)
+            self.gate_lines += lines
+            if failed:
+                self.gate_failed = True
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter):
         if not self.records:
@@ -191,6 +213,35 @@ class Controller:
         reused = sorted(r["case_id"] for r in records if r.get("reused"))
         if reused:
             tr.write_line(f"\nreused {len(reused)} case(s) from earlier runs (--reuse): {', '.join(reused)}")
+        if self.gate_lines:
+            tr.section("regression gate (baseline)")
+            tr.write_line("\n".join(self.gate_lines))
+            if self.gate_failed:
+                tr.write_line("the regression gate fails this session (exit status 1)", red=True, bold=True)
         if self.config.getoption("results_csv"):
             tr.write_line(f"\nper-case CSV: {self.config.getoption('results_csv')}")
         tr.write_line(f"\nopen the results: {summary.open_command(self.config._harness_session.uri)}")
+
+
+def _save_baseline(config, records: list[dict]) -> str:
+    command = ["pytest", *config.invocation_params.args]
+    meta = baseline.provenance(tracking.git_commit(), tracking.version_tags(), command)
+    saved = baseline.save_baseline(baseline.baseline_from_records(records, meta=meta), config.getoption("save_baseline"))
+    n = sum(1 for r in records if r.get("status") == "FINISHED" and r.get("metrics"))
+    return f"saved a baseline of {n} finished case(s) of {len(records)} to {saved}"
+
+
+def _gate(config, records: list[dict]) -> tuple[list[str], bool]:
+    """The baseline comparison's lines, and whether it fails the session."""
+    session = config._harness_session
+    try:
+        base = baseline.load_baseline(
+            config.getoption("baseline"), session.uri, list(session.parents),
+            exclude_runs={ids["run_id"] for ids in session.parents.values()},
+        )
+    except baseline.BaselineError as exc:
+        return [f"baseline gate failed: {exc}"], True
+    effects = {c.id: c.config.get("regression", {}) for c in _load(config)}
+    result = baseline.compare_with_baseline(records, base, effects)
+    tracking.tag_session(session, {"baseline": base.source, "baseline_regressions": str(len(result.regressions))})
+    return result.lines(), result.failed

@@ -1,4 +1,8 @@
-"""Command line: ``python -m harness report --experiment NAME [--out DIR] [--parent RUN_ID] [--filter F]``."""
+"""Command line:
+
+    python -m harness report --experiment NAME [--out DIR] [--parent RUN_ID] [--filter F]
+    python -m harness history --experiment NAME [--metric eshd ...] [--out DIR]
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from harness.config import DEFAULT_EXPERIMENT
+from harness.metric_names import COMPARED
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,12 +22,25 @@ def main(argv: list[str] | None = None) -> None:
     report.add_argument("--parent", help="only the cases of this session (parent run id)")
     report.add_argument("--filter", default="", help="an MLflow search filter, e.g. \"tags.config_name = 'smoke'\"")
     report.add_argument("--mlflow-uri", help="tracking URI when MLFLOW_TRACKING_URI is not set")
+    history = commands.add_parser("history", help="every session's mean and interval per learner and metric, in time order")
+    history.add_argument("--experiment", default=DEFAULT_EXPERIMENT)
+    history.add_argument("--metric", action="append", choices=COMPARED + tuple(f"{m}_mixture" for m in COMPARED),
+                         help="a metric to show (repeatable; default: all compared metrics)")
+    history.add_argument("--out", type=Path, help="output directory (default: reports/<experiment>/)")
+    history.add_argument("--mlflow-uri", help="tracking URI when MLFLOW_TRACKING_URI is not set")
     args = parser.parse_args(argv)
 
-    from harness.report import build_report
     from harness.tracking import resolve_uri
 
     out = args.out or Path("reports") / args.experiment
+    if args.command == "history":
+        from harness.history import write_history
+
+        png, md = write_history(resolve_uri(args.mlflow_uri), args.experiment, out, tuple(args.metric or COMPARED))
+        print(f"wrote {png} and {md}")
+        return
+    from harness.report import build_report
+
     path = build_report(resolve_uri(args.mlflow_uri), args.experiment, out, args.parent, args.filter)
     print(f"wrote {path} and {path.with_suffix('.html')} (with the figures in {path.parent})")
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-COMPARED = ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv")
-LOWER_IS_BETTER = {"eshd": True, "auroc": False, "auprc": False, "negll_obs": True, "negll_intrv": True}
+from harness.metric_names import COMPARED, lower_is_better
+
 CASE_ID = re.compile(r"^(?P<config>.+)-s(?P<seed>\d+)-(?P<learner>[^-]+)$")
 PREFERRED_ORDER = ("svgd", "ensemble")
 
@@ -45,7 +45,7 @@ class Paired:
     def statement(self) -> str:
         if self.n == 0:
             return f"{self.a} vs {self.b} on {self.metric}: no seed with both"
-        word = "lower" if LOWER_IS_BETTER.get(self.metric, True) else "higher"
+        word = "lower" if lower_is_better(self.metric) else "higher"
         p = "n/a" if math.isnan(self.p_value) else f"{self.p_value:.2g}"
         return (f"{self.a} {word} {self.metric} than {self.b} in {self.a_better} of {self.n} seeds, "
                 f"mean difference {self.diff_mean:+.3g} (95% CI {self.ci_low:+.3g} to {self.ci_high:+.3g}), p={p}")
@@ -76,17 +76,22 @@ def ordered_learners(learners) -> list[str]:
     return sorted(learners, key=lambda l: (PREFERRED_ORDER.index(l) if l in PREFERRED_ORDER else 99, l))
 
 
+def t_interval(values) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval (nan for one value, 0 for no spread)."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    if n < 2:
+        return float(values.mean()) if n else math.nan, math.nan
+    return float(values.mean()), float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
+
+
 def _compare(config, a, b, metric, ma: dict[int, dict], mb: dict[int, dict]) -> list[Paired]:
     seeds = sorted(s for s in set(ma) & set(mb) if metric in ma[s] and metric in mb[s])
     if not seeds:
         return []
     diff = np.array([ma[s][metric] - mb[s][metric] for s in seeds], dtype=float)
     n = len(diff)
-    mean = float(diff.mean())
-    if n > 1 and diff.std(ddof=1) > 0:
-        half = float(stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / math.sqrt(n))
-    else:
-        half = 0.0 if n > 1 else math.nan
+    mean, half = t_interval(diff)
     p = float(stats.wilcoxon(diff).pvalue) if n > 1 and np.any(diff != 0) else math.nan
-    better = int(np.sum(diff < 0)) if LOWER_IS_BETTER.get(metric, True) else int(np.sum(diff > 0))
+    better = int(np.sum(diff < 0)) if lower_is_better(metric) else int(np.sum(diff > 0))
     return [Paired(config, a, b, metric, n, mean, mean - half, mean + half, p, better)]

@@ -7,8 +7,8 @@ before any learner runs. Nothing here imports JAX: this runs at pytest collectio
 Decisions where the design is silent:
 
 - ``seeds`` is a list of non-negative integers or ``{start: a, stop: b}`` (``range(a, b)``).
-- The sweep may not touch ``name``, ``experiment``, ``marks``, ``seeds``, ``thresholds`` or
-  ``sweep`` itself; sweep values appear in case ids in the order the sweep keys are written.
+- The sweep may not touch ``name``, ``experiment``, ``marks``, ``seeds``, ``thresholds``,
+  ``regression``, ``timeout_s`` or ``sweep`` itself; sweep values appear in case ids in the order the sweep keys are written.
 - A case's ``config`` has the shape of a study file with one seed, one learner (its settings
   merged with ``inference`` and completed with defaults) and no sweep: its ``config.yaml``
   artifact can be run again as a study of its own.
@@ -35,6 +35,7 @@ from pydantic import (
     Field,
     NonNegativeInt,
     PositiveFloat,
+    PlainValidator,
     PositiveInt,
     ValidationError,
     model_validator,
@@ -42,13 +43,16 @@ from pydantic import (
 
 from harness.datasets import REAL_DATASETS, MissingDataset, sachs_files
 from harness.learners import registry, settings_class
-from harness.metric_names import METRICS
+from harness.metric_names import COMPARED, METRICS, is_compared
 from harness.settings import InferenceSettings, Strict
 
 DEFAULT_EXPERIMENT = "dibs_vs_ensembles"
 ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
-UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "sweep", "timeout_s")
+UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "regression", "sweep", "timeout_s")
+# keys that cannot change a case's numbers: left out of its config hash, so that recalibrating a
+# bound keeps runs comparable with a baseline (and reusable)
+NOT_HASHED = ("thresholds", "regression", "timeout_s", "marks")
 
 
 class StudyFileError(ValueError):
@@ -176,6 +180,18 @@ class Bound(Strict):
         return self
 
 
+def _min_effect(value: Any) -> float | str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?%", value.strip()):
+        return value.strip()
+    raise ValueError(f"expected a number >= 0 or a percentage of the baseline mean such as '5%'")
+
+
+# a minimum effect for the baseline gate: absolute (0.5) or relative to the baseline mean ("5%")
+MinEffect = Annotated[Union[float, str], PlainValidator(_min_effect)]
+
+
 class StudySpec(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     experiment: str = Field(DEFAULT_EXPERIMENT, min_length=1)
@@ -186,6 +202,9 @@ class StudySpec(Strict):
     inference: dict[str, Any] = Field(default_factory=dict)
     learners: dict[str, dict[str, Any] | None] = Field(min_length=1)
     thresholds: dict[str, dict[str, Bound]] = Field(default_factory=dict)
+    regression: dict[str, MinEffect] = Field(
+        default_factory=dict, description="minimum effect per metric for the baseline gate (harness.baseline)"
+    )
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
 
     def seed_list(self) -> list[int]:
@@ -227,8 +246,10 @@ class Case:
 
 
 def config_hash(config: dict) -> str:
-    """Stable over runs, processes and machines: sha256 of the canonical JSON, 16 hex digits."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    """Stable over runs, processes and machines: sha256 of the canonical JSON, 16 hex digits, of
+    everything that can change the case's numbers (not ``NOT_HASHED``)."""
+    hashed = {k: v for k, v in config.items() if k not in NOT_HASHED}
+    canonical = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -268,6 +289,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
         raw = _apply_point(raw, overrides, path, keep_sweep=True, what="override")
     spec = _validate(StudySpec, raw, path)
     _check_thresholds(spec, path)
+    _check_regression(spec, path)
     _check_dataset_installed(spec, path)
     cases = []
     for point in _sweep_points(spec, path):
@@ -376,6 +398,15 @@ def _check_thresholds(spec: StudySpec, path: Path) -> None:
                     f"{path}: key 'thresholds.{learner}.{metric}': unknown metric"
                     f"{_suggest(metric, METRICS)}; expected one of: {', '.join(METRICS)}"
                 )
+
+
+def _check_regression(spec: StudySpec, path: Path) -> None:
+    for metric in spec.regression:
+        if not is_compared(metric):
+            raise StudyFileError(
+                f"{path}: key 'regression.{metric}': not a metric the baseline gate compares"
+                f"{_suggest(metric, COMPARED)}; expected one of: {', '.join(COMPARED)} (or <metric>_mixture)"
+            )
 
 
 def _check_dataset_installed(spec: StudySpec, path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Names of the metrics a case logs (importable without JAX, for config validation)."""
+"""Names of the metrics a case logs, and which way is better (importable without JAX, for config
+validation)."""
 
 METRICS = (
     "eshd",
@@ -10,3 +11,16 @@ METRICS = (
     "fit_s",
     "compile_s",
 )
+
+# The posterior metrics, compared between learners and against a baseline: True where lower is better.
+LOWER_IS_BETTER = {"eshd": True, "auroc": False, "auprc": False, "negll_obs": True, "negll_intrv": True}
+COMPARED = tuple(LOWER_IS_BETTER)
+
+
+def lower_is_better(metric: str) -> bool:
+    """Direction of a posterior metric; ``<metric>_mixture`` goes the same way as ``<metric>``."""
+    return LOWER_IS_BETTER[metric.removesuffix("_mixture")]
+
+
+def is_compared(metric: str) -> bool:
+    return metric.removesuffix("_mixture") in LOWER_IS_BETTER

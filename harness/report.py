@@ -12,7 +12,9 @@ filter), their metrics, metric histories and artifacts, using only safe formats 
 - per config: ``<config>_metrics.png`` (boxplots by learner, seeds as points),
   ``<config>_roc.png`` (ROC of the edge marginals per learner, seeds pooled),
   ``<config>_edges.png`` (for one seed: the true adjacency beside each learner's edge
-  probabilities) and, when the runs have them, ``<config>_convergence.png``.
+  probabilities) and, when the runs have them, ``<config>_convergence.png``;
+- a history section: every session of the experiment in time order (``harness.history``), and
+  ``history.png``.
 
 A "config" is a study at one sweep point: the case id without ``-s<seed>-<learner>``.
 """
@@ -37,6 +39,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
 from harness.compare import COMPARED, config_of, ordered_learners, paired_comparisons  # noqa: E402
+from harness.history import fetch_history, history_table, plot_history  # noqa: E402
 from harness.metrics import acyclic_part, edge_marginals, off_diagonal  # noqa: E402
 from harness.posterior import Posterior  # noqa: E402
 from harness.tracking import PARENT_TAG, retry_locked  # noqa: E402
@@ -288,6 +291,12 @@ def build_report(uri: str, experiment: str, out: Path, parent: str | None = None
             md += ["Paired comparison:", "", paired.to_markdown(index=False), ""] + [f"- {s}" for s in statements] + [""]
         md += [f"![{f.stem}]({f.name})" for f in figures] + [""]
         sections_html.append(_html_section(config, table, paired, statements, figures))
+    history = fetch_history(client, experiment)
+    if not history.empty:
+        table, figure = history_table(history), plot_history(history, out / "history.png")
+        md += ["## History (every session of the experiment)", "", table.to_markdown(index=False), "",
+               f"![history]({figure.name})", ""]
+        sections_html.append(_html_section("History (every session of the experiment)", table, None, [], [figure]))
     (out / "report.md").write_text("\n".join(md))
     (out / "report.html").write_text(_html_page(experiment, "\n".join(md[:6]), sections_html))
     return out / "report.md"

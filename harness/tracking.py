@@ -341,6 +341,15 @@ def close_session(session: Session, records: list[dict], status: str = "FINISHED
     return orphans
 
 
+def tag_session(session: Session, tags: dict[str, str]) -> None:
+    """Set tags on each parent run of the session that still exists."""
+    client = MlflowClient(session.uri)
+    for ids in session.parents.values():
+        if retry_locked(client.get_run, ids["run_id"]).info.lifecycle_stage == "active":
+            for key, value in tags.items():
+                retry_locked(client.set_tag, ids["run_id"], f"harness.{key}", value)
+
+
 def _children(client: MlflowClient, ids: dict, extra_filter: str = "") -> list:
     query = f"tags.`{PARENT_TAG}` = '{ids['run_id']}'" + (f" and {extra_filter}" if extra_filter else "")
     return retry_locked(client.search_runs, [ids["experiment_id"]], filter_string=query, max_results=50000)
@@ -371,7 +380,8 @@ def _end_orphans(client: MlflowClient, ids: dict, experiment: str, status: str) 
         tags = run.data.tags
         ended.append({
             "case_id": run.info.run_name, "study": tags.get("config_name"), "experiment": experiment,
-            "learner": tags.get("learner"), "seed": int(tags.get("seed", -1)), "run_id": run.info.run_id,
+            "learner": tags.get("learner"), "seed": int(tags.get("seed", -1)), "config_hash": tags.get("config_hash"),
+            "run_id": run.info.run_id,
             "status": status, "metrics": {}, "thresholds": "-", "params": dict(run.data.params), "error": reason,
         })
     return ended
@@ -498,6 +508,7 @@ class CaseRun:
             "experiment": self.case.experiment,
             "learner": self.case.learner,
             "seed": self.case.seed,
+            "config_hash": self.case.config_hash,
             "run_id": self.run_id,
             "status": self.status,
             "metrics": self.metrics,

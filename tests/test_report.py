@@ -50,11 +50,13 @@ def test_report_writes_every_file_without_unpickling(store, tmp_path):
     )
     assert proc.returncode == 0 and "NO_PICKLE" in proc.stdout, proc.stderr[-3000:]
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["report.html", "report.md", "rep_convergence.png", "rep_edges.png", "rep_metrics.png", "rep_roc.png"])
+    assert names == sorted(["report.html", "report.md", "rep_convergence.png", "rep_edges.png", "rep_metrics.png",
+                            "rep_roc.png", "history.png"])
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and ".png\"" not in html  # self-contained
+    assert html.count("data:image/png;base64,") == 5 and ".png\"" not in html  # self-contained
     md = (out / "report.md").read_text()
     assert md.count("![rep_") == 4 and "svgd lower eshd than ensemble in" in md
+    assert "## History (every session of the experiment)" in md and "![history](history.png)" in md
 
 
 def test_report_numbers_equal_the_runs(store, tmp_path):

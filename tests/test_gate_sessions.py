@@ -1,0 +1,88 @@
+"""The regression gate end to end: sessions run as a user runs them, gated on a baseline file and on
+earlier sessions in MLflow; degraded learners (tests/broken/degraded.py) keep the real case ids and
+config hashes, so only the code differs from the baseline."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import yaml
+
+from tests.conftest import run_pytest
+
+GATE = {
+    "name": "gate",
+    "seeds": [0, 1, 2, 3, 4],
+    "data": {
+        "graph": {"type": "er", "n_vars": 4, "edges_per_node": 1},
+        "model": {"type": "linear_gaussian"},
+        "n_observations": 50,
+        "n_ho_observations": 50,
+        "interventions": {"n_sets": 1},
+    },
+    "inference": {"steps": 150, "n_grad_mc_samples": 8, "n_acyclicity_mc_samples": 4},
+    "learners": {"svgd": {"n_particles": 4}},
+}
+DEGRADED = {"HARNESS_LEARNERS": "svgd=tests.broken.degraded_svgd,ensemble=tests.broken.degraded_ensemble"}
+
+
+def parent_runs(tmp_path) -> list[tuple[str, str]]:
+    """(run id, baseline tag) of each session's parent run, oldest first."""
+    with sqlite3.connect(f"file:{tmp_path / 'mlflow.db'}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "select r.run_uuid, (select value from tags t where t.run_uuid = r.run_uuid and t.key = 'harness.baseline') "
+            "from runs r join tags t on t.run_uuid = r.run_uuid and t.key = 'harness.role' order by r.start_time"
+        ).fetchall()
+    db.close()
+    return rows
+
+
+def test_a_session_is_gated_on_a_file_and_on_earlier_sessions(write_study, tmp_path):
+    study = write_study(GATE)
+    first = run_pytest(["--configs", str(study)], tmp_path)
+    assert first.returncode == 0, first.stdout[-2000:]
+
+    # the same code, gated on the session before it: passes, and records a baseline file
+    base = tmp_path / "baselines" / "gate.yaml"
+    same = run_pytest(["--configs", str(study), "--baseline", "mlflow:latest", "--save-baseline", str(base)], tmp_path)
+    assert same.returncode == 0, same.stdout[-3000:]
+    assert "0 regression(s) in 5 comparison(s)" in same.stdout
+    (first_id, _), (second_id, tag) = parent_runs(tmp_path)
+    assert tag == f"mlflow:{first_id}"
+    saved = yaml.safe_load(base.read_text())
+    assert sorted(saved["cases"]) == [f"gate-s{s}-svgd" for s in range(5)]
+
+    # a learner that runs 3 of its 150 steps: the file and an explicit session both catch it
+    for source in (str(base), f"mlflow:{second_id}"):
+        worse = run_pytest(["--configs", str(study), "--baseline", source], tmp_path,
+                           env={**DEGRADED, "HARNESS_DEGRADE": "steps*0.02"})
+        assert worse.returncode == 1, worse.stdout[-3000:]
+        assert "5 passed" in worse.stdout  # every case met its (absent) thresholds: the gate failed the session
+        assert re.search(r"^REGRESSION: gate svgd eshd: baseline [\d.]+, now [\d.]+, paired diff \+[\d.]+ "
+                         r"\(95% CI .*\), p=[\d.e-]+ \(one-sided paired t, n=5\), min effect 0.5; worse in seeds: ",
+                         worse.stdout, re.M), worse.stdout[-3000:]
+        assert "the regression gate fails this session (exit status 1)" in worse.stdout
+
+
+def test_a_changed_study_is_not_compared(write_study, tmp_path):
+    study = write_study(GATE)
+    base = tmp_path / "gate.yaml"
+    assert run_pytest(["--configs", str(study), "--save-baseline", str(base)], tmp_path).returncode == 0
+    # thresholds and effect sizes are not part of the config hash: still comparable
+    rebound = write_study({**GATE, "thresholds": {"svgd": {"eshd": {"max": 20}}}, "regression": {"eshd": 1.0}},
+                          name="rebound.yaml")
+    same = run_pytest(["--configs", str(rebound), "--baseline", str(base)], tmp_path)
+    assert same.returncode == 0 and "0 regression(s) in 5 comparison(s)" in same.stdout, same.stdout[-3000:]
+    assert "min effect 1;" in same.stdout
+    changed = run_pytest(["--configs", str(study), "--baseline", str(base), "--override", "inference.steps=20"], tmp_path)
+    assert changed.returncode == 1, changed.stdout[-3000:]
+    assert re.search(r"^not comparable: gate-s0-svgd: config hash \w+ \(baseline \w+\)", changed.stdout, re.M)
+    assert "the gate compared nothing" in changed.stdout
+
+
+def test_an_unusable_baseline_is_refused_before_any_case_runs(tmp_path):
+    proc = run_pytest(["-m", "smoke", "--baseline", str(tmp_path / "nope.yaml")], tmp_path)
+    assert proc.returncode == 4  # pytest's usage error
+    assert f"{tmp_path / 'nope.yaml'}: cannot read the baseline file" in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()
