@@ -43,6 +43,7 @@ def test_paired_numbers_match_a_hand_computation():
     assert f.diff_mean == pytest.approx(mean)
     assert (f.ci_low, f.ci_high) == (pytest.approx(mean - half), pytest.approx(mean + half))
     assert f.p_value == pytest.approx(t4_sf(mean / (sd / math.sqrt(5))), rel=1e-9)  # 0.0102
+    assert f.p_signflip == pytest.approx(1 / 32)  # only the observed sign pattern has a mean as large
     assert f.worse_seeds == [0, 1, 2, 3, 4] and f.regression
     assert f.line().startswith("REGRESSION: st svgd eshd: baseline 3, now 6.2, paired diff +3.2 (95% CI +0.8116 to +5.588)")
     assert "worse in seeds: 0, 1, 2, 3, 4" in f.line()
@@ -59,6 +60,7 @@ def test_higher_is_better_metrics_count_a_drop_as_worse():
     rise = {s: 0.9 + w / 100 for s, w in WORSE.items()}
     (g,) = bl.compare_with_baseline(records(rise, "auroc"), baseline_of(base, "auroc")).findings
     assert g.worse_seeds == [] and not g.regression and g.p_value == pytest.approx(1 - f.p_value)
+    assert g.p_signflip == pytest.approx(1.0)
 
 
 def test_mixture_metrics_follow_their_metric():
@@ -77,11 +79,20 @@ def test_each_part_of_the_rule_is_needed():
     effects = {r["case_id"]: {"eshd": 0.3} for r in records(worse)}
     (strict,) = bl.compare_with_baseline(records(worse), baseline_of(BASE), effects).findings
     assert strict.regression and strict.min_effect == 0.3
-    # one bad seed: large mean, but the paired test does not call it
+    # one bad seed: large mean, but neither paired test calls it
     one = {**BASE, 0: BASE[0] + 5.0}
     (lucky,) = bl.compare_with_baseline(records(one), baseline_of(BASE)).findings
     assert lucky.diff_mean == pytest.approx(1.0) and lucky.p_value > bl.ALPHA and not lucky.regression
-    assert lucky.worse_seeds == [0]
+    assert lucky.worse_seeds == [0] and lucky.p_signflip == pytest.approx(0.5)  # zeros: either sign
+
+
+def test_every_seed_worse_with_one_outlier_is_caught_by_the_sign_flip_test():
+    worse = {s: BASE[s] + w for s, w in zip(BASE, [1.0, 1.0, 1.0, 1.0, 40.0])}
+    (f,) = bl.compare_with_baseline(records(worse), baseline_of(BASE)).findings
+    sd = math.sqrt((4 * 7.8**2 + 31.2**2) / 4)  # the outlier inflates the t-test's variance
+    assert f.p_value == pytest.approx(t4_sf(8.8 / (sd / math.sqrt(5))), rel=1e-9) and f.p_value > bl.ALPHA
+    assert f.p_signflip == pytest.approx(1 / 32) and f.regression
+    assert "p=0.16 (paired t) / 0.031 (sign-flip), one-sided, n=5" in f.line()
 
 
 def test_relative_min_effect_is_a_share_of_the_baseline_mean():
@@ -96,7 +107,8 @@ def test_relative_min_effect_is_a_share_of_the_baseline_mean():
 
 def test_one_seed_is_reported_without_interval_or_test():
     (f,) = bl.compare_with_baseline(records({0: 9.0}), baseline_of({0: 1.0})).findings
-    assert f.n == 1 and math.isnan(f.p_value) and math.isnan(f.ci_low) and not f.regression
+    assert f.n == 1 and math.isnan(f.p_value) and math.isnan(f.p_signflip) and math.isnan(f.ci_low)
+    assert not f.regression
     assert "n=1: no interval, no test" in f.line()
 
 

@@ -1,0 +1,50 @@
+"""The paired comparison of learners (harness.compare) on hand-made per-seed numbers, with the
+statistics computed here by hand: mean difference, t-interval, exact Wilcoxon p, direction."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from harness.compare import paired_comparisons
+
+T_975_DF4 = 2.7764451051977934  # Student's t, 97.5% quantile, 4 degrees of freedom (tables: 2.776)
+
+
+def records(metric: str, a: list[float], b: list[float]) -> list[dict]:
+    out = []
+    for learner, values in (("svgd", a), ("ensemble", b)):
+        out += [{"case_id": f"st-s{s}-{learner}", "learner": learner, "seed": s, "metrics": {metric: v}}
+                for s, v in enumerate(values)]
+    return out
+
+
+B = [3.0, 4.0, 2.0, 5.0, 1.0]
+
+
+@pytest.mark.parametrize("metric, a_better", [("eshd", 0), ("auroc", 5)])
+def test_differences_all_one_way(metric, a_better):
+    a = [b + d for b, d in zip(B, [1.0, 2.0, 3.0, 4.0, 6.0])]  # svgd - ensemble = 1, 2, 3, 4, 6
+    (p,) = paired_comparisons(records(metric, a, B))
+    half = T_975_DF4 * math.sqrt(14.8 / 4) / math.sqrt(5)
+    assert (p.config, p.a, p.b, p.n) == ("st", "svgd", "ensemble", 5)
+    assert p.diff_mean == pytest.approx(3.2)
+    assert (p.ci_low, p.ci_high) == (pytest.approx(3.2 - half), pytest.approx(3.2 + half))
+    # exact signed-rank test: W- = 0 happens for 1 of the 2^5 sign patterns; two-sided 2/32
+    assert p.p_value == pytest.approx(2 / 32)
+    assert p.a_better == a_better  # higher auroc is better: svgd better in all 5 seeds
+    word = "lower" if metric == "eshd" else "higher"
+    assert p.statement.startswith(f"svgd {word} {metric} than ensemble in {a_better} of 5 seeds, mean difference +3.2")
+
+
+def test_one_seed_against_the_others():
+    a = [b + d for b, d in zip(B, [-1.0, 2.0, 3.0, 4.0, 6.0])]
+    (p,) = paired_comparisons(records("eshd", a, B))
+    # W- = rank of |-1| = 1: patterns with W- <= 1 are 2 of 32; two-sided 4/32
+    assert p.p_value == pytest.approx(4 / 32) and p.a_better == 1 and p.diff_mean == pytest.approx(2.8)
+
+
+def test_one_pair_has_no_interval_and_no_test():
+    (p,) = paired_comparisons(records("eshd", [2.0], [1.0]))
+    assert p.n == 1 and p.diff_mean == 1.0 and math.isnan(p.ci_low) and math.isnan(p.p_value)
