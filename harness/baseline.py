@@ -343,7 +343,7 @@ def _compare_metric(config, learner, metric, pairs, effects) -> Finding | None:
     low, high, p = paired_statistics(worse)
     p_flip = signflip_p(worse)
     if not lower_is_better(metric):  # the interval of worse, turned back into current - baseline
-        low, high = -high, -low
+        low, high = 0.0 - high, 0.0 - low  # (0.0 - x, not -x: no "-0" in the output)
     threshold = effect_threshold(effects.get(metric, effects.get(metric.removesuffix("_mixture"), 0.0)),
                                  float(base.mean()))
     # p is nan (never < ALPHA) for one seed

@@ -56,20 +56,21 @@ def test_a_session_is_gated_on_a_file_and_on_earlier_sessions(write_study, tmp_p
     (first_id, _), (second_id, tag) = parent_runs(tmp_path)
     assert tag == f"mlflow:{first_id}"
 
-    # a learner that runs 3 of its 150 steps: the file and an explicit session both catch it
-    for source in (str(base), f"mlflow:{second_id}"):
-        worse = run_pytest(["--configs", str(study), "--baseline", source], tmp_path,
-                           env={**DEGRADED, "HARNESS_DEGRADE": "steps*0.02"})
-        assert worse.returncode == 1, worse.stdout[-3000:]
-        assert "5 passed" in worse.stdout  # every case met its (absent) thresholds: the gate failed the session
-        assert re.search(r"^REGRESSION: gate svgd eshd: baseline [\d.]+, now [\d.]+, paired diff \+[\d.]+ "
-                         r"\(95% CI .*\), p=[\d.e-]+ \(paired t\) / [\d.e-]+ \(sign-flip\), one-sided, n=5, min effect 0.5; "
-                         r"worse in seeds: ", worse.stdout, re.M), worse.stdout[-3000:]
-        assert "the regression gate fails this session (exit status 1)" in worse.stdout
+    # a learner that runs 3 of its 150 steps is caught
+    worse = run_pytest(["--configs", str(study), "--baseline", str(base)], tmp_path,
+                       env={**DEGRADED, "HARNESS_DEGRADE": "steps*0.02"})
+    assert worse.returncode == 1, worse.stdout[-3000:]
+    assert "5 passed" in worse.stdout  # every case met its (absent) thresholds: the gate failed the session
+    assert re.search(r"^REGRESSION: gate svgd eshd: baseline [\d.]+, now [\d.]+, paired diff \+[\d.]+ "
+                     r"\(95% CI .*\), p=[\d.e-]+ \(paired t\) / [\d.e-]+ \(sign-flip\), one-sided, n=5, min effect 0.5; "
+                     r"worse in seeds: ", worse.stdout, re.M), worse.stdout[-3000:]
+    assert "the regression gate fails this session (exit status 1)" in worse.stdout
 
-    # a changed study is not compared, and a gate that compared nothing fails
-    changed = run_pytest(["--configs", str(study), "--baseline", str(base), "--override", "inference.steps=20"], tmp_path)
+    # a changed study is not compared with an explicit session, and a gate that compared nothing fails
+    changed = run_pytest(["--configs", str(study), "--baseline", f"mlflow:{second_id}", "--override",
+                          "inference.steps=20"], tmp_path)
     assert changed.returncode == 1, changed.stdout[-3000:]
+    assert f"baseline: mlflow:{second_id} " in changed.stdout
     assert re.search(r"^not comparable: gate-s0-svgd: config hash \w+ \(baseline \w+\)", changed.stdout, re.M)
     assert "the gate compared nothing" in changed.stdout
 

@@ -12,6 +12,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from harness import load_study, run_case
+from harness.devices import cpu_share, worker_index
 from harness.metrics import graph_metrics
 from harness.posterior import Posterior
 from harness.tracking import ARTIFACTS, PARENT_TAG
@@ -199,6 +200,12 @@ def test_a_dead_worker_fails_its_case_and_the_session_goes_on(write_study, tmp_p
     assert parents[0].info.status == "FINISHED"
     rows = {r["case_id"]: r["status"] for r in csv.DictReader(open(tmp_path / "r.csv"))}
     assert rows["tiny-s0-die"] == "FAILED" and rows["tiny-s1-random"] == "FINISHED"
+    # every worker, the replacements of the dead ones (gw2, gw3, ...) included, got a core share
+    share = len(cpu_share(0, 2, sorted(os.sched_getaffinity(0))))
+    expected = f"cpu ({share} core{'s' if share != 1 else ''})"
+    devices = {r.data.tags["worker"]: r.data.tags["device"] for r in children}
+    assert any(worker_index(w) >= 2 for w in devices), devices  # a replacement ran a case
+    assert set(devices.values()) == {expected}, devices
 
 
 def status_read_only(db, run_name):
