@@ -226,9 +226,9 @@ class Controller:
 def _save_baseline(config, records: list[dict]) -> str:
     command = ["pytest", *config.invocation_params.args]
     meta = baseline.provenance(tracking.git_commit(), tracking.version_tags(), command)
-    saved = baseline.save_baseline(baseline.baseline_from_records(records, meta=meta), config.getoption("save_baseline"))
-    n = sum(1 for r in records if r.get("status") == "FINISHED" and r.get("metrics"))
-    return f"saved a baseline of {n} finished case(s) of {len(records)} to {saved}"
+    recorded = baseline.baseline_from_records(records, meta=meta)
+    saved = baseline.save_baseline(recorded, config.getoption("save_baseline"))
+    return f"saved a baseline of {len(recorded.cases)} finished case(s) of {len(records)} to {saved}"
 
 
 def _gate(config, records: list[dict]) -> tuple[list[str], bool]:
