@@ -46,7 +46,7 @@ import yaml
 from scipy import stats
 
 from harness.compare import config_of, ordered_learners, t_interval
-from harness.metric_names import is_compared, lower_is_better  # noqa: F401 (re-exported)
+from harness.metric_names import COMPARED, is_compared, lower_is_better
 
 ALPHA = 0.05
 # About 3.5 to 5 times the standard deviation of a 5-seed mean difference that reduction order alone
@@ -323,8 +323,6 @@ def compare_with_baseline(records: list[dict], baseline: Baseline, min_effects: 
 
 
 def _metric_order(metric: str) -> tuple:
-    from harness.metric_names import COMPARED
-
     base = metric.removesuffix("_mixture")
     return (metric != base, COMPARED.index(base))
 
