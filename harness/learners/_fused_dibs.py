@@ -26,10 +26,11 @@ from dibs.inference import JointDiBS
 from jax import lax, random, vmap
 
 # On a CPU, particles go through the estimators in batches whose largest intermediate
-# ([samples, rows, d, first-layer width] floats) stays near this size: 3 particles at d = 20 with 5
-# hidden units (measured best on 2 cores: 0.56 s per z-gradient vs 0.68 s for 1 or 10 particles);
-# small problems (the smoke study: all 10 particles) go in one batch. On an accelerator, always one.
-CPU_BATCH_BYTES = 16 * 2**20
+# ([samples, rows, d, first-layer width] floats) stays under this size: one particle at a time at
+# d = 20 with 5 hidden units (measured on 2 cores: 0.51 s per svgd step, 0.63 s with 2 particles per
+# batch, 0.79 s with 3 or 5); small problems (the smoke study: all 10 particles) go in one batch. On
+# an accelerator, always one batch.
+CPU_BATCH_BYTES = 8 * 2**20
 
 
 class FusedJointDiBS(JointDiBS):
@@ -40,13 +41,20 @@ class FusedJointDiBS(JointDiBS):
 
         ``wrt="g"``: the per-sample terms w_s ∇_{G_s} log p_s, [S, d, d] (each G_s has its own
         chain back to Z). ``wrt="theta"``: Σ_s w_s ∇_Θ log p_s, a pytree like Θ."""
-        batch = vmap(self.log_joint_prob, (0, None, None, None, None), 0)
         if wrt == "g":
-            logprobs, pullback = jax.vjp(lambda g: batch(g, single_theta, self.x, self.interv_mask, None), gs)
+            logprobs, pullback = jax.vjp(lambda g: self._log_joint_probs(g, single_theta), gs)
         else:
-            logprobs, pullback = jax.vjp(lambda th: batch(gs, th, self.x, self.interv_mask, None), single_theta)
+            logprobs, pullback = jax.vjp(lambda th: self._log_joint_probs(gs, th), single_theta)
         (grad,) = pullback(jax.nn.softmax(logprobs))
         return logprobs, grad
+
+    def _log_joint_probs(self, gs, single_theta):
+        """[S] log p(Θ, D | G_s): the model's own batched form where it has one, else dibs-lib's
+        per-graph function mapped over the graphs."""
+        batched = getattr(self.likelihood_model, "interventional_log_joint_probs", None)
+        if batched is not None:
+            return batched(gs, single_theta, self.x, self.interv_mask)
+        return vmap(self.log_joint_prob, (0, None, None, None, None), 0)(gs, single_theta, self.x, self.interv_mask, None)
 
     def grad_z_likelihood_gumbel(self, single_z, single_theta, single_sf_baseline, t, subk):
         n_vars = single_z.shape[0]
