@@ -340,8 +340,7 @@ def _make_case(spec: StudySpec, path: Path, point: dict, seed: int, learner: str
         config["thresholds"] = {
             learner: {m: b.model_dump(exclude_none=True) for m, b in spec.thresholds[learner].items()}
         }
-    sweep_part = [ID_SAFE.sub("_", _id_value(v)) for v in point.values()]
-    case_id = "-".join([spec.name, *sweep_part, f"s{seed}", learner])
+    case_id = "-".join([spec.name, *map(id_part, point.values()), f"s{seed}", learner])
     return Case(
         id=case_id,
         study=spec.name,
@@ -353,6 +352,12 @@ def _make_case(spec: StudySpec, path: Path, point: dict, seed: int, learner: str
         config=config,
         sweep_point=dict(point),
     )
+
+
+def id_part(value: Any) -> str:
+    """A sweep value as it appears in case ids: lists and mappings flattened with ``_``, and any
+    character outside ``[A-Za-z0-9_.-]`` (which pytest's ``-k`` and file names need) made ``_``."""
+    return ID_SAFE.sub("_", _id_value(value))
 
 
 def _id_value(value: Any) -> str:

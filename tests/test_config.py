@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import subprocess
 import sys
 
 import pytest
+from dibs.kernel import JointAdditiveFrobeniusSEKernel
 
-from harness.config import StudyFileError, load_cases, load_study
+from harness.config import StudyFileError, id_part, load_cases, load_study
 from tests.conftest import ROOT, TINY
 
 
@@ -44,6 +46,13 @@ def test_name_defaults_to_file_stem_and_ids_are_safe(write_study):
     assert all(set(c.id) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") for c in cases)
 
 
+def test_sweep_values_with_unsafe_characters_become_safe_id_parts():
+    assert id_part("a b/c:d[e]") == "a_b_c_d_e_"
+    assert id_part({"hidden_layers": [4, 3], "activation": "tanh"}) == "hidden_layers_4_3_activation_tanh"
+    assert id_part(-1.5e-05) == "-1.5e-05"
+    assert id_part("größe") == "gr__e"
+
+
 def test_learner_keys_override_inference_and_defaults_are_filled(write_study):
     s = study(inference={"steps": 50, "stepsize": 0.01})
     s["learners"]["svgd"]["steps"] = 70
@@ -51,7 +60,10 @@ def test_learner_keys_override_inference_and_defaults_are_filled(write_study):
     assert cases["svgd"].settings["steps"] == 70
     assert cases["ensemble"].settings["steps"] == 50
     assert cases["ensemble"].settings["stepsize"] == 0.01
-    assert cases["svgd"].settings["h_latent"] == 5.0  # dibs-lib default
+    # unset kernel bandwidths are dibs-lib's own defaults, read from its kernel class
+    dibs_defaults = inspect.signature(JointAdditiveFrobeniusSEKernel.__init__).parameters
+    assert cases["svgd"].settings["h_latent"] == dibs_defaults["h_latent"].default
+    assert cases["svgd"].settings["h_theta"] == dibs_defaults["h_theta"].default
     assert "h_latent" not in cases["ensemble"].settings
     # a case's config has only its own learner's section and can be loaded as a study again
     assert list(cases["svgd"].config["learners"]) == ["svgd"]

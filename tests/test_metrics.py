@@ -72,6 +72,10 @@ def test_auroc_uses_off_diagonal_entries_only():
     out = graph_metrics(posterior(g), TRUTH)
     # positives {1.0, 0.5}; negatives {0.5, 0, 0, 0}: P(pos > neg) = (4 + 3.5) / 8
     assert out["auroc"] == pytest.approx(7.5 / 8)
+    # auprc, the trapezoid area under the precision-recall points (recall, precision): threshold 1
+    # gives (1/2, 1), threshold 0.5 gives (1, 2/3), and the curve starts at (0, 1):
+    # 1/2 * 1 + 1/2 * (1 + 2/3) / 2 = 11/12 (average precision, a step sum, would be 5/6)
+    assert out["auprc"] == pytest.approx(11 / 12)
     # dibs-lib counts the three diagonal zeros as extra negatives, which inflates the area
     dibs_auroc = dm.threshold_metrics(dist=_dibs_dist(posterior(g)), g=jnp.array(TRUTH))["roc_auc"]
     assert dibs_auroc > out["auroc"]
@@ -124,6 +128,25 @@ def test_negll_by_hand_with_intervened_node_masked():
     assert out["negll_intrv"] == pytest.approx(expect_iv, rel=1e-4)
 
 
+def test_negll_intrv_is_the_mean_over_interventional_sets():
+    rng = np.random.default_rng(6)
+    ds = _linear_dataset(rng)
+    x_iv2 = rng.normal(size=(15, 3)).astype(np.float32)
+    x_iv2[:, 2] = 1.5
+    ds.interventions.append(InterventionSet(targets=[2], value=1.5, x=x_iv2))
+    g = graphs([(0, 1), (1, 2)])
+    theta = rng.normal(size=(1, 3, 3)).astype(np.float32)
+
+    def negll(x, masked):
+        ll = norm.logpdf(x, loc=x @ (g[0] * theta[0]), scale=np.sqrt(0.1))
+        ll[:, masked] = 0.0
+        return -ll.sum()
+
+    out = likelihood_metrics(posterior(g, theta=theta), ds, LINEAR)
+    expect = (negll(ds.interventions[0].x, 1) + negll(x_iv2, 2)) / 2
+    assert out["negll_intrv"] == pytest.approx(expect, rel=1e-4)
+
+
 def test_negll_is_dibs_joint_metric_without_the_parameter_prior():
     rng = np.random.default_rng(2)
     ds = _linear_dataset(rng)
@@ -164,5 +187,5 @@ def test_non_finite_metric_is_not_returned():
 
 
 def test_undefined_auroc_for_an_empty_truth_is_an_error():
-    with pytest.raises(MetricError, match="no possible edge|no"):
+    with pytest.raises(MetricError, match="the ground-truth graph has no possible edge, so the areas are undefined"):
         graph_metrics(posterior(graphs([(0, 1)])), np.zeros((3, 3), dtype=np.int32))

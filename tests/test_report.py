@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import re
 import subprocess
 import sys
 
@@ -86,7 +85,29 @@ def test_the_parent_run_holds_the_paired_comparison(store):
     assert "paired.rep.svgd-ensemble.auroc.diff_mean" in parent.data.metrics
 
 
-def test_report_module_does_not_import_pickle():
-    source = (ROOT / "harness" / "report.py").read_text()
-    assert not re.search(r"^\s*(import|from)\s+(c?pickle|joblib)", source, flags=re.M)
-    assert "allow_pickle=False" in source and "allow_pickle=True" not in source
+class _WritesAFileWhenUnpickled:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_report_never_unpickles_a_runs_particles(tmp_path):
+    """A particles.npz holding a pickled object (here: one that creates a file when unpickled) is
+    refused by the report's reader, and the object is never unpickled."""
+    from harness.report import CaseData, _read_artifacts
+
+    marker = tmp_path / "unpickled"
+    npz = tmp_path / "particles.npz"
+    np.savez(npz, z=np.array([_WritesAFileWhenUnpickled(marker)], dtype=object), g=np.zeros((1, 2, 2)),
+             log_weights=np.zeros(1))
+    (tmp_path / "ground_truth.yaml").write_text("g: [[0, 1], [0, 0]]\n")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("pickle_exp", artifact_location=str(tmp_path / "artifacts")))
+    client.log_artifact(run.info.run_id, str(npz))
+    client.log_artifact(run.info.run_id, str(tmp_path / "ground_truth.yaml"))
+    case = CaseData(case_id="c", config="c", learner="svgd", seed=0, run_id=run.info.run_id, metrics={})
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        _read_artifacts(client, case, tmp_path / "download")
+    assert not marker.exists()
