@@ -27,6 +27,13 @@ TINY = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def temporary_compile_cache(tmp_path_factory):
+    """Learners run in this process compile into a temporary cache, not the repository's
+    ``.jax_cache/`` (set before the first ``configure_jax``, which reads it once per process)."""
+    os.environ["HARNESS_JAX_CACHE"] = str(tmp_path_factory.mktemp("jax_cache"))
+
+
 @pytest.fixture
 def write_study(tmp_path):
     """write_study(dict or text, name=...) -> path of a study file in a temp dir."""
