@@ -12,6 +12,7 @@ Prints, for a study of `--seeds` seeds x {svgd, ensemble}:
 6. cost of convergence curves at inference.eval_every = steps / 20 (svgd and ensemble, compiled loops)
 7. with --paper-step: seconds per step at the paper's scale (d = 20, 30 particles), dibs-lib's
    likelihood classes vs the fused ones (scripts/bench_step.py, which also breaks a step down)
+8. collection: loading every study in configs/ in a fresh process, and whether it imported JAX
 
 Every measurement runs in fresh processes with their own JAX cache and MLflow store in a temp dir.
 """
@@ -179,10 +180,6 @@ def main() -> None:
         w0 = pytest_wall(study, 0, tmp, "n0")  # the same again: persistent caches now warm
         w2 = pytest_wall(study, 2, tmp, "n2")
         print(f"   warm cache: pytest -n 0: {w0:.1f} s, -n 2: {w2:.1f} s -> speed-up {w0 / w2:.2f}")
-        if args.paper_step:
-            print("\n7. paper-scale step, dibs-lib's likelihood classes vs fused (scripts/bench_step.py)")
-            subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_step.py"), "--no-pieces"], cwd=ROOT,
-                           env=env_with(tmp / "cache"), check=True)
         cores = len(os.sched_getaffinity(0))
         if cores > 1:
             one = inner_session(study, tmp / "cache", cores=1)
@@ -190,7 +187,20 @@ def main() -> None:
                 t1 = mean(r["fit_s"] for r in one if r["learner"] == learner and r["seed"] > 0)
                 print(f"   why: {learner} fit on 1 core {t1:.2f} s, on {cores} cores {run_s[learner]:.2f} s -> "
                       f"one process already gets {t1 / run_s[learner]:.2f}x from XLA's threads")
+        if args.paper_step:
+            print("\n7. paper-scale step, dibs-lib's likelihood classes vs fused (scripts/bench_step.py)")
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_step.py"), "--no-pieces"], cwd=ROOT,
+                           env=env_with(tmp / "cache"), check=True)
+        print("\n8. collection: every study in configs/, loaded in a fresh process")
+        print("   " + collection_figure())
 
+
+def collection_figure() -> str:
+    code = ("import sys, time; t = time.perf_counter(); from harness import load_cases; "
+            "cases = load_cases(['configs/*.yaml']); print(len(cases), time.perf_counter() - t, 'jax' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    n, seconds, jax_imported = out.stdout.split()
+    return f"{n} cases in {float(seconds):.2f} s (imports included); JAX imported: {jax_imported}"
 
 if __name__ == "__main__":
     main()

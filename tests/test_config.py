@@ -236,13 +236,13 @@ def test_missing_required_section(write_study):
     assert "key 'data'" in msg and "missing" in msg
 
 
-def test_collection_is_fast_and_does_not_import_jax():
+def test_collection_does_not_import_jax():
+    """Loading every study (what collection does) stays light: no JAX import. How long it takes is a
+    figure of ``scripts/bench_speed.py`` (section 8), not a test: it depends on the machine."""
     code = (
-        "import sys, time; t = time.perf_counter();"
-        "from harness import load_cases; cases = load_cases(['configs/*.yaml']);"
-        "print(len(cases), time.perf_counter() - t, 'jax' in sys.modules)"
+        "import sys; from harness import load_cases; cases = load_cases(['configs/*.yaml']);"
+        "print(len(cases), 'jax' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    n, seconds, jax_imported = out.stdout.split()
+    n, jax_imported = out.stdout.split()
     assert int(n) > 0 and jax_imported == "False"
-    assert float(seconds) < 3.0

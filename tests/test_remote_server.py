@@ -26,35 +26,55 @@ def free_port() -> int:
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = free_port()
-    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(
-        [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server_artifacts")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if urllib.request.urlopen(f"{uri}/health", timeout=2).read() == b"OK":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield uri
-    finally:
-        proc.terminate()
+    """A real ``mlflow server`` on 127.0.0.1. The port is free when chosen but could be taken before
+    the server binds it: a start that fails on an address in use is retried on a new port."""
+    for _attempt in range(3):
+        proc, uri, log_path = start_mlflow_server(tmp_path, free_port())
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            if wait_until_healthy(proc, uri):
+                yield uri
+                return
+            log = log_path.read_text()
+            if "in use" not in log.lower():
+                pytest.fail(f"mlflow server did not start:\n{log[-3000:]}")
+        finally:
+            stop(proc)
+    pytest.fail("mlflow server: three ports in a row were taken before it could bind them")
+
+
+def start_mlflow_server(tmp_path, port: int):
+    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    log_path = tmp_path / f"server-{port}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+             "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+             "--artifacts-destination", str(tmp_path / "server_artifacts")],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    return proc, f"http://127.0.0.1:{port}", log_path
+
+
+def wait_until_healthy(proc, uri: str, timeout_s: float = 90) -> bool:
+    """True once the server answers its health check; False if it exits or the time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{uri}/health", timeout=2).read() == b"OK":
+                return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def stop(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def test_small_study_on_a_remote_server_with_two_workers(mlflow_server, write_study, tmp_path):

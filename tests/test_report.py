@@ -13,6 +13,9 @@ from mlflow.tracking import MlflowClient
 from harness.compare import paired_comparisons
 from tests.conftest import ROOT, TINY, run_pytest
 
+# one worker builds the module's store (a pytest session of its own) under `-n 2 --dist loadgroup`
+pytestmark = pytest.mark.xdist_group("report_store")
+
 AUDIT = """
 import sys
 events = []
