@@ -246,3 +246,37 @@ def test_collection_does_not_import_jax():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     n, jax_imported = out.stdout.split()
     assert int(n) > 0 and jax_imported == "False"
+
+
+def test_overrides_are_yaml_apply_to_every_case_change_the_hash_and_are_validated(write_study):
+    from harness.config import parse_overrides
+
+    overrides = parse_overrides(["inference.steps=10", "seeds=[1]", "data.model.obs_noise=0.01"])
+    assert overrides == {"inference.steps": 10, "seeds": [1], "data.model.obs_noise": 0.01}
+    path = write_study(study())
+    plain = {c.learner: c for c in load_study(path) if c.seed == 1}
+    changed = load_study(path, overrides)
+    assert {c.seed for c in changed} == {1}
+    for case in changed:
+        assert case.settings["steps"] == 10 and case.config["data"]["model"]["obs_noise"] == 0.01
+        assert case.config_hash != plain[case.learner].config_hash
+    with pytest.raises(StudyFileError, match=r"--override 'steps': expected KEY=VALUE"):
+        parse_overrides(["steps"])
+    with pytest.raises(StudyFileError, match=r"--override 'seeds=\[1': the value is not valid YAML"):
+        parse_overrides(["seeds=[1"])
+    with pytest.raises(StudyFileError, match=rf"{path}.*inference.steps"):
+        load_study(path, {"inference.steps": "many"})
+
+
+def test_configs_accepts_files_folders_globs_repeated_without_duplicates(tmp_path):
+    from harness.config import resolve_study_paths
+
+    (tmp_path / "sub").mkdir()
+    a, b, c = tmp_path / "a.yaml", tmp_path / "sub" / "b.yaml", tmp_path / "sub" / "c.yaml"
+    for p in (a, b, c):
+        p.write_text("name: x\n")
+    (tmp_path / "sub" / "notes.txt").write_text("not a study")
+    # a folder means its *.yaml; the same file named twice (directly, by glob, by folder) counts once
+    assert resolve_study_paths([tmp_path / "sub", a, str(tmp_path / "*.yaml"), b]) == [a, b, c]
+    with pytest.raises(StudyFileError, match=r"missing\.yaml: no study file matches"):
+        resolve_study_paths([a, tmp_path / "missing.yaml"])

@@ -16,6 +16,7 @@ from harness.tracking import (
     log_config_as_params,
     open_session,
     plain_numpy,
+    resolve_uri,
 )
 
 
@@ -108,3 +109,14 @@ def test_plain_numpy_pickles_without_jax_types():
     plain = plain_numpy(tree)
     assert type(plain) is list and type(plain[0]) is tuple
     assert all(type(a) is np.ndarray for a in (plain[0][0], plain[0][1], plain[1]["b"]))
+
+
+def test_tracking_uri_order_environment_then_option_then_local_store(monkeypatch, tmp_path):
+    """README: ``MLFLOW_TRACKING_URI`` > ``--mlflow-uri`` > ``mlruns/mlflow.db`` (absolute)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert resolve_uri("sqlite:///other.db", tmp_path) == "http://127.0.0.1:5999"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert resolve_uri("sqlite:///other.db", tmp_path) == "sqlite:///other.db"
+    monkeypatch.chdir(tmp_path / "..")
+    assert resolve_uri(None, tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlruns' / 'mlflow.db'}"
+    assert (tmp_path / "mlruns").is_dir()
