@@ -3,8 +3,9 @@
 The learners differentiate ``interventional_log_joint_prob(g, theta, x, mask)`` with respect to
 Θ (for hard graph samples) and to a soft graph G ∈ [0, 1]^{d×d} (the Gumbel-softmax estimator of
 ∇_Z), vmapped over particles and 128 graph samples each. The classes here compute *exactly* the
-same function as dibs-lib's models, so data generation, parameter sampling and priors stay
-dibs-lib's (they are subclasses); only ``log_likelihood`` is rewritten:
+same function as dibs-lib's models, so data generation, parameter sampling and the graph prior
+stay dibs-lib's (they are subclasses); only the likelihood (and the nonlinear model's parameter
+prior, as one product for many graphs) is rewritten:
 
 - ``FusedDenseNonlinearGaussian``: dibs-lib masks the *inputs* per node (``x[None] * g.T[:, :,
   None]``, a ``[d, N, d]`` copy of the data per graph) and runs d small MLPs on them. Masking the

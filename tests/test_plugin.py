@@ -280,15 +280,24 @@ def test_command_line_case_timeout_applies_to_studies_without_one(write_study, t
 
 
 def test_convergence_curves_are_metric_history(write_study, tmp_path):
-    s = study(seeds=[0], learners={"svgd": {"n_particles": 3, "steps": 40, "eval_every": 10}})
-    proc = run_pytest(["--configs", str(write_study(s))], tmp_path)
+    # 200 steps: by step 100 this case's particles are acyclic, so the points differ (at 50 all are
+    # cyclic and score the fallback values)
+    s = study(seeds=[0], learners={"svgd": {"n_particles": 3, "steps": 200, "eval_every": 50}})
+    path = write_study(s)
+    proc = run_pytest(["--configs", str(path)], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
     client, _, children = runs_of(tmp_path)
     run = children[0]
+    # each recorded point is what the same case ends with when it runs only that many steps
+    # (svgd's particles are uniformly weighted, as the curves weight them)
+    shorter = {step: run_case(load_study(path, {"learners.svgd.steps": step})[0]).metrics for step in (50, 100, 150)}
     for metric in ("eshd", "auroc"):
         history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric))
-        assert [step for step, _ in history] == [10, 20, 30, 40]
+        assert [step for step, _ in history] == [50, 100, 150, 200]
         assert history[-1][1] == run.data.metrics[metric]  # the last point is the final value
+        assert len({value for _, value in history}) > 1, history  # a curve, not one value
+        for step, value in history[:-1]:
+            assert value == pytest.approx(shorter[step][metric], rel=1e-9), (metric, step)
 
 
 def test_reuse_runs_only_what_an_interrupted_study_is_missing(write_study, tmp_path):
