@@ -201,8 +201,7 @@ def ensemble_step(dibs: JointDiBS, t, state):
     only on its own (z, theta) and its own key stream: the batch is M independent runs."""
     opt_z, opt_theta, keys, baselines = state
     z, theta = dibs.get_params(opt_z), dibs.get_params(opt_theta)
-    split = jax.vmap(lambda k: jax.random.split(k, 4))(keys)
-    keys, k_theta, k_z, k_prior = split[:, 0], split[:, 1], split[:, 2], split[:, 3]
+    keys, k_theta, k_z, k_prior = jax.vmap(member_step_keys)(keys)
     dtheta = dibs.eltwise_grad_theta_likelihood(z, theta, t, k_theta)
     dz_lik, baselines = dibs.eltwise_grad_z_likelihood(z, theta, baselines, t, k_z)
     dz_prior = dibs.eltwise_grad_latent_prior(z, k_prior, t)
@@ -210,6 +209,17 @@ def ensemble_step(dibs: JointDiBS, t, state):
     opt_z = dibs.opt_update(t, -(dz_prior + dz_lik), opt_z)
     opt_theta = dibs.opt_update(t, tree_map(jnp.negative, dtheta), opt_theta)
     return opt_z, opt_theta, keys, baselines
+
+
+def member_step_keys(key):
+    """(next key, Θ key, Z key, acyclicity key) of one member's step, split as dibs-lib's
+    ``JointDiBS._svgd_step`` splits them for a single particle (``key, *sub = split(key, 2)`` three
+    times): a member is then exactly a JointDiBS run of one particle with the member's key, up to
+    SVGD's kernel factor k(x, x), which rmsprop divides out (tests/test_learners.py)."""
+    key, k_theta = jax.random.split(key)
+    key, k_z = jax.random.split(key)
+    key, k_prior = jax.random.split(key)
+    return key, k_theta, k_z, k_prior
 
 
 def ensemble_loop(problem: Problem, steps: int, t0, states, x, mask):
