@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -149,14 +150,31 @@ def case_run(request):
     run = tracking.CaseRun(session, case, devices.describe_device(), worker, reuse=request.config.getoption("reuse"))
     run.run_options = {
         "default_timeout_s": request.config.getoption("case_timeout"),
-        # progress goes to the terminal when the output is not captured, or with a single process
-        "progress": request.config.getoption("capture") == "no" or _n_workers(request.config) == 0,
+        "progress": _progress_writer(request.config),
     }
     try:
         yield run
     finally:
         run.close()
         request.node.user_properties.append(("harness_case", json.dumps(run.record())))
+
+
+def _progress_writer(config):
+    """Where a case's progress goes: stderr with ``-s`` (an xdist worker's stderr reaches the
+    terminal); with a single process, the terminal even while pytest captures the output; else
+    nowhere (a worker's captured output is only shown for a failed test)."""
+    if config.getoption("capture") == "no":
+        return True
+    if _n_workers(config) > 0:
+        return False
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def write(text: str) -> None:
+        with capture.global_and_fixture_disabled():
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+    return write
 
 
 class Controller:

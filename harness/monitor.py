@@ -35,7 +35,7 @@ def chunk_lengths(steps: int, every: int | None = None) -> list[int]:
 class Monitor:
     case_id: str = ""
     timeout_s: float | None = None
-    progress: bool = False
+    progress: bool | Callable[[str], None] = False  # True: print to stderr; or a function taking the text
     eval_every: int | None = None
     evaluate: Callable | None = None  # (z, theta) -> {metric: value}
     history: list[tuple[int, dict]] = field(default_factory=list)
@@ -66,6 +66,9 @@ class Monitor:
             return
         self._last_print = now
         rate = done / max(now - self.start, 1e-9)
-        # sys.__stderr__ bypasses pytest's capture, so -n 0 runs show progress too
-        print(f"\r{self.case_id}: step {done}/{total} ({rate:.0f} steps/s)", end="\n" if done >= total else "",
-              file=sys.__stderr__, flush=True)
+        text = f"\r{self.case_id}: step {done}/{total} ({rate:.0f} steps/s)" + ("\n" if done >= total else "")
+        if callable(self.progress):
+            self.progress(text)
+        else:
+            sys.stderr.write(text)
+            sys.stderr.flush()

@@ -88,6 +88,31 @@ def test_the_parent_run_holds_the_paired_comparison(store):
     assert "paired.rep.svgd-ensemble.auroc.diff_mean" in parent.data.metrics
 
 
+def test_report_selects_runs_by_parent_and_filter(store, tmp_path, monkeypatch):
+    from harness.__main__ import main
+    from harness.report import fetch_cases
+    from harness.tracking import PARENT_TAG
+
+    uri = f"sqlite:///{store / 'mlflow.db'}"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("report_exp")
+    (parent,) = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("harness.role") == "session"]
+    parent_id = parent.info.run_id
+    main(["report", "--experiment", "report_exp", "--mlflow-uri", uri, "--out", str(tmp_path / "r"),
+          "--parent", parent_id, "--filter", "tags.learner = 'svgd'"])
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert f"3 finished case runs of session `{parent_id}` matching `tags.learner = 'svgd'`" in md
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert any(line.startswith("| svgd ") for line in rows) and not any(line.startswith("| ensemble ") for line in rows)
+    # the parent is a selection, not a label: another session's id selects nothing of this one
+    assert len(fetch_cases(client, "report_exp", parent=parent_id)) == 6
+    assert fetch_cases(client, "report_exp", parent="0" * 32) == []
+    assert {c.seed for c in fetch_cases(client, "report_exp", filter_string="tags.seed = '2'")} == {2}
+    assert all(r.data.tags[PARENT_TAG] == parent_id for r in client.search_runs([exp.experiment_id])
+               if "case_id" in r.data.tags)
+
+
 class _WritesAFileWhenUnpickled:
     def __init__(self, marker):
         self.marker = str(marker)
