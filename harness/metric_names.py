@@ -15,6 +15,9 @@ METRICS = (
 # The posterior metrics, compared between learners and against a baseline: True where lower is better.
 LOWER_IS_BETTER = {"eshd": True, "auroc": False, "auprc": False, "negll_obs": True, "negll_intrv": True}
 COMPARED = tuple(LOWER_IS_BETTER)
+# the same metrics under the DiBS+ (posterior-weighted) mixture: harness.metrics
+MIXTURE = tuple(f"{m}_mixture" for m in COMPARED)
+METRICS += MIXTURE
 
 
 def lower_is_better(metric: str) -> bool:

@@ -2,14 +2,30 @@
 
 - Particles whose graph is cyclic are dropped and the weights renormalised (``n_cyclic`` counts
   them). With none left: ``eshd`` = d(d-1)/2, ``auroc`` = 0.5, ``auprc`` = the edge density of G*,
-  and the likelihood metrics use the empty graph.
+  and the likelihood metrics score the empty graph with all parameters zero, as dibs-lib's
+  ``neg_ave_log_likelihood`` does (dibs-lib then sums that one score over all M particles, with
+  unnormalised weights; here it counts once, so the value does not depend on M).
 - ``eshd`` = Σ_G w_G SHD(G, G*), a reversed edge counting once (dibs-lib's convention).
 - ``auroc`` / ``auprc``: areas under the ROC and precision-recall curves of the edge marginals
   p_ij = Σ_G w_G G_ij against G*, over the d(d-1) off-diagonal entries only. ``auprc`` is the
-  trapezoidal area under the PR curve, as dibs-lib's ``prc_auc``.
+  trapezoidal area under the PR curve, as dibs-lib's ``prc_auc``. When G* has no edge (or every
+  edge) both are undefined: they are left out, the other metrics are computed, and the run is
+  tagged ``metrics_not_logged`` with the reason (:func:`undefined_areas`); a case fails only if a
+  threshold names them.
 - ``negll_obs`` = −Σ_k w_k log p(x_ho | G_k, Θ_k): the likelihood without the parameter prior.
 - ``negll_intrv``: the same on each interventional set with the intervened nodes' terms masked
   out, averaged over the sets (not logged when a study has no interventional sets).
+
+Two weightings of the particles, each giving every posterior metric above (``n_cyclic`` once):
+
+- plain names use the learner's own weights (uniform for svgd and ensemble: "DiBS" in the paper);
+- ``<metric>_mixture`` weights particle k by its unnormalised log p(Θ_k, D | G_k) = log p(Θ_k | G_k)
+  + log p(D | G_k, Θ_k) on the training data (:func:`mixture_log_weights`; "DiBS+"), cyclic particles
+  dropped and the rest renormalised with log-sum-exp in float64. That is dibs-lib's
+  ``JointDiBS.get_mixture`` and the weighting of the paper's own evaluation (larslorch/dibs, branch
+  ``full``: ``dibs/eval/joint_inference.py``, ``run_joint_svgd`` weights with
+  ``log_joint_target_no_batch`` of ``dibs/eval/inference.py``): the graph prior p(G) is not part of
+  it. For independently optimised members this is the "weighted ensemble".
 
 A NaN or infinite value raises :class:`MetricError` naming the metric and why: it is never
 logged silently.
@@ -17,6 +33,7 @@ logged silently.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -66,26 +83,32 @@ def off_diagonal(a: np.ndarray) -> np.ndarray:
     return a[~np.eye(d, dtype=bool)]
 
 
+def undefined_areas(g_true: np.ndarray) -> str | None:
+    """Why ``auroc`` and ``auprc`` cannot be computed against ``g_true``, or None when they can:
+    with no possible edge present, or every one, one of the two classes is empty."""
+    truth = off_diagonal(np.asarray(g_true))
+    if truth.min() != truth.max():
+        return None
+    return (f"auroc, auprc: the ground-truth graph has {'no' if truth.max() == 0 else 'every'} possible edge, "
+            "so the areas under the ROC and precision-recall curves are undefined")
+
+
 def graph_metrics(post: Posterior, g_true: np.ndarray) -> dict[str, float]:
-    """``eshd``, ``auroc``, ``auprc`` and ``n_cyclic``."""
+    """``eshd``, ``n_cyclic``, and ``auroc`` and ``auprc`` unless :func:`undefined_areas` says why not."""
     keep, g, lw = acyclic_part(post)
     d = g_true.shape[0]
     truth = off_diagonal(np.asarray(g_true))
     out = {"n_cyclic": int((~keep).sum())}
+    areas = undefined_areas(g_true) is None
     if not keep.any():
-        return out | {"eshd": d * (d - 1) / 2, "auroc": 0.5, "auprc": float(truth.mean())}
-    p = off_diagonal(edge_marginals(g, lw))
-    if truth.min() == truth.max():
-        raise MetricError(
-            f"auroc/auprc: the ground-truth graph has {'no' if truth.max() == 0 else 'every'} "
-            "possible edge, so the areas are undefined"
-        )
-    precision, recall, _ = skm.precision_recall_curve(truth, p)
-    return out | {
-        "eshd": float(np.exp(lw) @ shd(g, g_true)),
-        "auroc": float(skm.roc_auc_score(truth, p)),
-        "auprc": float(skm.auc(recall, precision)),
-    }
+        out["eshd"] = d * (d - 1) / 2
+        return out | ({"auroc": 0.5, "auprc": float(truth.mean())} if areas else {})
+    out["eshd"] = float(np.exp(lw) @ shd(g, g_true))
+    if areas:
+        p = off_diagonal(edge_marginals(g, lw))
+        precision, recall, _ = skm.precision_recall_curve(truth, p)
+        out |= {"auroc": float(skm.roc_auc_score(truth, p)), "auprc": float(skm.auc(recall, precision))}
+    return out
 
 
 def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict,
@@ -99,9 +122,9 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict,
     theta = post.theta
     if keep.any():
         theta = jax.tree_util.tree_map(lambda a: np.asarray(a)[keep], theta)
-    else:  # the empty graph, with the first particle's parameters
+    else:  # no DAG left: the empty graph with zero parameters (module docstring)
         g = np.zeros((1, *post.g.shape[1:]), dtype=post.g.dtype)
-        theta = jax.tree_util.tree_map(lambda a: np.asarray(a)[:1], theta)
+        theta = jax.tree_util.tree_map(lambda a: np.zeros_like(np.asarray(a)[:1]), theta)
         lw = np.zeros(1)
 
     loglik = _batched_log_likelihood(freeze_section(model_config), dataset.n_vars, likelihood_impl)
@@ -139,11 +162,56 @@ def _batched_log_likelihood(model: tuple, n_vars: int, likelihood_impl: str):
     )
 
 
+def mixture_log_weights(post: Posterior, dataset: Dataset, model_config: dict,
+                        likelihood_impl: str = "fused") -> np.ndarray:
+    """[M] unnormalised DiBS+ log-weights log p(Θ_k | G_k) + log p(D | G_k, Θ_k), D the training
+    data (observational), for every particle, cyclic ones included (the metrics drop those)."""
+    import jax.numpy as jnp
+
+    log_joint = _batched_log_joint(freeze_section(model_config), dataset.n_vars, likelihood_impl)
+    x = jnp.asarray(dataset.x, jnp.float32)
+    lw = np.asarray(log_joint(jnp.asarray(post.g, jnp.float32), post.theta, x, jnp.zeros(x.shape, jnp.int32)),
+                    np.float64)
+    bad = np.flatnonzero(~np.isfinite(lw))
+    if bad.size:
+        raise MetricError(f"the mixture weight log p(theta, D | G) is NaN/inf for particles {bad.tolist()}")
+    return lw
+
+
+@functools.lru_cache(maxsize=None)
+def _batched_log_joint(model: tuple, n_vars: int, likelihood_impl: str):
+    """log p(Θ_k | G_k) + log p(x | G_k, Θ_k) for a batch of particles, jitted once per model."""
+    import jax
+
+    from harness.likelihoods import make_inference_model
+
+    likelihood = make_inference_model(thaw_section(model), n_vars, likelihood_impl)
+    return jax.jit(
+        jax.vmap(
+            lambda g1, th, x, mask: likelihood.log_prob_parameters(theta=th, g=g1)
+            + likelihood.log_likelihood(x=x, theta=th, g=g1, interv_targets=mask),
+            (0, 0, None, None),
+        )
+    )
+
+
+def posterior_metrics(post: Posterior, dataset: Dataset, model_config: dict,
+                      likelihood_impl: str = "fused") -> dict[str, float]:
+    """The graph and likelihood metrics of ``post`` under its ``log_weights``."""
+    return graph_metrics(post, dataset.g) | likelihood_metrics(post, dataset, model_config, likelihood_impl)
+
+
 def compute_metrics(post: Posterior, dataset: Dataset, model_config: dict,
                     likelihood_impl: str = "fused") -> dict[str, float]:
-    """All metrics of a case; raises :class:`MetricError` if any is not finite."""
+    """All metrics of a case, both weightings (module docstring); sets ``post.log_weights_mixture``
+    when it is not set. Raises :class:`MetricError` if any is not finite."""
     check_finite_posterior(post)
-    metrics = graph_metrics(post, dataset.g) | likelihood_metrics(post, dataset, model_config, likelihood_impl)
+    metrics = posterior_metrics(post, dataset, model_config, likelihood_impl)
+    if post.log_weights_mixture is None:
+        post.log_weights_mixture = mixture_log_weights(post, dataset, model_config, likelihood_impl)
+    mixture = dataclasses.replace(post, log_weights=post.log_weights_mixture)
+    metrics |= {f"{k}_mixture": v for k, v in posterior_metrics(mixture, dataset, model_config, likelihood_impl).items()
+                if k != "n_cyclic"}
     metrics |= {"fit_s": post.fit_s, "compile_s": post.compile_s}
     bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
     if bad:

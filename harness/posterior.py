@@ -17,6 +17,8 @@ class Posterior:
     (normalised; uniform unless a learner says otherwise). ``fit_s`` is the learner's wall time,
     ``compile_s`` the part of it spent compiling (0 when a compiled loop was reused), of which
     ``lower_s`` is tracing and lowering (what a persistent compilation cache cannot skip).
+    ``log_weights_mixture`` [M] are the DiBS+ weights, unnormalised (see
+    :func:`harness.metrics.mixture_log_weights`; set by ``run_case``, not by learners).
     """
 
     z: np.ndarray
@@ -26,6 +28,7 @@ class Posterior:
     fit_s: float = float("nan")
     compile_s: float = 0.0
     lower_s: float = 0.0
+    log_weights_mixture: np.ndarray | None = None
 
     @property
     def n_particles(self) -> int:

@@ -47,7 +47,8 @@ from harness.tracking import PARENT_TAG, retry_locked  # noqa: E402
 BOXPLOT_METRICS = (("eshd", "expected SHD (lower is better)"), ("auroc", "AUROC of edge marginals (higher is better)"),
                    ("negll_obs", "neg. log-lik., held-out obs. (lower is better)"),
                    ("negll_intrv", "neg. log-lik., interventional (lower is better)"))
-TABLE_METRICS = ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "fit_s")
+TABLE_METRICS = ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "fit_s", "eshd_mixture",
+                 "auroc_mixture", "auprc_mixture", "negll_obs_mixture", "negll_intrv_mixture")
 COLORS = {"svgd": "tab:blue", "ensemble": "tab:orange", "random": "tab:gray"}
 
 
@@ -137,8 +138,9 @@ def paired_table(cases: list[CaseData]) -> tuple[pd.DataFrame, list[str]]:
     records = [{"case_id": c.case_id, "learner": c.learner, "seed": c.seed, "metrics": c.metrics} for c in cases]
     comparisons = paired_comparisons(records)
     rows = [{"pair": f"{p.a} − {p.b}", "metric": p.metric, "n pairs": p.n, "mean diff": f"{p.diff_mean:+.3f}",
-             "95% CI": f"[{p.ci_low:+.3f}, {p.ci_high:+.3f}]",
+             "95% CI": "n/a" if np.isnan(p.ci_low) or p.sd == 0 else f"[{p.ci_low:+.3f}, {p.ci_high:+.3f}]",
              "Wilcoxon p": "n/a" if np.isnan(p.p_value) else f"{p.p_value:.3g}",
+             "non-zero pairs": p.n_nonzero, "smallest possible p": "n/a" if np.isnan(p.min_p) else f"{p.min_p:.3g}",
              f"{p.a} better": f"{p.a_better} of {p.n}"} for p in comparisons]
     return pd.DataFrame(rows), [p.statement for p in comparisons]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -26,10 +27,12 @@ class CaseResult:
     curves: list[tuple[int, dict]] = field(default_factory=list)  # (step, metrics) every eval_every steps
 
 
-def run_case(case: Case, *, progress: bool = False, default_timeout_s: float | None = None) -> CaseResult:
+def run_case(case: Case, *, progress: bool | Callable[[str], None] = False,
+             default_timeout_s: float | None = None) -> CaseResult:
     """Generate the case's data, fit its learner, compute its metrics.
 
-    ``progress`` prints steps done and steps/s while the learner runs; the case fails with
+    ``progress`` prints steps done and steps/s while the learner runs (to stderr, or through the
+    function given); the case fails with
     :class:`~harness.monitor.CaseTimeout` past its study's ``timeout_s`` (else ``default_timeout_s``).
     """
     configure_jax()
@@ -60,4 +63,4 @@ def convergence_metrics(z, dataset: Dataset) -> dict[str, float]:
     g = graphs_from_latents(z)
     post = Posterior(z=z, g=g, theta=None, log_weights=np.full(len(g), -np.log(len(g))))
     out = graph_metrics(post, dataset.g)
-    return {"eshd": out["eshd"], "auroc": out["auroc"], "n_cyclic": out["n_cyclic"]}
+    return {k: out[k] for k in ("eshd", "auroc", "n_cyclic") if k in out}

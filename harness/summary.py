@@ -8,7 +8,8 @@ import pandas as pd
 
 from harness.compare import paired_comparisons
 
-MAIN_METRICS = ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "fit_s")
+MAIN_METRICS = ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "fit_s", "eshd_mixture",
+                "auroc_mixture")
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:

@@ -186,7 +186,8 @@ def write_case_artifacts(directory: Path, case: Case, result, metrics: dict) -> 
             ]
         },
     )
-    np.savez(directory / "particles.npz", z=post.z, g=post.g, log_weights=post.log_weights)
+    np.savez(directory / "particles.npz", z=post.z, g=post.g, log_weights=post.log_weights,
+             log_weights_mixture=post.log_weights_mixture)
     with open(directory / "ground_truth_theta.pkl", "wb") as f:
         pickle.dump(plain_numpy(ds.theta), f)
     with open(directory / "thetas.pkl", "wb") as f:
@@ -256,6 +257,7 @@ def case_tags(case: Case, device: str, worker: str) -> dict[str, str]:
         "device": device,
         "worker": worker,
         **version_tags(),
+        **case.notes,
     }
     commit = git_commit()
     if commit:
@@ -355,8 +357,35 @@ def _children(client: MlflowClient, ids: dict, extra_filter: str = "") -> list:
     return retry_locked(client.search_runs, [ids["experiment_id"]], filter_string=query, max_results=50000)
 
 
+def metrics_not_logged(dataset) -> list[str]:
+    """Why a metric a case usually logs is missing from this one (one reason per sentence)."""
+    from harness.metrics import undefined_areas
+
+    areas = undefined_areas(dataset.g)
+    reasons = [areas] if areas else []
+    if dataset.theta is None:
+        reasons.append("negll_intrv: real data has no interventional test sets (and no ground-truth parameters exist)")
+    return reasons
+
+
+def data_tags(data: dict, dataset) -> dict[str, str]:
+    """What the case was scored against: the truth's edge count and acyclicity; for real data the
+    variant and the samples used."""
+    from harness.datasets import REAL_DATASETS
+    from harness.metrics import is_cyclic
+
+    tags = {"truth_edges": str(int(dataset.g.sum())), "truth_acyclic": str(not is_cyclic(dataset.g[None])[0]).lower()}
+    if data.get("dataset"):
+        real = REAL_DATASETS[data["dataset"]]
+        scaling = "standardised with the training split's statistics" if data["standardize"] else "not standardised"
+        tags["data_variant"] = f"{real.name}, {data['truth']} graph, {scaling}"
+        tags["data_samples"] = (f"{data['n_observations']} training and {data['n_ho_observations']} held-out rows of "
+                                f"{real.n_samples} (all conditions pooled)")
+    return tags
+
+
 def aggregate_metrics(records: list[dict]) -> dict[str, float]:
-    """``<learner>.<metric>_mean`` / ``_std`` / ``_n`` over the given case records."""
+    """``<learner>.<metric>_mean`` / ``_std``, and ``<learner>.n_cases``, over the given case records."""
     by_learner: dict[str, dict[str, list[float]]] = {}
     for r in records:
         for metric, value in r["metrics"].items():
@@ -366,7 +395,7 @@ def aggregate_metrics(records: list[dict]) -> dict[str, float]:
         for metric, values in metrics.items():
             out[f"{learner}.{metric}_mean"] = float(np.mean(values))
             out[f"{learner}.{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        out[f"{learner}.n_cases"] = float(len(next(iter(metrics.values()))))
+        out[f"{learner}.n_cases"] = float(sum(r["learner"] == learner for r in records))
     return out
 
 
@@ -463,9 +492,10 @@ class CaseRun:
             Metric(k, float(v), now, step) for step, values in result.curves if step != final_step for k, v in values.items()
         ]
         tags = [RunTag("thresholds", "failed" if self.misses else "passed")]
-        if result.dataset.theta is None:
-            tags.append(RunTag("metrics_not_logged", "negll_intrv: real data has no interventional test sets "
-                               "(and no ground-truth parameters exist)"))
+        not_logged = metrics_not_logged(result.dataset)
+        if not_logged:
+            tags.append(RunTag("metrics_not_logged", "; ".join(not_logged)))
+        tags += [RunTag(k, v) for k, v in data_tags(self.case.config["data"], result.dataset).items()]
         if self.misses:
             tags.append(RunTag("threshold_misses", _truncate("; ".join(self.misses), 5000)))
         retry_locked(self.client.log_batch, self.run_id, params=params[:MAX_PARAMS_TAGS_PER_BATCH],

@@ -48,3 +48,26 @@ def test_one_seed_against_the_others():
 def test_one_pair_has_no_interval_and_no_test():
     (p,) = paired_comparisons(records("eshd", [2.0], [1.0]))
     assert p.n == 1 and p.diff_mean == 1.0 and math.isnan(p.ci_low) and math.isnan(p.p_value)
+
+
+def test_one_pair_says_so_instead_of_printing_nan():
+    (p,) = paired_comparisons(records("eshd", [2.0], [1.0]))
+    assert p.statement == "svgd lower eshd than ensemble in 0 of 1 seeds, difference +1 (n=1: no interval, no test)"
+    assert "nan" not in p.statement
+
+
+@pytest.mark.parametrize("shift, words", [(2.0, "the same difference +2"), (0.0, "no difference in any seed")])
+def test_differences_without_spread_are_reported_as_such(shift, words):
+    (p,) = paired_comparisons(records("eshd", [b + shift for b in B], B))
+    assert p.statement == f"svgd lower eshd than ensemble in 0 of 5 seeds: {words} (zero variance: no interval, no test)"
+    assert math.isnan(p.p_value)
+
+
+def test_wilcoxon_counts_the_non_zero_pairs_and_names_the_smallest_possible_p():
+    a = [b + d for b, d in zip(B, [0.0, 0.0, 1.0, 2.0, 3.0])]
+    (p,) = paired_comparisons(records("eshd", a, B))
+    # zeros dropped: 3 ranked pairs, all one way: exact two-sided p = 2 / 2^3 = 0.25, also the smallest
+    assert (p.n, p.n_nonzero) == (5, 3) and p.p_value == pytest.approx(0.25) and p.min_p == 0.25
+    assert p.statement.endswith("Wilcoxon p=0.25 on 3 non-zero pairs (smallest possible 0.25)")
+    (five,) = paired_comparisons(records("eshd", [b + d for b, d in zip(B, [1.0, 2.0, 3.0, 4.0, 6.0])], B))
+    assert five.min_p == 0.0625 and five.as_metrics()["paired.st.svgd-ensemble.eshd.p_min"] == 0.0625

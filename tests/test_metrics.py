@@ -11,8 +11,10 @@ from dibs.models import LinearGaussian
 from scipy.stats import norm
 
 from harness.data import Dataset, InterventionSet
-from harness.metrics import MetricError, compute_metrics, graph_metrics, is_cyclic, likelihood_metrics, shd
+from harness.metrics import (MetricError, compute_metrics, graph_metrics, is_cyclic, likelihood_metrics,
+                             mixture_log_weights, shd, undefined_areas)
 from harness.posterior import Posterior
+from harness.thresholds import threshold_misses
 
 LINEAR = {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0, "min_edge": 0.5}
 
@@ -64,6 +66,32 @@ def test_all_cyclic_falls_back_to_worst_case_values():
     g = graphs([(0, 1), (1, 0)])
     out = graph_metrics(posterior(g), TRUTH)
     assert out == {"n_cyclic": 1, "eshd": 3.0, "auroc": 0.5, "auprc": pytest.approx(2 / 6)}
+
+
+@pytest.mark.parametrize("model", [LINEAR, {"type": "nonlinear_gaussian", "obs_noise": 0.1, "sig_param": 1.0,
+                                            "hidden_layers": [5]}], ids=["linear", "nonlinear"])
+def test_all_cyclic_likelihood_scores_the_empty_graph_with_zero_parameters(model):
+    """With zero parameters every node's mean is 0 whatever the graph, so each unmasked entry
+    scores N(x; 0, obs_noise), whatever Θ the (cyclic) particles hold."""
+    rng = np.random.default_rng(7)
+    ds = _linear_dataset(rng)
+    g = graphs([(0, 1), (1, 0)], [(0, 1), (1, 2), (2, 0)])
+    if model is LINEAR:
+        theta = rng.normal(size=(2, 3, 3)).astype(np.float32)
+    else:
+        from dibs.models import DenseNonlinearGaussian
+
+        dibs_model = DenseNonlinearGaussian(n_vars=3, hidden_layers=(5,), obs_noise=0.1, sig_param=1.0)
+        theta = dibs_model.sample_parameters(key=jax.random.PRNGKey(0), n_vars=3, n_particles=2)
+    out = likelihood_metrics(posterior(g, [0.9, 0.1], theta), ds, model)
+
+    def negll(x, masked=()):
+        ll = norm.logpdf(x, loc=0.0, scale=np.sqrt(0.1))
+        ll[:, list(masked)] = 0.0
+        return -ll.sum()
+
+    assert out["negll_obs"] == pytest.approx(negll(ds.x_ho), rel=1e-5)
+    assert out["negll_intrv"] == pytest.approx(negll(ds.interventions[0].x, [1]), rel=1e-5)
 
 
 def test_auroc_uses_off_diagonal_entries_only():
@@ -161,6 +189,46 @@ def test_negll_is_dibs_joint_metric_without_the_parameter_prior():
     assert ours == pytest.approx(dibs_negll + float(np.array([0.2, 0.5, 0.3]) @ prior), rel=1e-4)
 
 
+@pytest.mark.parametrize("nonlinear", [False, True], ids=["linear", "nonlinear"])
+def test_mixture_metrics_use_dibs_lib_get_mixture_weights(nonlinear):
+    """DiBS+ against dibs-lib itself: the weights are JointDiBS.get_mixture's (normalised the same
+    way), and eshd_mixture / negll_obs_mixture are dibs-lib's expected_shd / neg_ave_log_likelihood
+    of that mixture (which drop cyclic particles too)."""
+    from dibs.graph_utils import elwise_acyclic_constr_nograd
+    from dibs.inference import JointDiBS
+    from dibs.models import DenseNonlinearGaussian, ErdosReniDAGDistribution
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(8)
+    ds = _linear_dataset(rng, n=40)
+    g = graphs([(0, 1), (1, 2)], [(0, 2)], [(1, 0), (0, 1)], [(2, 1)], [])  # the third is cyclic
+    if nonlinear:
+        model_config = {"type": "nonlinear_gaussian", "obs_noise": 0.1, "sig_param": 1.0, "hidden_layers": [5]}
+        model = DenseNonlinearGaussian(n_vars=3, hidden_layers=(5,), obs_noise=0.1, sig_param=1.0)
+        theta = model.sample_parameters(key=jax.random.PRNGKey(3), n_vars=3, n_particles=5)
+    else:
+        model_config = LINEAR
+        model = LinearGaussian(n_vars=3, obs_noise=0.1, mean_edge=0.0, sig_edge=1.0, min_edge=0.5)
+        theta = rng.normal(size=(5, 3, 3)).astype(np.float32)
+    post = posterior(g, theta=theta)
+    dibs = JointDiBS(x=jnp.array(ds.x), interv_mask=jnp.zeros(ds.x.shape, jnp.int32),
+                     graph_model=ErdosReniDAGDistribution(3, 1), likelihood_model=model)
+    mixture = dibs.get_mixture(jnp.array(g), theta)
+
+    ours = mixture_log_weights(post, ds, model_config)
+    np.testing.assert_allclose(ours - logsumexp(ours), np.asarray(mixture.logp), rtol=1e-6, atol=1e-4)  # float32
+    assert not np.allclose(ours, ours[0])  # the weights are not uniform: the test can tell them apart
+
+    metrics = compute_metrics(post, ds, model_config)
+    assert metrics["eshd_mixture"] == pytest.approx(float(dm.expected_shd(dist=mixture, g=jnp.array(TRUTH))), rel=1e-4)
+    eltwise = jax.vmap(lambda g1, th, x: model.log_likelihood(x=x, theta=th, g=g1, interv_targets=jnp.zeros_like(x)),
+                       (0, 0, None))
+    negll = float(dm.neg_ave_log_likelihood(dist=mixture, eltwise_log_likelihood=eltwise, x=jnp.array(ds.x_ho)))
+    assert metrics["negll_obs_mixture"] == pytest.approx(negll, rel=1e-4)
+    assert metrics["eshd"] != pytest.approx(metrics["eshd_mixture"])  # two weightings, two values
+    assert np.asarray(elwise_acyclic_constr_nograd(jnp.array(g), 3) > 0).sum() == metrics["n_cyclic"] == 1
+
+
 def test_nan_parameters_fail_naming_particles_and_quantity():
     rng = np.random.default_rng(3)
     ds = _linear_dataset(rng)
@@ -186,6 +254,23 @@ def test_non_finite_metric_is_not_returned():
         compute_metrics(posterior(graphs([(0, 1), (1, 2)]), theta=theta), ds, LINEAR)
 
 
-def test_undefined_auroc_for_an_empty_truth_is_an_error():
-    with pytest.raises(MetricError, match="the ground-truth graph has no possible edge, so the areas are undefined"):
-        graph_metrics(posterior(graphs([(0, 1)])), np.zeros((3, 3), dtype=np.int32))
+@pytest.mark.parametrize("truth, what", [(np.zeros((3, 3), np.int32), "no"), (1 - np.eye(3, dtype=np.int32), "every")])
+def test_areas_are_left_out_for_an_empty_or_complete_truth_whatever_the_particles(truth, what):
+    """The same truth gives the same metric names with acyclic particles and with all cyclic ones."""
+    acyclic = graph_metrics(posterior(graphs([(0, 1)], [])), truth)
+    cyclic = graph_metrics(posterior(graphs([(0, 1), (1, 0)])), truth)
+    assert set(acyclic) == set(cyclic) == {"eshd", "n_cyclic"}
+    # SHDs of the two particles: 1 and 0 against the empty truth, 3 and 3 against the complete one
+    assert acyclic["eshd"] == (0.5 if what == "no" else 3.0)
+    assert undefined_areas(truth).startswith(f"auroc, auprc: the ground-truth graph has {what} possible edge")
+    assert undefined_areas(TRUTH) is None
+
+
+def test_a_nan_or_missing_metric_never_passes_a_threshold():
+    bounds = {"eshd": {"max": 5.0}, "auroc": {"min": 0.5, "max": 1.0}}
+    assert threshold_misses("c", bounds, {"eshd": 1.0, "auroc": 0.7}) == []
+    misses = threshold_misses("c", bounds, {"eshd": float("nan"), "auroc": float("inf")})
+    assert len(misses) == 2 and all("is not a finite number" in m for m in misses)
+    assert threshold_misses("c", bounds, {"eshd": 1.0}) == [
+        "c: auroc was not computed (the run's metrics_not_logged tag says why), but has a threshold "
+        "{'min': 0.5, 'max': 1.0}"]
