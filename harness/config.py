@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import json
 import re
+import warnings
 import types
 import typing
 from dataclasses import dataclass, field
@@ -120,7 +121,10 @@ class DataSpec(Strict):
     n_observations: PositiveInt = 100
     n_ho_observations: PositiveInt = 100
     interventions: InterventionSpec = Field(default_factory=InterventionSpec)
-    standardize: bool = Field(True, description="real data: standardise each column")
+    standardize: bool | None = Field(None, description="real data only: standardise each column (default true)")
+    truth: Literal["consensus", "cdt"] | None = Field(
+        None, description="real data only: the ground-truth graph (harness.datasets; default consensus)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -135,6 +139,10 @@ class DataSpec(Strict):
         graph.setdefault("n_vars", real.n_vars)
         data["graph"] = graph
         data.setdefault("interventions", {"n_sets": 0})
+        if data.get("standardize") is None:
+            data["standardize"] = True
+        if data.get("truth") is None:
+            data["truth"] = "consensus"
         return data
 
     @model_validator(mode="after")
@@ -142,6 +150,10 @@ class DataSpec(Strict):
         if self.dataset is None:
             if self.graph is None or self.graph.n_vars is None:
                 raise ValueError("synthetic data need `graph` with `n_vars` (or name a real `dataset`)")
+            for key in ("standardize", "truth"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"`{key}` applies to a real `dataset` only: synthetic data are used as "
+                                     "generated, with their own ground truth (remove the key)")
             return self
         real = REAL_DATASETS[self.dataset]
         if self.graph.n_vars != real.n_vars:
@@ -231,6 +243,7 @@ class Case:
     marks: tuple[str, ...]
     config: dict = field(repr=False)
     sweep_point: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)  # tags for the case's run (not part of its config)
 
     @property
     def thresholds(self) -> dict[str, dict[str, float]]:
@@ -291,15 +304,35 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
     _check_thresholds(spec, path)
     _check_regression(spec, path)
     _check_dataset_installed(spec, path)
-    cases = []
+    cases, warned = [], set()
     for point in _sweep_points(spec, path):
         point_raw = _apply_point(raw, point, path)
         point_spec = _validate(StudySpec, point_raw, path, point)
         learner_settings = _learner_settings(point_spec, path, point)
+        notes = {}
+        mismatch = budget_mismatch(learner_settings)
+        if mismatch:
+            notes["budget_mismatch"] = mismatch
+            if mismatch not in warned:
+                warnings.warn(f"{path}: {mismatch}", StudyWarning, stacklevel=2)
+                warned.add(mismatch)
         for seed in spec.seed_list():
             for learner, settings in learner_settings.items():
-                cases.append(_make_case(point_spec, path, point, seed, learner, settings))
+                cases.append(_make_case(point_spec, path, point, seed, learner, settings, notes))
     return cases
+
+
+class StudyWarning(UserWarning):
+    """A study that is valid but probably not what its author meant."""
+
+
+def budget_mismatch(learner_settings: dict[str, dict]) -> str | None:
+    """Why svgd and ensemble are not compared like for like (different particle budgets), or None."""
+    svgd, ensemble = learner_settings.get("svgd"), learner_settings.get("ensemble")
+    if svgd is None or ensemble is None or svgd["n_particles"] == ensemble["n_members"]:
+        return None
+    return (f"svgd has n_particles = {svgd['n_particles']} but ensemble has n_members = {ensemble['n_members']}: "
+            "the comparison of the two is not like for like")
 
 
 def load_cases(patterns: list[str] | tuple[str, ...], overrides: dict[str, Any] | None = None) -> list[Case]:
@@ -331,7 +364,8 @@ def resolve_study_paths(patterns) -> list[Path]:
     return sorted(paths, key=lambda p: str(p.resolve()))
 
 
-def _make_case(spec: StudySpec, path: Path, point: dict, seed: int, learner: str, settings: dict) -> Case:
+def _make_case(spec: StudySpec, path: Path, point: dict, seed: int, learner: str, settings: dict,
+               notes: dict | None = None) -> Case:
     config = spec.model_dump(mode="json", exclude={"sweep", "learners", "thresholds", "seeds"})
     config["seeds"] = [seed]
     config["inference"] = _inference_settings(spec, path, point).model_dump(mode="json")
@@ -351,6 +385,7 @@ def _make_case(spec: StudySpec, path: Path, point: dict, seed: int, learner: str
         marks=tuple(spec.marks),
         config=config,
         sweep_point=dict(point),
+        notes=dict(notes or {}),
     )
 
 

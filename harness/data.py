@@ -134,13 +134,14 @@ def make_dataset(data: dict, seed: int) -> Dataset:
 
 
 def make_real_dataset(spec: dict, seed: int) -> Dataset:
-    """A real data set: a seeded random split into disjoint training and held-out samples."""
-    x_all, nodes, g = load_sachs()
-    if spec["standardize"]:
-        x_all = standardize(x_all)
+    """A real data set: a seeded random split into disjoint training and held-out samples, then
+    (``standardize``) both scaled with the training samples' column means and sds."""
+    x_all, nodes, g = load_sachs(spec["truth"])
     key, _ = case_keys(seed)
     order = np.asarray(jax.random.permutation(key, x_all.shape[0]))
     n, n_ho = spec["n_observations"], spec["n_ho_observations"]
-    x = x_all[order[:n]].astype(np.float32)
-    x_ho = x_all[order[n : n + n_ho]].astype(np.float32)
-    return Dataset(g=g, theta=None, x=x, x_ho=x_ho, interventions=[], nodes=nodes)
+    x, x_ho = x_all[order[:n]], x_all[order[n : n + n_ho]]
+    if spec["standardize"]:  # with the training split's statistics only: the held-out rows stay unseen
+        x, x_ho = standardize(x), standardize(x_ho, reference=x)
+    return Dataset(g=g, theta=None, x=x.astype(np.float32), x_ho=x_ho.astype(np.float32), interventions=[],
+                   nodes=nodes)

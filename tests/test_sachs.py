@@ -5,12 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
 from harness.config import StudyFileError, load_study
-from harness.data import make_dataset
+from harness.data import case_keys, make_dataset
 from harness.datasets import load_sachs, standardize
+from harness.metrics import is_cyclic
 from tests.conftest import ROOT, run_pytest
 
 SACHS = {
@@ -22,23 +24,47 @@ SACHS = {
 }
 
 
+CONSENSUS = {  # the 17-edge consensus network in the usual protein names (bnlearn's sachs network)
+    "Raf": ["Mek"], "Mek": ["Erk"], "Erk": ["Akt"], "PKA": ["Raf", "Mek", "Erk", "Akt", "P38", "Jnk"],
+    "PKC": ["Raf", "Mek", "PKA", "P38", "Jnk"], "Plcg": ["PIP2", "PIP3"], "PIP3": ["PIP2"],
+}
+CDT_NAMES = {"Raf": "praf", "Mek": "pmek", "Erk": "p44/42", "Akt": "pakts473", "Jnk": "pjnk", "Plcg": "plcg"}
+
+
 def test_sachs_data_consensus_graph_and_seeded_split(write_study):
     case = load_study(write_study(SACHS))[0]
     assert case.config["data"]["graph"] == {"type": "er", "n_vars": 11, "edges_per_node": 1.0}
+    assert (case.config["data"]["truth"], case.config["data"]["standardize"]) == ("consensus", True)
     a, b, c = (make_dataset(case.config["data"], s) for s in (0, 0, 1))
     assert a.nodes[:3] == ["praf", "pmek", "plcg"] and len(a.nodes) == 11
-    assert a.g.sum() == 18 and a.g[a.nodes.index("praf"), a.nodes.index("pmek")] == 1
+    expected = np.zeros((11, 11), dtype=np.int32)
+    for cause, effects in CONSENSUS.items():
+        for effect in effects:
+            expected[a.nodes.index(CDT_NAMES.get(cause, cause)), a.nodes.index(CDT_NAMES.get(effect, effect))] = 1
+    np.testing.assert_array_equal(a.g, expected)
+    assert a.g.sum() == 17 and not is_cyclic(a.g[None])[0]
     assert a.x.shape == (200, 11) and a.x_ho.shape == (100, 11)
     assert a.theta is None and a.interventions == []
     np.testing.assert_array_equal(a.x, b.x)
     assert not np.array_equal(a.x, c.x)
-    # disjoint training and held-out samples, standardised columns
-    rows = {tuple(r) for r in a.x}
-    assert not rows & {tuple(r) for r in a.x_ho}
-    full = standardize(load_sachs()[0])
-    np.testing.assert_allclose(full.mean(axis=0), 0, atol=1e-9)
-    np.testing.assert_allclose(full.std(axis=0), 1)
-    assert rows <= {tuple(r) for r in full.astype(np.float32)}
+    # disjoint training and held-out rows of the raw data, scaled with the training rows' statistics only
+    raw = load_sachs()[0]
+    np.testing.assert_allclose(a.x.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(a.x.std(axis=0), 1, rtol=1e-5)
+    assert np.abs(a.x_ho.mean(axis=0)).max() > 1e-3  # the held-out rows were not used for the scaling
+    order = np.asarray(jax.random.permutation(case_keys(0)[0], raw.shape[0]))
+    train, held_out = raw[order[:200]], raw[order[200:300]]
+    assert not {tuple(r) for r in train} & {tuple(r) for r in held_out}
+    np.testing.assert_allclose(a.x_ho, (held_out - train.mean(axis=0)) / train.std(axis=0), rtol=1e-5, atol=1e-5)
+    assert standardize(held_out, reference=train) == pytest.approx((held_out - train.mean(0)) / train.std(0))
+
+
+def test_cdt_graph_stays_selectable_with_its_cycle(write_study):
+    case = load_study(write_study({**SACHS, "data": {**SACHS["data"], "truth": "cdt"}}))[0]
+    ds = make_dataset(case.config["data"], 0)
+    assert ds.g.sum() == 18 and is_cyclic(ds.g[None])[0]
+    plcg, pip2, pip3 = (ds.nodes.index(n) for n in ("plcg", "PIP2", "PIP3"))
+    assert ds.g[plcg, pip2] == ds.g[pip2, pip3] == ds.g[pip3, plcg] == 1
 
 
 @pytest.mark.parametrize(
@@ -48,6 +74,7 @@ def test_sachs_data_consensus_graph_and_seeded_split(write_study):
         ({"interventions": {"n_sets": 2}}, "no interventional test sets"),
         ({"n_observations": 7000, "n_ho_observations": 1000}, "exceeds the 7466 samples"),
         ({"dataset": "sach"}, "'sachs'"),
+        ({"truth": "bnlearn"}, "'consensus' or 'cdt'"),
     ],
 )
 def test_bad_real_data_settings_are_refused(write_study, change, message):
@@ -82,3 +109,9 @@ def test_shortened_sachs_study_logs_graph_metrics_against_the_consensus(tmp_path
     assert "negll_intrv" not in run.data.metrics
     assert "negll_intrv" in run.data.tags["metrics_not_logged"]
     assert run.data.params["data.dataset"] == "sachs"
+    assert run.data.params["data.model.obs_noise"] == "1.0"
+    tags = run.data.tags
+    assert (tags["truth_edges"], tags["truth_acyclic"]) == ("17", "true")
+    assert tags["data_variant"] == "sachs, consensus graph, standardised with the training split's statistics"
+    assert tags["data_samples"] == "1000 training and 500 held-out rows of 7466 (all conditions pooled)"
+    assert {"eshd_mixture", "auroc_mixture", "negll_obs_mixture"} <= set(run.data.metrics)
