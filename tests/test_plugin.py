@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -39,8 +41,15 @@ def test_new_study_with_two_workers_leaves_complete_recomputable_runs(write_stud
               learners={"random": {"n_particles": 6}, "svgd": {"n_particles": 3, "steps": 30}})
     path = write_study(s)
     csv_path = tmp_path / "results.csv"
-    proc = run_pytest(["--configs", str(path), "-n", "2", "--results-csv", str(csv_path)], tmp_path)
+    cache = tmp_path / "cache_from_option"
+    proc = run_pytest(["--configs", str(path), "-n", "2", "--results-csv", str(csv_path), "-s",
+                       "--jax-cache", str(cache)], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # -s: each svgd case printed its progress from its worker
+    for seed in (0, 1):
+        assert re.search(rf"fresh-s{seed}-svgd: step 30/30 \(\d+ steps/s\)", proc.stderr), proc.stderr[-2000:]
+    # --jax-cache DIR: the workers compiled into DIR, not into the environment's HARNESS_JAX_CACHE
+    assert any(cache.iterdir()) and not (tmp_path / "jax_cache").exists()
     client, parents, children = runs_of(tmp_path, "fresh_exp")
     assert len(parents) == 1
     cases = {c.id: c for c in load_study(path)}
@@ -69,10 +78,12 @@ def test_new_study_with_two_workers_leaves_complete_recomputable_runs(write_stud
         local = client.download_artifacts(run.info.run_id, "", str(tmp_path / run.info.run_id))
         with np.load(f"{local}/particles.npz", allow_pickle=False) as npz:
             post = Posterior(z=npz["z"], g=npz["g"], theta=None, log_weights=npz["log_weights"])
-        truth = yaml.safe_load(open(f"{local}/ground_truth.yaml"))
-        again = graph_metrics(post, np.array(truth["g"]))
-        assert run.data.metrics["eshd"] == pytest.approx(again["eshd"], rel=1e-9)
-        assert run.data.metrics["auroc"] == pytest.approx(again["auroc"], rel=1e-9)
+            mixture = Posterior(z=npz["z"], g=npz["g"], theta=None, log_weights=npz["log_weights_mixture"])
+        truth = np.array(yaml.safe_load(open(f"{local}/ground_truth.yaml"))["g"])
+        for weights, suffix in ((post, ""), (mixture, "_mixture")):
+            again = graph_metrics(weights, truth)
+            for metric in ("eshd", "auroc", "auprc"):
+                assert run.data.metrics[metric + suffix] == pytest.approx(again[metric], rel=1e-9), metric + suffix
         assert yaml.safe_load(open(f"{local}/metrics.yaml")) == pytest.approx(
             {k: v for k, v in run.data.metrics.items() if not k.startswith("time.")}
         )
@@ -85,7 +96,8 @@ def test_new_study_with_two_workers_leaves_complete_recomputable_runs(write_stud
     svgd_case = cases["fresh-s1-svgd"]
     logged = next(r for r in children if r.info.run_name == svgd_case.id).data.metrics
     direct = run_case(svgd_case).metrics
-    for metric in ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic"):
+    for metric in ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "eshd_mixture",
+                   "negll_obs_mixture", "negll_intrv_mixture"):
         assert logged[metric] == pytest.approx(direct[metric], rel=1e-6), metric
 
     # the parent holds per-learner aggregates; the CSV one row per case
@@ -118,15 +130,21 @@ def test_k_and_m_select_cases(write_study, tmp_path):
     assert len(ids(["-m", "smoke"])) == 6 and ids(["-m", "not smoke"]) == []
 
 
+EMPTY_TRUTH_SEED = 19  # TINY's 4-node ER graph model draws a graph without edges at this seed
+
+
 def test_threshold_miss_fails_the_test_but_the_run_is_finished(write_study, tmp_path):
-    path = write_study(study(seeds=[0], thresholds={"random": {"auroc": {"min": 0.99}, "eshd": {"max": 99}}}))
-    proc = run_pytest(["--configs", str(path)], tmp_path)
+    s = study(seeds=[0, EMPTY_TRUTH_SEED], thresholds={"random": {"auroc": {"min": 0.99}, "eshd": {"max": 99}}})
+    proc = run_pytest(["--configs", str(write_study(s))], tmp_path)
     assert proc.returncode == 1
     assert "tiny-s0-random: auroc = " in proc.stdout and "is below its min 0.99" in proc.stdout
+    # auroc is undefined against an empty truth: a threshold naming it fails the case
+    assert f"tiny-s{EMPTY_TRUTH_SEED}-random: auroc was not computed" in proc.stdout
     _, _, children = runs_of(tmp_path)
-    assert [r.info.status for r in children] == ["FINISHED"]
-    assert children[0].data.tags["thresholds"] == "failed"
-    assert "auroc" in children[0].data.tags["threshold_misses"]
+    assert [r.info.status for r in children] == ["FINISHED", "FINISHED"]
+    for run in children:
+        assert run.data.tags["thresholds"] == "failed"
+        assert "auroc" in run.data.tags["threshold_misses"]
 
 
 def test_a_crashing_case_is_failed_with_its_traceback_and_others_complete(write_study, tmp_path):
@@ -262,9 +280,12 @@ SLOW_SVGD = {"n_particles": 20, "n_grad_mc_samples": 128, "steps": 1_000_000}
 
 def test_a_case_past_its_timeout_fails_and_the_others_go_on(write_study, tmp_path):
     s = study(seeds=[0], timeout_s=15, learners={"random": {}, "svgd": SLOW_SVGD})
-    proc = run_pytest(["--configs", str(write_study(s))], tmp_path)
+    # the study's timeout_s takes precedence over --case-timeout (which would fail both cases)
+    proc = run_pytest(["--configs", str(write_study(s)), "--case-timeout", "1e-9"], tmp_path)
     assert proc.returncode == 1
     assert "1 failed, 1 passed" in proc.stdout, proc.stdout[-3000:]
+    # one process (no -n): progress is shown without -s
+    assert re.search(r"tiny-s0-svgd: step \d+/1000000 \(\d+ steps/s\)", proc.stderr), proc.stderr[-2000:]
     _, parents, children = runs_of(tmp_path)
     status = {r.info.run_name: r.info.status for r in children}
     assert status == {"tiny-s0-random": "FINISHED", "tiny-s0-svgd": "FAILED"}
@@ -284,8 +305,9 @@ def test_convergence_curves_are_metric_history(write_study, tmp_path):
     # cyclic and score the fallback values)
     s = study(seeds=[0], learners={"svgd": {"n_particles": 3, "steps": 200, "eval_every": 50}})
     path = write_study(s)
-    proc = run_pytest(["--configs", str(path)], tmp_path)
+    proc = run_pytest(["--configs", str(path), "--jax-cache", "off"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
+    assert not (tmp_path / "jax_cache").exists()  # off: no persistent cache, not even the default one
     client, _, children = runs_of(tmp_path)
     run = children[0]
     # each recorded point is what the same case ends with when it runs only that many steps
@@ -325,3 +347,71 @@ def test_reuse_runs_only_what_an_interrupted_study_is_missing(write_study, tmp_p
     rows = list(csv.DictReader(open(tmp_path / "r.csv")))
     assert len(rows) == 20 and sum(r["reused"] == "True" for r in rows) == 12
     assert all(r["metrics.eshd"] for r in rows)
+
+    # a reused run is checked against the thresholds of today's study (they are not in the hash);
+    # a run recorded by another harness version is not reused but run again
+    other = next(r for r in after if r.info.run_name == "long-5-s0-random" and r.info.status == "FINISHED")
+    client.set_tag(other.info.run_id, "harness_version", "0.0.1-another")
+    strict = run_pytest(["--configs", str(path), "--reuse", "-k", "long-5-s0- or long-5-s1-",
+                         "--override", "thresholds={random: {eshd: {max: 0}}}"], tmp_path)
+    assert strict.returncode == 1
+    assert "2 failed" in strict.stdout and "reused 1 case(s) from earlier runs (--reuse): long-5-s1-random" in strict.stdout
+    assert "long-5-s1-random: eshd = " in strict.stdout and "is above its max 0" in strict.stdout
+    _, _, last = runs_of(tmp_path)
+    rerun = [r for r in last if r.info.run_id not in {a.info.run_id for a in after}]
+    assert [r.info.run_name for r in rerun] == ["long-5-s0-random"]
+    assert rerun[0].data.tags["harness_version"] != "0.0.1-another"
+
+
+def test_gpus_option_spreads_the_workers_over_the_named_gpus(write_study, tmp_path):
+    """--gpus 3,5 with three workers: gw0 and gw2 share GPU 3 (so neither preallocates), gw1 has
+    GPU 5 alone. No GPU needed: the probe learner writes down the environment its worker got."""
+    probe = tmp_path / "probe.jsonl"
+    path = write_study(study(seeds={"start": 0, "stop": 6}, learners={"env_probe": {}}))
+    proc = run_pytest(["--configs", str(path), "-n", "3", "--gpus", "3,5"], tmp_path,
+                      env={"HARNESS_PROBE_FILE": str(probe)})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    seen = [json.loads(line) for line in probe.read_text().splitlines()]
+    expected = {"gw0": ("3", "false"), "gw1": ("5", None), "gw2": ("3", "false")}
+    assert len(seen) == 6 and {s["worker"] for s in seen} == set(expected)
+    for s in seen:
+        gpu, preallocate = expected[s["worker"]]
+        assert (s["CUDA_VISIBLE_DEVICES"], s["XLA_PYTHON_CLIENT_PREALLOCATE"], s["HARNESS_DEVICE"]) == (
+            gpu, preallocate, f"gpu:{gpu}"), s
+
+
+def test_one_session_holds_several_experiments_and_drops_a_parent_without_cases(write_study, tmp_path):
+    from mlflow.entities import ViewType
+
+    # alpha's truth has no edge: its case passes its eshd threshold and logs all but auroc and auprc
+    a = write_study(study(name="alpha", experiment="exp_a", seeds=[EMPTY_TRUTH_SEED],
+                          thresholds={"random": {"eshd": {"max": 99}}}), "a.yaml")
+    b = write_study(study(name="beta", experiment="exp_b", seeds=[0, 1]), "b.yaml")
+    both = ["--configs", str(a), "--configs", str(b)]
+
+    # -k selects nothing of exp_b: its parent, opened before the workers started, is deleted
+    only_a = run_pytest([*both, "-n", "2", "-k", "alpha"], tmp_path)
+    assert only_a.returncode == 0, only_a.stdout[-3000:]
+    client, parents_a, children_a = runs_of(tmp_path, "exp_a")
+    assert len(parents_a) == 1 and [r.info.run_name for r in children_a] == [f"alpha-s{EMPTY_TRUTH_SEED}-random"]
+    empty = children_a[0].data
+    assert empty.tags["thresholds"] == "passed" and "ground-truth graph has no possible edge" in empty.tags[
+        "metrics_not_logged"]
+    assert {"eshd", "n_cyclic", "negll_obs", "negll_intrv"} <= set(empty.metrics)
+    assert not {"auroc", "auprc"} & set(empty.metrics)
+    assert runs_of(tmp_path, "exp_b")[1:] == ([], [])
+    exp_b = client.get_experiment_by_name("exp_b").experiment_id
+    assert [r.info.lifecycle_stage for r in client.search_runs([exp_b], run_view_type=ViewType.ALL)] == ["deleted"]
+
+    # without -k: one parent per experiment, named after the same session, each with its own cases
+    proc = run_pytest(both, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    latest = {}
+    for experiment, names in (("exp_a", [f"alpha-s{EMPTY_TRUTH_SEED}-random"]), ("exp_b", ["beta-s0-random", "beta-s1-random"])):
+        _, parents, children = runs_of(tmp_path, experiment)
+        parent = max(parents, key=lambda r: r.info.start_time)
+        mine = sorted(c.info.run_name for c in children if c.data.tags[PARENT_TAG] == parent.info.run_id)
+        assert mine == names
+        assert parent.data.metrics["random.n_cases"] == len(names)  # aggregates of its own cases only
+        latest[experiment] = parent
+    assert latest["exp_a"].info.run_name == latest["exp_b"].info.run_name != parents_a[0].info.run_name
