@@ -127,7 +127,7 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict,
         theta = jax.tree_util.tree_map(lambda a: np.zeros_like(np.asarray(a)[:1]), theta)
         lw = np.zeros(1)
 
-    loglik = _batched_log_likelihood(freeze_section(model_config), dataset.n_vars, likelihood_impl)
+    loglik = _batched_log_density(freeze_section(model_config), dataset.n_vars, likelihood_impl)
 
     particle_ids = np.flatnonzero(keep) if keep.any() else np.array([-1])
 
@@ -147,19 +147,20 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict,
 
 
 @functools.lru_cache(maxsize=None)
-def _batched_log_likelihood(model: tuple, n_vars: int, likelihood_impl: str):
-    """log p(x | G_k, Θ_k) for a batch of particles, jitted once per model (not once per case)."""
+def _batched_log_density(model: tuple, n_vars: int, likelihood_impl: str, with_prior: bool = False):
+    """log p(x | G_k, Θ_k), plus log p(Θ_k | G_k) ``with_prior``, for a batch of particles, jitted
+    once per model (not once per case)."""
     import jax
 
     from harness.likelihoods import make_inference_model
 
     likelihood = make_inference_model(thaw_section(model), n_vars, likelihood_impl)
-    return jax.jit(
-        jax.vmap(
-            lambda g1, th, x, mask: likelihood.log_likelihood(x=x, theta=th, g=g1, interv_targets=mask),
-            (0, 0, None, None),
-        )
-    )
+
+    def one(g1, th, x, mask):
+        log_lik = likelihood.log_likelihood(x=x, theta=th, g=g1, interv_targets=mask)
+        return log_lik + likelihood.log_prob_parameters(theta=th, g=g1) if with_prior else log_lik
+
+    return jax.jit(jax.vmap(one, (0, 0, None, None)))
 
 
 def mixture_log_weights(post: Posterior, dataset: Dataset, model_config: dict,
@@ -168,7 +169,7 @@ def mixture_log_weights(post: Posterior, dataset: Dataset, model_config: dict,
     data (observational), for every particle, cyclic ones included (the metrics drop those)."""
     import jax.numpy as jnp
 
-    log_joint = _batched_log_joint(freeze_section(model_config), dataset.n_vars, likelihood_impl)
+    log_joint = _batched_log_density(freeze_section(model_config), dataset.n_vars, likelihood_impl, with_prior=True)
     x = jnp.asarray(dataset.x, jnp.float32)
     lw = np.asarray(log_joint(jnp.asarray(post.g, jnp.float32), post.theta, x, jnp.zeros(x.shape, jnp.int32)),
                     np.float64)
@@ -176,23 +177,6 @@ def mixture_log_weights(post: Posterior, dataset: Dataset, model_config: dict,
     if bad.size:
         raise MetricError(f"the mixture weight log p(theta, D | G) is NaN/inf for particles {bad.tolist()}")
     return lw
-
-
-@functools.lru_cache(maxsize=None)
-def _batched_log_joint(model: tuple, n_vars: int, likelihood_impl: str):
-    """log p(Θ_k | G_k) + log p(x | G_k, Θ_k) for a batch of particles, jitted once per model."""
-    import jax
-
-    from harness.likelihoods import make_inference_model
-
-    likelihood = make_inference_model(thaw_section(model), n_vars, likelihood_impl)
-    return jax.jit(
-        jax.vmap(
-            lambda g1, th, x, mask: likelihood.log_prob_parameters(theta=th, g=g1)
-            + likelihood.log_likelihood(x=x, theta=th, g=g1, interv_targets=mask),
-            (0, 0, None, None),
-        )
-    )
 
 
 def posterior_metrics(post: Posterior, dataset: Dataset, model_config: dict,
