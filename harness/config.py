@@ -422,7 +422,20 @@ def _learner_settings(spec: StudySpec, path: Path, point: dict) -> dict[str, dic
         shared = {k: v for k, v in inference.items() if k in cls.model_fields}
         settings = _validate(cls, {**shared, **(own or {})}, path, point, prefix=("learners", name))
         out[name] = settings.model_dump(mode="json")
+    _check_inference_keys_are_taken(spec, path)
     return out
+
+
+def _check_inference_keys_are_taken(spec: StudySpec, path: Path) -> None:
+    """A shared ``inference`` key that none of the study's learners takes would be dropped
+    silently (e.g. ``h_theta``, an svgd kernel setting, in a study without svgd): refuse it."""
+    taken = {k for name in spec.learners for k in settings_class(name).model_fields}
+    for key in spec.inference:
+        if key not in taken:
+            raise StudyFileError(
+                f"{path}: key 'inference.{key}': no learner of this study takes it "
+                f"(learners: {', '.join(spec.learners)}); give it to a learner that does, or remove it"
+            )
 
 
 def _check_thresholds(spec: StudySpec, path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -22,9 +23,21 @@ TINY = {
         "n_ho_observations": 30,
         "interventions": {"n_sets": 2},
     },
-    "inference": {"steps": 20, "n_grad_mc_samples": 8, "n_acyclicity_mc_samples": 4},
     "learners": {"random": {"n_particles": 5}},
 }
+# short DiBS runs; shared `inference` keys, so only for studies with a DiBS learner (a key no
+# learner takes is an error)
+TINY_INFERENCE = {"steps": 20, "n_grad_mc_samples": 8, "n_acyclicity_mc_samples": 4}
+DIBS_LEARNERS = {"svgd", "ensemble", "transposed_svgd"}
+
+
+def tiny_study(**changes) -> dict:
+    """TINY with ``changes``; with a DiBS learner and no ``inference`` given, TINY_INFERENCE."""
+    s = copy.deepcopy(TINY)
+    s.update(changes)
+    if "inference" not in changes and DIBS_LEARNERS & set(s.get("learners") or {}):
+        s["inference"] = dict(TINY_INFERENCE)
+    return s
 
 
 @pytest.fixture(scope="session", autouse=True)

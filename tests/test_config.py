@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import inspect
 import subprocess
 import sys
@@ -12,12 +11,11 @@ from dibs.kernel import JointAdditiveFrobeniusSEKernel
 
 from harness.config import StudyFileError, StudyWarning, id_part, load_cases, load_study
 from harness.tracking import case_tags
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, tiny_study
 
 
 def study(**changes):
-    s = copy.deepcopy(TINY)
-    s["learners"] = {"svgd": {"n_particles": 3}, "ensemble": {"n_members": 3}}
+    s = tiny_study(learners={"svgd": {"n_particles": 3}, "ensemble": {"n_members": 3}})
     s.update(changes)
     return s
 
@@ -166,6 +164,19 @@ def test_infeasible_er_density(write_study):
     s["data"]["graph"] = {"type": "er", "n_vars": 5, "edges_per_node": 2}
     msg = _error(write_study, s)
     assert "data.graph" in msg and "edges_per_node must be below" in msg
+
+
+def test_an_inference_key_no_learner_takes_is_refused(write_study):
+    msg = _error(write_study, tiny_study(inference={"steps": 10}))  # only the random learner
+    assert "key 'inference.steps': no learner of this study takes it (learners: random)" in msg
+    msg = _error(write_study, tiny_study(sweep={"inference.steps": [5, 10]}))  # set by a sweep point
+    assert "key 'inference.steps': no learner of this study takes it" in msg
+    # a learner-specific key where that learner does not take it: svgd's kernel bandwidth for the ensemble
+    msg = _error(write_study, tiny_study(learners={"ensemble": {"h_theta": 100.0}}))
+    assert "key 'learners.ensemble.h_theta': unknown key" in msg
+    # taken by one learner of the study: fine
+    cases = load_study(write_study(tiny_study(learners={"random": {}, "svgd": {}}, inference={"steps": 7})))
+    assert {c.learner: c.settings.get("steps") for c in cases if c.seed == 0} == {"random": None, "svgd": 7}
 
 
 def test_standardize_on_synthetic_data_is_refused(write_study):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import os
@@ -18,13 +17,11 @@ from harness.devices import cpu_share, worker_index
 from harness.metrics import graph_metrics
 from harness.posterior import Posterior
 from harness.tracking import ARTIFACTS, PARENT_TAG
-from tests.conftest import TINY, run_pytest
+from tests.conftest import run_pytest, tiny_study
 
 
 def study(**changes):
-    s = copy.deepcopy(TINY)
-    s.update(changes)
-    return s
+    return tiny_study(**changes)
 
 
 def runs_of(tmp_path, experiment="dibs_vs_ensembles"):
@@ -279,7 +276,7 @@ SLOW_SVGD = {"n_particles": 20, "n_grad_mc_samples": 128, "steps": 1_000_000}
 
 
 def test_a_case_past_its_timeout_fails_and_the_others_go_on(write_study, tmp_path):
-    s = study(seeds=[0], timeout_s=15, learners={"random": {}, "svgd": SLOW_SVGD})
+    s = study(seeds=[0], timeout_s=25, learners={"random": {}, "svgd": SLOW_SVGD})
     # the study's timeout_s takes precedence over --case-timeout (which would fail both cases)
     proc = run_pytest(["--configs", str(write_study(s)), "--case-timeout", "1e-9"], tmp_path)
     assert proc.returncode == 1
@@ -290,7 +287,7 @@ def test_a_case_past_its_timeout_fails_and_the_others_go_on(write_study, tmp_pat
     status = {r.info.run_name: r.info.status for r in children}
     assert status == {"tiny-s0-random": "FINISHED", "tiny-s0-svgd": "FAILED"}
     slow = next(r for r in children if r.info.run_name == "tiny-s0-svgd")
-    assert "ran past its timeout_s = 15 s" in slow.data.tags["failure_reason"]
+    assert "ran past its timeout_s = 25 s" in slow.data.tags["failure_reason"]
     assert "at step" in slow.data.tags["failure_reason"]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import shutil
 import socket
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness.tracking import ARTIFACTS, PARENT_TAG
-from tests.conftest import TINY, run_pytest
+from tests.conftest import run_pytest, tiny_study
 
 
 def free_port() -> int:
@@ -78,9 +77,7 @@ def stop(proc) -> None:
 
 
 def test_small_study_on_a_remote_server_with_two_workers(mlflow_server, write_study, tmp_path):
-    study = copy.deepcopy(TINY)
-    study["name"] = "remote"
-    study["learners"] = {"random": {"n_particles": 4}, "svgd": {"n_particles": 2, "steps": 10}}
+    study = tiny_study(name="remote", learners={"random": {"n_particles": 4}, "svgd": {"n_particles": 2, "steps": 10}})
     path = write_study(study)
     proc = run_pytest(["--configs", str(path), "-n", "2"], tmp_path, env={"MLFLOW_TRACKING_URI": mlflow_server})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

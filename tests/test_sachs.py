@@ -19,7 +19,6 @@ SACHS = {
     "name": "realdata",
     "seeds": [0],
     "data": {"dataset": "sachs", "model": {"type": "linear_gaussian"}, "n_observations": 200, "n_ho_observations": 100},
-    "inference": {"steps": 10, "n_grad_mc_samples": 8},
     "learners": {"random": {"n_particles": 5}},
 }
 

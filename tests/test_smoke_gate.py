@@ -13,6 +13,8 @@ def smoke_with(learner: str, thresholds_of: str, settings: dict) -> dict:
     study["name"] = f"gate_{learner}_vs_{thresholds_of}"
     study["marks"] = []
     study["learners"] = {learner: settings}
+    if learner == "random":  # it takes none of the shared DiBS settings
+        del study["inference"]
     study["thresholds"] = {learner: study["thresholds"][thresholds_of]}
     return study
 
