@@ -1,6 +1,6 @@
 """Command line:
 
-    python -m harness report --experiment NAME [--out DIR] [--parent RUN_ID] [--filter F]
+    python -m harness report --experiment NAME [--out DIR] [--parent RUN_ID | --all-sessions] [--filter F]
     python -m harness history --experiment NAME [--metric eshd ...] [--out DIR]
 """
 
@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> None:
     report = commands.add_parser("report", help="tables and plots from the runs of an experiment")
     report.add_argument("--experiment", default=DEFAULT_EXPERIMENT)
     report.add_argument("--out", type=Path, help="output directory (default: reports/<experiment>/)")
-    report.add_argument("--parent", help="only the cases of this session (parent run id)")
+    report.add_argument("--parent", help="only the cases of this session (parent run id; default: the latest session)")
+    report.add_argument("--all-sessions", action="store_true", help="every session's cases, not only the latest")
     report.add_argument("--filter", default="", help="an MLflow search filter, e.g. \"tags.config_name = 'smoke'\"")
     report.add_argument("--mlflow-uri", help="tracking URI when MLFLOW_TRACKING_URI is not set")
     history = commands.add_parser("history", help="every session's mean and interval per learner and metric, in time order")
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     from harness.report import build_report
 
-    path = build_report(resolve_uri(args.mlflow_uri), args.experiment, out, args.parent, args.filter)
+    path = build_report(resolve_uri(args.mlflow_uri), args.experiment, out, args.parent, args.filter, args.all_sessions)
     print(f"wrote {path} and {path.with_suffix('.html')} (with the figures in {path.parent})")
 
 

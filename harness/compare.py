@@ -76,16 +76,25 @@ class Paired:
 
 
 def paired_comparisons(records: list[dict]) -> list[Paired]:
-    """``records``: dicts with ``case_id``, ``learner``, ``seed`` and ``metrics`` (finished cases)."""
-    table: dict[str, dict[str, dict[int, dict]]] = {}
+    """``records``: dicts with ``case_id``, ``learner``, ``seed``, ``metrics`` (finished cases) and
+    ``comparison_hash`` (absent in runs older than it: those form one group). Cases are paired only
+    within one (config, comparison hash): runs of the same config name with other settings (a
+    shortened ``--override`` session, say) are a separate comparison, labelled ``config (hash)``.
+    A later record of the same learner and seed in a group replaces an earlier one."""
+    table: dict[tuple[str, str | None], dict[str, dict[int, dict]]] = {}
     for r in records:
         if r.get("metrics"):
-            table.setdefault(config_of(r["case_id"]), {}).setdefault(r["learner"], {})[int(r["seed"])] = r["metrics"]
+            group = table.setdefault((config_of(r["case_id"]), r.get("comparison_hash")), {})
+            group.setdefault(r["learner"], {})[int(r["seed"])] = r["metrics"]
+    hashes_of: dict[str, int] = {}
+    for config, _ in table:
+        hashes_of[config] = hashes_of.get(config, 0) + 1
     out = []
-    for config, by_learner in sorted(table.items()):
+    for (config, key), by_learner in sorted(table.items(), key=lambda item: (item[0][0], str(item[0][1]))):
+        label = config if hashes_of[config] == 1 else f"{config} ({str(key)[:8]})"
         for a, b in itertools.combinations(ordered_learners(by_learner), 2):
             for metric in COMPARED + MIXTURE:
-                out.extend(_compare(config, a, b, metric, by_learner[a], by_learner[b]))
+                out.extend(_compare(label, a, b, metric, by_learner[a], by_learner[b]))
     return out
 
 

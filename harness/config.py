@@ -257,6 +257,13 @@ class Case:
     def config_hash(self) -> str:
         return config_hash(self.config)
 
+    @property
+    def comparison_hash(self) -> str:
+        """What the learners of one study config share: its hash without the learner's own settings
+        and the seed. Cases are paired only within it (``harness.compare``), so a shortened
+        ``--override`` session is never mixed with a full one."""
+        return config_hash({k: v for k, v in self.config.items() if k not in ("learners", "seeds")})
+
 
 def config_hash(config: dict) -> str:
     """Stable over runs, processes and machines: sha256 of the canonical JSON, 16 hex digits, of

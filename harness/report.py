@@ -1,9 +1,10 @@
 """A report with plots, rebuilt from what the runs store (plots are kept out of the runs).
 
-    python -m harness report --experiment dibs_vs_ensembles [--out DIR] [--parent RUN_ID] [--filter "..."]
+    python -m harness report --experiment dibs_vs_ensembles [--out DIR] [--parent RUN_ID | --all-sessions] [--filter "..."]
 
-Reads the finished case runs of an experiment (optionally one session's, or an MLflow search
-filter), their metrics, metric histories and artifacts, using only safe formats (``.npz`` with
+Reads the finished case runs of one session of an experiment (the latest, or ``--parent``; every
+session with ``--all-sessions``; optionally an MLflow search filter too) and says which it read;
+their metrics, metric histories and artifacts, using only safe formats (``.npz`` with
 ``allow_pickle=False``, YAML ``safe_load``; the pickles are never opened), and writes into
 ``DIR`` (default ``reports/<experiment>/``):
 
@@ -16,7 +17,9 @@ filter), their metrics, metric histories and artifacts, using only safe formats 
 - a history section: every session of the experiment in time order (``harness.history``), and
   ``history.png``.
 
-A "config" is a study at one sweep point: the case id without ``-s<seed>-<learner>``.
+A "config" is a study at one sweep point: the case id without ``-s<seed>-<learner>``. Runs of one
+config name with different settings (e.g. a shortened ``--override`` session read with
+``--all-sessions``) differ in their ``comparison_hash`` tag and get a section each.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class CaseData:
     seed: int
     run_id: str
     metrics: dict[str, float]
+    comparison_hash: str | None = None
+    start_time: int = 0
     g_true: np.ndarray | None = None
     nodes: list[str] = field(default_factory=list)
     edge_probs: np.ndarray | None = None
@@ -84,7 +89,8 @@ def fetch_cases(client: MlflowClient, experiment: str, parent: str | None = None
                 continue
             case = CaseData(case_id=tags["case_id"], config=config_of(tags["case_id"]), learner=tags["learner"],
                             seed=int(tags["seed"]), run_id=run.info.run_id,
-                            metrics={k: v for k, v in run.data.metrics.items() if not k.startswith("time.")})
+                            metrics={k: v for k, v in run.data.metrics.items() if not k.startswith("time.")},
+                            comparison_hash=tags.get("comparison_hash"), start_time=run.info.start_time)
             _read_artifacts(client, case, Path(tmp) / run.info.run_id)
             _read_curves(client, case)
             cases.append(case)
@@ -135,7 +141,8 @@ def summary_table(cases: list[CaseData]) -> pd.DataFrame:
 
 
 def paired_table(cases: list[CaseData]) -> tuple[pd.DataFrame, list[str]]:
-    records = [{"case_id": c.case_id, "learner": c.learner, "seed": c.seed, "metrics": c.metrics} for c in cases]
+    records = [{"case_id": c.case_id, "learner": c.learner, "seed": c.seed, "metrics": c.metrics,
+                "comparison_hash": c.comparison_hash} for c in sorted(cases, key=lambda c: c.start_time)]
     comparisons = paired_comparisons(records)
     rows = [{"pair": f"{p.a} − {p.b}", "metric": p.metric, "n pairs": p.n, "mean diff": f"{p.diff_mean:+.3f}",
              "95% CI": "n/a" if np.isnan(p.ci_low) or p.sd == 0 else f"[{p.ci_low:+.3f}, {p.ci_high:+.3f}]",
@@ -265,15 +272,37 @@ def plot_convergence(cases: list[CaseData], config: str, path: Path) -> Path | N
 # ---------------------------------------------------------------------------------------------
 
 
-def build_report(uri: str, experiment: str, out: Path, parent: str | None = None, filter_string: str = "") -> Path:
+def latest_session(client: MlflowClient, experiment: str):
+    """The parent run of the experiment's most recent session, or None."""
+    exp = client.get_experiment_by_name(experiment)
+    runs = retry_locked(client.search_runs, [exp.experiment_id], "tags.`harness.role` = 'session'",
+                        order_by=["attributes.start_time DESC"], max_results=1) if exp else []
+    return runs[0] if runs else None
+
+
+def build_report(uri: str, experiment: str, out: Path, parent: str | None = None, filter_string: str = "",
+                 all_sessions: bool = False) -> Path:
+    """The report of one session: ``parent``, else the latest; ``all_sessions`` reads every one
+    (cases are still paired only within one config hash, see ``harness.compare``)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     client = MlflowClient(uri)
+    chosen = parent is not None
+    if not chosen and not all_sessions:
+        latest = latest_session(client, experiment)
+        parent = latest.info.run_id if latest else None
     cases = fetch_cases(client, experiment, parent, filter_string)
     if not cases:
         raise SystemExit(f"no finished case runs in experiment {experiment!r} match")
+    _label_configs_by_comparison_hash(cases)
     out.mkdir(parents=True, exist_ok=True)
+    if parent:
+        session = retry_locked(client.get_run, parent).info.run_name
+        read = f" of session `{session}` (parent run `{parent}`" + (
+            ")" if chosen else ", the latest; `--all-sessions` reads every session)")
+    else:
+        read = " of every session of the experiment"
     md = [f"# Report: experiment `{experiment}`", "",
-          f"{len(cases)} finished case runs" + (f" of session `{parent}`" if parent else "")
+          f"{len(cases)} finished case runs{read}"
           + (f" matching `{filter_string}`" if filter_string else "") + f"; tracking store `{uri}`.", "",
           "Metrics: mean ± sd over seeds. Paired comparison: per seed, the first learner minus the second "
           "(the cases of a seed share their data); 95% t-interval of the mean difference; Wilcoxon signed-rank p.", ""]
@@ -302,6 +331,17 @@ def build_report(uri: str, experiment: str, out: Path, parent: str | None = None
     (out / "report.md").write_text("\n".join(md))
     (out / "report.html").write_text(_html_page(experiment, "\n".join(md[:6]), sections_html))
     return out / "report.md"
+
+
+def _label_configs_by_comparison_hash(cases: list[CaseData]) -> None:
+    """A config name whose runs have several comparison hashes (other settings under the same name,
+    e.g. a shortened --override session) becomes one section per hash, ``name (hash)``."""
+    hashes: dict[str, set] = {}
+    for c in cases:
+        hashes.setdefault(c.config, set()).add(c.comparison_hash)
+    for c in cases:
+        if len(hashes[c.config]) > 1:
+            c.config = f"{c.config} ({str(c.comparison_hash)[:8]})"
 
 
 def _safe(name: str) -> str:

@@ -71,3 +71,17 @@ def test_wilcoxon_counts_the_non_zero_pairs_and_names_the_smallest_possible_p():
     assert p.statement.endswith("Wilcoxon p=0.25 on 3 non-zero pairs (smallest possible 0.25)")
     (five,) = paired_comparisons(records("eshd", [b + d for b, d in zip(B, [1.0, 2.0, 3.0, 4.0, 6.0])], B))
     assert five.min_p == 0.0625 and five.as_metrics()["paired.st.svgd-ensemble.eshd.p_min"] == 0.0625
+
+
+def test_runs_of_other_settings_are_never_paired_with_each_other():
+    """The same config name and seeds with two comparison hashes (a full and a shortened session):
+    two comparisons, each of its own runs; a later record of a case replaces an earlier one."""
+    full = [{**r, "comparison_hash": "aaaaaaaa11"} for r in records("eshd", [b + 1.0 for b in B], B)]
+    short = [{**r, "comparison_hash": "bbbbbbbb22"} for r in records("eshd", [b - 2.0 for b in B], B)]
+    rerun = {**full[0], "metrics": {"eshd": B[0] + 3.0}}  # svgd seed 0 again, later
+    by_label = {p.config: p for p in paired_comparisons(full + short + [rerun])}
+    assert set(by_label) == {"st (aaaaaaaa)", "st (bbbbbbbb)"}
+    assert by_label["st (bbbbbbbb)"].diff_mean == pytest.approx(-2.0) and by_label["st (bbbbbbbb)"].n == 5
+    assert by_label["st (aaaaaaaa)"].diff_mean == pytest.approx((3.0 + 4 * 1.0) / 5) and by_label["st (aaaaaaaa)"].n == 5
+    # one hash only: the plain config name
+    assert {p.config for p in paired_comparisons(full)} == {"st"}

@@ -52,7 +52,7 @@ def test_a_session_is_gated_on_a_file_and_on_earlier_sessions(write_study, tmp_p
                           name="rebound.yaml")
     same = run_pytest(["--configs", str(rebound), "--baseline", "mlflow:latest"], tmp_path)
     assert same.returncode == 0, same.stdout[-3000:]
-    assert "0 regression(s) in 5 comparison(s)" in same.stdout and "min effect 1;" in same.stdout
+    assert "0 regression(s) in 10 comparison(s)" in same.stdout and "min effect 1;" in same.stdout  # 5 metrics, 2 weightings
     (first_id, _), (second_id, tag) = parent_runs(tmp_path)
     assert tag == f"mlflow:{first_id}"
 

@@ -59,3 +59,38 @@ def test_history_lists_every_session_in_time_order_with_its_means(write_study, t
     assert len(cells[0]) == 9  # only the metrics asked for
     picture = image.imread(out / "history.png")
     assert picture.shape[0] > 400 and picture.shape[1] > 700 and picture[..., :3].std() > 0.05
+
+    # the report reads the latest session by default and says so; with every session it never
+    # pairs runs of the full study with those of the shortened one (another comparison hash)
+    from harness.report import build_report
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    latest = build_report(uri, "dibs_vs_ensembles", tmp_path / "latest").read_text()
+    assert f"3 finished case runs of session `{sessions[-1]}`" in latest and "the latest; `--all-sessions`" in latest
+    assert "Paired comparison:" not in latest.splitlines()  # that session ran one learner
+    every = build_report(uri, "dibs_vs_ensembles", tmp_path / "every", all_sessions=True).read_text()
+    assert "9 finished case runs of every session of the experiment" in every
+    sections = [line[3:] for line in every.splitlines() if line.startswith("## tiny")]
+    assert len(sections) == 2 and all(s.startswith("tiny (") for s in sections)
+    # the one paired comparison: the full study's svgd against its own random runs, not the
+    # shortened session's, which would replace them if mixed (random DAGs ignore the data, but
+    # their DiBS+ weights are the training data's likelihood: other data, other values)
+    assert every.splitlines().count("Paired comparison:") == 1
+    from mlflow.tracking import MlflowClient
+
+    from harness.compare import paired_comparisons
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("dibs_vs_ensembles").experiment_id])
+    parent_of = {r.info.run_id: r.info.run_name for r in runs if r.data.tags.get("harness.role") == "session"}
+    records = {name: [{"case_id": r.data.tags["case_id"], "learner": r.data.tags["learner"],
+                       "seed": int(r.data.tags["seed"]), "metrics": r.data.metrics}
+                      for r in runs if parent_of.get(r.data.tags.get("mlflow.parentRunId")) == name]
+               for name in sessions}
+
+    def negll_statement(recs):
+        return next(p for p in paired_comparisons(recs) if p.metric == "negll_obs_mixture").statement
+
+    own = negll_statement(records[sessions[0]])
+    mixed = negll_statement([r for r in records[sessions[0]] if r["learner"] == "svgd"] + records[sessions[-1]])
+    assert own in every and mixed != own

@@ -102,7 +102,8 @@ def test_report_selects_runs_by_parent_and_filter(store, tmp_path, monkeypatch):
     main(["report", "--experiment", "report_exp", "--mlflow-uri", uri, "--out", str(tmp_path / "r"),
           "--parent", parent_id, "--filter", "tags.learner = 'svgd'"])
     md = (tmp_path / "r" / "report.md").read_text()
-    assert f"3 finished case runs of session `{parent_id}` matching `tags.learner = 'svgd'`" in md
+    assert (f"3 finished case runs of session `{parent.info.run_name}` (parent run `{parent_id}`) "
+            "matching `tags.learner = 'svgd'`") in md
     rows = [line for line in md.splitlines() if line.startswith("| ")]
     assert any(line.startswith("| svgd ") for line in rows) and not any(line.startswith("| ensemble ") for line in rows)
     # the parent is a selection, not a label: another session's id selects nothing of this one
