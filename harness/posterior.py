@@ -18,7 +18,7 @@ class Posterior:
     ``compile_s`` the part of it spent compiling (0 when a compiled loop was reused), of which
     ``lower_s`` is tracing and lowering (what a persistent compilation cache cannot skip).
     ``log_weights_mixture`` [M] are the DiBS+ weights, unnormalised (see
-    :func:`harness.metrics.mixture_log_weights`; set by ``run_case``, not by learners).
+    :func:`harness.metrics.mixture_log_weights`; set by ``compute_metrics``, not by learners).
     """
 
     z: np.ndarray
