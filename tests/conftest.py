@@ -60,13 +60,14 @@ def write_study(tmp_path):
 
 
 def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None) -> tuple[list[str], dict]:
-    """``python -m pytest benchmarks ...`` as a user types it, with its own MLflow store and JAX
-    cache in ``tmp_path`` unless ``env`` says otherwise: (command, environment)."""
+    """``python -m pytest benchmarks ...`` as a user types it, with its own MLflow store in
+    ``tmp_path`` unless ``env`` says otherwise: (command, environment). The JAX compile cache is
+    this test worker's temporary one, shared by its sessions (compiling the same tiny step loops
+    in every session is most of a short session's time; results do not depend on the cache)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLFLOW_"))}
     full_env.update(
         {
             "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-            "HARNESS_JAX_CACHE": str(tmp_path / "jax_cache"),
             "HARNESS_LEARNERS": "crash=tests.broken.crash,nan_theta=tests.broken.nan_theta,"
             "transposed_svgd=tests.broken.transposed_svgd,die=tests.broken.die,sleepy=tests.broken.sleepy,"
             "env_probe=tests.broken.env_probe",

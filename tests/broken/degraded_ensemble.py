@@ -4,4 +4,4 @@ from harness.learners import ensemble
 from harness.learners.ensemble import Settings  # noqa: F401
 from tests.broken.degraded import degrade
 
-fit = degrade(ensemble.fit)
+fit = degrade(ensemble.fit, "ensemble")

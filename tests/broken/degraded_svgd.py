@@ -4,4 +4,4 @@ from harness.learners import svgd
 from harness.learners.svgd import Settings  # noqa: F401
 from tests.broken.degraded import degrade
 
-fit = degrade(svgd.fit)
+fit = degrade(svgd.fit, "svgd")
