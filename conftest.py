@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import baseline, devices, summary, tracking
+from harness import baseline, devices, plan, store, summary, tracking
 from harness.config import StudyFileError, load_cases, parse_overrides
 
 ROOT = Path(__file__).parent
@@ -44,6 +44,8 @@ def pytest_addoption(parser):
                     "(rule: harness.baseline, README 'Regression gate')")
     group.addoption("--case-timeout", type=float, metavar="SECONDS",
                     help="fail a case running longer than this (a study's timeout_s takes precedence)")
+    group.addoption("--run-anywhere", action="store_true",
+                    help="run cases of studies with `requires: [gpu]` on a machine without a GPU (skipped otherwise)")
 
 
 def _is_worker(config) -> bool:
@@ -106,7 +108,7 @@ def _load(config):
 
 
 def _open_session(config, cases) -> tracking.Session:
-    uri = tracking.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir)
+    uri = store.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir)
     name = time.strftime("session-%Y%m%d-%H%M%S")
     return tracking.open_session(uri, [c.experiment for c in cases], name)
 
@@ -116,6 +118,28 @@ def pytest_configure_node(node):
     """xdist (controller): hand the session's store and parent runs to each worker."""
     session = node.config._harness_session
     node.workerinput["harness_session"] = json.dumps(session.to_dict() if session else None)
+
+
+def _has_gpu(config) -> bool:
+    if not hasattr(config, "_harness_has_gpu"):
+        listed = devices.parse_gpu_list(config.getoption("gpus"))
+        config._harness_has_gpu = bool(devices.detect_gpus() if listed is None else listed)
+    return config._harness_has_gpu
+
+
+def _skip_reasons(config, cases) -> dict[str, str]:
+    """case id -> why it is skipped on this machine (``requires``)."""
+    reasons = {c.id: plan.skip_reason(c, _has_gpu(config), config.getoption("run_anywhere")) for c in cases}
+    return {k: v for k, v in reasons.items() if v}
+
+
+def pytest_collection_modifyitems(config, items):
+    cases = [item.callspec.params["case"] for item in items if "case" in getattr(getattr(item, "callspec", None), "params", {})]
+    reasons = _skip_reasons(config, cases)
+    for item in items:
+        case = getattr(item, "callspec", None) and item.callspec.params.get("case")
+        if case is not None and case.id in reasons:
+            item.add_marker(pytest.mark.skip(reason=reasons[case.id]))
 
 
 def pytest_generate_tests(metafunc):
@@ -186,6 +210,34 @@ class Controller:
         self.gate_lines: list[str] = []
         self.gate_failed = False
 
+    def pytest_collection_finish(self, session):
+        """The only process (-n 0, or xdist with --collect-only): the plan of what was selected."""
+        self._print_plan([item.nodeid for item in session.items])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        """xdist: every worker collects the same items; the first to finish gives the plan."""
+        self._print_plan(ids)
+
+    def _print_plan(self, node_ids: list[str]) -> None:
+        if getattr(self, "_plan_printed", False):
+            return
+        selected = {nid.rpartition("[")[2].rstrip("]") for nid in node_ids if "test_case[" in nid}
+        if not selected:
+            return
+        self._plan_printed = True
+        cases = [c for c in _load(self.config) if c.id in selected]
+        try:
+            uri = store.resolve_uri(self.config.getoption("mlflow_uri"), root=self.config.invocation_params.dir)
+            durations = plan.earlier_durations(uri, tracking.experiment_ids(uri, {c.experiment for c in cases}))
+        except Exception as exc:  # an estimate is not worth failing a session for
+            durations = {}
+            print(f"harness: no time estimate ({type(exc).__name__}: {exc})")
+        lines = plan.plan_lines(cases, _skip_reasons(self.config, cases), durations, _n_workers(self.config))
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        for line in lines:
+            reporter.write_line(line) if reporter else print(line)
+
     def pytest_runtest_logreport(self, report):
         # xdist forwards the workers' reports, with the record the fixture attached
         for name, value in report.user_properties:
@@ -221,6 +273,10 @@ class Controller:
         records = list(self.records.values())
         tr = terminalreporter
         tr.section("benchmark cases")
+        ended = self.config._harness_session.ended_stale
+        if ended:
+            tr.write_line(f"ended FAILED {len(ended)} run(s) left RUNNING by processes that died (no heartbeat): "
+                          + ", ".join(ended))
         tr.write_line(summary.case_table(records))
         tr.section("learners (mean ± sd over seeds)")
         tr.write_line(summary.learner_table(records))

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     history.add_argument("--mlflow-uri", help="tracking URI when MLFLOW_TRACKING_URI is not set")
     args = parser.parse_args(argv)
 
-    from harness.tracking import resolve_uri
+    from harness.store import resolve_uri
 
     out = args.out or Path("reports") / args.experiment
     if args.command == "history":

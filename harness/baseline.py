@@ -144,7 +144,7 @@ def load_baseline(source: str, uri: str | None = None, experiments: list[str] = 
     (per experiment in ``experiments``, its latest FINISHED session other than ``exclude_runs``)."""
     if not source.startswith("mlflow:"):
         return load_file(Path(source))
-    from harness.tracking import resolve_uri
+    from harness.store import resolve_uri
 
     return load_mlflow(source.removeprefix("mlflow:"), uri or resolve_uri(None), experiments, set(exclude_runs))
 
@@ -176,7 +176,7 @@ def load_mlflow(run_ref: str, uri: str, experiments: list[str], exclude_runs: se
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from harness.tracking import PARENT_TAG, retry_locked
+    from harness.store import PARENT_TAG, retry_locked
 
     client = MlflowClient(uri)
     if run_ref == "latest":
@@ -208,7 +208,7 @@ def load_mlflow(run_ref: str, uri: str, experiments: list[str], exclude_runs: se
 
 
 def _latest_session(client, experiment: str, exclude_runs: set[str]):
-    from harness.tracking import retry_locked
+    from harness.store import retry_locked
 
     exp = retry_locked(client.get_experiment_by_name, experiment)
     if exp is None:

@@ -8,7 +8,7 @@ Decisions where the design is silent:
 
 - ``seeds`` is a list of non-negative integers or ``{start: a, stop: b}`` (``range(a, b)``).
 - The sweep may not touch ``name``, ``experiment``, ``marks``, ``seeds``, ``thresholds``,
-  ``regression``, ``timeout_s`` or ``sweep`` itself; sweep values appear in case ids in the order the sweep keys are written.
+  ``regression``, ``timeout_s``, ``requires`` or ``sweep`` itself; sweep values appear in case ids in the order the sweep keys are written.
 - A case's ``config`` has the shape of a study file with one seed, one learner (its settings
   merged with ``inference`` and completed with defaults) and no sweep: its ``config.yaml``
   artifact can be run again as a study of its own.
@@ -50,10 +50,10 @@ from harness.settings import InferenceSettings, Strict
 DEFAULT_EXPERIMENT = "dibs_vs_ensembles"
 ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
-UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "regression", "sweep", "timeout_s")
+UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "regression", "sweep", "timeout_s", "requires")
 # keys that cannot change a case's numbers: left out of its config hash, so that recalibrating a
 # bound keeps runs comparable with a baseline (and reusable)
-NOT_HASHED = ("thresholds", "regression", "timeout_s", "marks")
+NOT_HASHED = ("thresholds", "regression", "timeout_s", "marks", "requires")
 
 
 class StudyFileError(ValueError):
@@ -210,6 +210,9 @@ class StudySpec(Strict):
     marks: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(default_factory=list)
     seeds: list[NonNegativeInt] | SeedRange = Field(default_factory=lambda: [0])
     timeout_s: PositiveFloat | None = Field(None, description="a case running longer fails (default: --case-timeout)")
+    requires: list[Literal["gpu"]] = Field(
+        default_factory=list, description="where a case may run: `gpu` cases are skipped on a machine without one"
+    )
     data: DataSpec
     inference: dict[str, Any] = Field(default_factory=dict)
     learners: dict[str, dict[str, Any] | None] = Field(min_length=1)
@@ -252,6 +255,10 @@ class Case:
     @property
     def settings(self) -> dict:
         return self.config["learners"][self.learner]
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        return tuple(self.config.get("requires", ()))
 
     @property
     def config_hash(self) -> str:

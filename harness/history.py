@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from harness.compare import COMPARED, config_of, ordered_learners, t_interval  # noqa: E402
 from harness.metric_names import lower_is_better  # noqa: E402
-from harness.tracking import PARENT_TAG, retry_locked  # noqa: E402
+from harness.store import PARENT_TAG, retry_locked  # noqa: E402
 
 COLUMNS = ["session", "started", "git_commit", "config", "learner", "metric", "n", "mean", "ci_low", "ci_high",
            "cases_hash"]

@@ -45,7 +45,7 @@ from harness.compare import COMPARED, config_of, ordered_learners, paired_compar
 from harness.history import fetch_history, history_table, plot_history  # noqa: E402
 from harness.metrics import acyclic_part, edge_marginals, off_diagonal  # noqa: E402
 from harness.posterior import Posterior  # noqa: E402
-from harness.tracking import PARENT_TAG, retry_locked  # noqa: E402
+from harness.store import PARENT_TAG, retry_locked  # noqa: E402
 
 BOXPLOT_METRICS = (("eshd", "expected SHD (lower is better)"), ("auroc", "AUROC of edge marginals (higher is better)"),
                    ("negll_obs", "neg. log-lik., held-out obs. (lower is better)"),

@@ -38,8 +38,9 @@ from mlflow.utils.validation import (
 import harness
 from harness.compare import paired_comparisons
 from harness.config import Case
+from harness.heartbeat import Heartbeat, end_stale_runs
+from harness.store import PARENT_TAG, artifact_root, is_local_sqlite, prepare_store, retry_locked
 
-DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 ARTIFACTS = (
     "config.yaml",
     "ground_truth.yaml",
@@ -50,49 +51,7 @@ ARTIFACTS = (
     "thetas.pkl",
 )
 TRUNCATION_MARKER = "...[truncated]"
-PARENT_TAG = "mlflow.parentRunId"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-
-
-# ---------------------------------------------------------------------------------------------
-# Tracking URI and store
-# ---------------------------------------------------------------------------------------------
-
-
-def resolve_uri(cli_uri: str | None = None, root: Path | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else ``cli_uri``, else the embedded SQLite store under
-    ``<root>/mlruns`` (made absolute so every process, whatever its cwd, uses the same file)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or cli_uri
-    if uri:
-        return uri
-    db = (Path(root or ".") / "mlruns" / "mlflow.db").resolve()
-    db.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{db}"
-
-
-def is_local_sqlite(uri: str) -> bool:
-    return uri.startswith("sqlite:")
-
-
-def artifact_root(uri: str) -> str | None:
-    """Where a new experiment's artifacts go: beside a local SQLite store (``mlruns/``); for a
-    server, its own default (``None``)."""
-    if not is_local_sqlite(uri):
-        return None
-    db_path = Path(uri.removeprefix("sqlite:///"))
-    return (db_path.parent / "artifacts").resolve().as_uri()
-
-
-def retry_locked(fn: Callable, *args, attempts: int = 30, **kwargs):
-    """Call ``fn``, retrying while SQLite says the database is locked (several writers)."""
-    for attempt in range(attempts):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # MlflowException or sqlalchemy OperationalError
-            if "database is locked" not in str(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(min(0.05 * 2**attempt, 2.0))
-    raise AssertionError("unreachable")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,6 +237,9 @@ class Session:
 
     uri: str
     parents: dict[str, dict[str, str]] = field(default_factory=dict)  # experiment -> ids
+    # controller only: the parents' heartbeat, and runs of dead sessions this one ended
+    heartbeat: Heartbeat | None = field(default=None, repr=False, compare=False)
+    ended_stale: list[str] = field(default_factory=list, compare=False)
 
     def to_dict(self) -> dict:
         return {"uri": self.uri, "parents": self.parents}
@@ -288,15 +250,16 @@ class Session:
 
 
 def open_session(uri: str, experiments: list[str], session_name: str) -> Session:
-    """Create (or find) each experiment and one parent run for it: controller only."""
+    """Create (or find) each experiment and one parent run for it, kept alive by a heartbeat:
+    controller only. Runs of these experiments left RUNNING by dead processes are ended FAILED
+    first (``harness.heartbeat``); their names are in ``session.ended_stale``."""
+    prepare_store(uri)
     client = MlflowClient(uri)
     session = Session(uri=uri)
-    for name in sorted(set(experiments)):
-        exp = retry_locked(client.get_experiment_by_name, name)
-        exp_id = exp.experiment_id if exp else _create_experiment(client, uri, name)
-        if not exp or exp.tags.get(EXPERIMENT_KIND_TAG) != "custom_model_development":
-            # MLflow 3's UI opens GenAI views unless told the experiment holds training-style runs
-            retry_locked(client.set_experiment_tag, exp_id, EXPERIMENT_KIND_TAG, "custom_model_development")
+    exp_ids = {name: _experiment_id(client, uri, name) for name in sorted(set(experiments))}
+    stale = end_stale_runs(client, list(exp_ids.values()), ended_by=f"session {session_name}")
+    session.ended_stale = [f"{r.info.run_name} ({r.info.run_id})" for r in stale]
+    for name, exp_id in exp_ids.items():
         parent = retry_locked(
             client.create_run,
             exp_id,
@@ -304,7 +267,27 @@ def open_session(uri: str, experiments: list[str], session_name: str) -> Session
             tags={"harness.role": "session", **version_tags(), **({"git_commit": git_commit()} if git_commit() else {})},
         )
         session.parents[name] = {"experiment_id": exp_id, "run_id": parent.info.run_id}
+    session.heartbeat = Heartbeat(uri, [ids["run_id"] for ids in session.parents.values()]).start()
     return session
+
+
+def experiment_ids(uri: str, names) -> list[str]:
+    """The ids of those of these experiments that exist (none is created, nor a missing store)."""
+    if is_local_sqlite(uri) and not Path(uri.removeprefix("sqlite:///")).exists():
+        return []
+    prepare_store(uri)
+    client = MlflowClient(uri)
+    found = [retry_locked(client.get_experiment_by_name, name) for name in sorted(names)]
+    return [exp.experiment_id for exp in found if exp is not None]
+
+
+def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
+    exp = retry_locked(client.get_experiment_by_name, name)
+    exp_id = exp.experiment_id if exp else _create_experiment(client, uri, name)
+    if not exp or exp.tags.get(EXPERIMENT_KIND_TAG) != "custom_model_development":
+        # MLflow 3's UI opens GenAI views unless told the experiment holds training-style runs
+        retry_locked(client.set_experiment_tag, exp_id, EXPERIMENT_KIND_TAG, "custom_model_development")
+    return exp_id
 
 
 def _create_experiment(client: MlflowClient, uri: str, name: str) -> str:
@@ -324,6 +307,8 @@ def close_session(session: Session, records: list[dict], status: str = "FINISHED
 
     Returns records of the child runs it had to end (their process died mid-case), so that the
     summary and the CSV list them too."""
+    if session.heartbeat is not None:
+        session.heartbeat.stop()
     client = MlflowClient(session.uri)
     orphans = []
     for experiment, ids in session.parents.items():
@@ -463,6 +448,7 @@ class CaseRun:
         run = retry_locked(self.client.create_run, parent["experiment_id"], run_name=case.id, tags=tags)
         self.run_id = run.info.run_id
         self.status = "RUNNING"
+        self._heartbeat = Heartbeat(session.uri, [self.run_id]).start()
 
     def execute(self, run: Callable[..., Any]):
         """Run the case with ``run(case, **run_options)`` and log everything; on an exception mark
@@ -528,6 +514,7 @@ class CaseRun:
             self._terminate("KILLED")
 
     def _terminate(self, status: str) -> None:
+        self._heartbeat.stop()
         retry_locked(self.client.set_terminated, self.run_id, status)
         self.status = status
 

@@ -16,7 +16,8 @@ from harness import load_study, run_case
 from harness.devices import cpu_share, worker_index
 from harness.metrics import graph_metrics
 from harness.posterior import Posterior
-from harness.tracking import ARTIFACTS, PARENT_TAG
+from harness.store import PARENT_TAG
+from harness.tracking import ARTIFACTS
 from tests.conftest import run_pytest, tiny_study
 
 
@@ -40,7 +41,7 @@ def test_new_study_with_two_workers_leaves_complete_recomputable_runs(write_stud
     csv_path = tmp_path / "results.csv"
     cache = tmp_path / "cache_from_option"
     proc = run_pytest(["--configs", str(path), "-n", "2", "--results-csv", str(csv_path), "-s",
-                       "--jax-cache", str(cache)], tmp_path)
+                       "--jax-cache", str(cache)], tmp_path, env={"HARNESS_JAX_CACHE": str(tmp_path / "jax_cache")})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # -s: each svgd case printed its progress from its worker
     for seed in (0, 1):
@@ -302,7 +303,8 @@ def test_convergence_curves_are_metric_history(write_study, tmp_path):
     # cyclic and score the fallback values)
     s = study(seeds=[0], learners={"svgd": {"n_particles": 3, "steps": 200, "eval_every": 50}})
     path = write_study(s)
-    proc = run_pytest(["--configs", str(path), "--jax-cache", "off"], tmp_path)
+    proc = run_pytest(["--configs", str(path), "--jax-cache", "off"], tmp_path,
+                      env={"HARNESS_JAX_CACHE": str(tmp_path / "jax_cache")})
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert not (tmp_path / "jax_cache").exists()  # off: no persistent cache, not even the default one
     client, _, children = runs_of(tmp_path)

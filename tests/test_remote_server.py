@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness.tracking import ARTIFACTS, PARENT_TAG
+from harness.store import PARENT_TAG
+from harness.tracking import ARTIFACTS
 from tests.conftest import run_pytest, tiny_study
 
 

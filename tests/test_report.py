@@ -91,7 +91,7 @@ def test_the_parent_run_holds_the_paired_comparison(store):
 def test_report_selects_runs_by_parent_and_filter(store, tmp_path, monkeypatch):
     from harness.__main__ import main
     from harness.report import fetch_cases
-    from harness.tracking import PARENT_TAG
+    from harness.store import PARENT_TAG
 
     uri = f"sqlite:///{store / 'mlflow.db'}"
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)

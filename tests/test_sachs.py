@@ -96,7 +96,7 @@ def test_a_broken_cdt_install_is_named_at_collection(write_study, tmp_path):
 
 def test_shortened_sachs_study_logs_graph_metrics_against_the_consensus(tmp_path):
     proc = run_pytest(["--configs", str(ROOT / "configs" / "sachs.yaml"), "--override", "inference.steps=10",
-                       "-k", "sachs-linear_gaussian-s0-svgd"], tmp_path)
+                       "-k", "sachs-linear_gaussian-s0-svgd", "--run-anywhere"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
     from mlflow.tracking import MlflowClient
 

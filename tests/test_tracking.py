@@ -16,8 +16,8 @@ from harness.tracking import (
     log_config_as_params,
     open_session,
     plain_numpy,
-    resolve_uri,
 )
+from harness.store import resolve_uri
 
 
 def test_flatten_nested_mappings_to_dotted_keys():

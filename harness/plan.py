@@ -1,0 +1,77 @@
+"""What a session will run, said before it runs: where each case may run, and how long it takes.
+
+A study may declare ``requires: [gpu]`` (the paper-scale studies do: a case takes hours on a CPU).
+On a machine without a GPU such cases are skipped with a reason that says how to run them anyway
+(``--run-anywhere``). At the start of a session :func:`plan_lines` lists the cases per study and
+an estimate of the time, from earlier FINISHED runs of the same config hash in the store (the
+median of their durations; a config hash not seen before has no estimate and says so).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+from mlflow.tracking import MlflowClient
+
+from harness.config import Case
+from harness.store import retry_locked
+
+
+def skip_reason(case: Case, has_gpu: bool, run_anywhere: bool) -> str | None:
+    """Why this case does not run here, or None."""
+    if "gpu" in case.requires and not has_gpu and not run_anywhere:
+        return (f"study {case.study!r} requires a GPU (requires: [gpu] in {case.path}) and this machine has none; "
+                "--run-anywhere runs it here anyway (hours per paper-scale case on a CPU)")
+    return None
+
+
+def earlier_durations(uri: str, experiment_ids: list[str], limit: int = 5000) -> dict[str, list[float]]:
+    """Seconds taken by earlier FINISHED case runs in these experiments, by config hash."""
+    if not experiment_ids:
+        return {}
+    runs = retry_locked(MlflowClient(uri).search_runs, experiment_ids, filter_string="attributes.status = 'FINISHED'",
+                        order_by=["attributes.start_time DESC"], max_results=limit)
+    out: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        digest = run.data.tags.get("config_hash")
+        if digest and run.info.end_time and run.info.start_time:
+            out[digest].append((run.info.end_time - run.info.start_time) / 1000)
+    return dict(out)
+
+
+def plan_lines(cases: list[Case], skipped: dict[str, str], durations: dict[str, list[float]],
+               n_workers: int) -> list[str]:
+    """The session's plan: per study, the cases to run, those skipped (with the first reason) and
+    the estimated case time; then the estimated wall time over the workers."""
+    by_study: dict[str, list[Case]] = defaultdict(list)
+    for case in cases:
+        by_study[case.study].append(case)
+    to_run = [c for c in cases if c.id not in skipped]
+    lines = [f"harness: {len(to_run)} case(s) to run, {len(skipped)} skipped, on {max(n_workers, 1)} worker(s)"]
+    total, known = 0.0, 0
+    for study, members in by_study.items():
+        run_here = [c for c in members if c.id not in skipped]
+        estimates = [statistics.median(durations[c.config_hash]) for c in run_here if c.config_hash in durations]
+        total += sum(estimates)
+        known += len(estimates)
+        text = f"  {study}: {len(run_here)} to run"
+        if run_here:
+            text += (f", ~{_duration(sum(estimates))} for the {len(estimates)} with earlier runs"
+                     if estimates else ", no earlier run to estimate from")
+        reasons = [skipped[c.id] for c in members if c.id in skipped]
+        if reasons:
+            text += f"; {len(reasons)} skipped: {reasons[0]}"
+        lines.append(text)
+    if known:
+        lines.append(f"  estimate from earlier runs of the same config hash: ~{_duration(total / max(n_workers, 1))} "
+                     f"of wall time for {known} of {len(to_run)} case(s)")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
