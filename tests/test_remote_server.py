@@ -1,14 +1,11 @@
-"""The harness against a real `mlflow server` on 127.0.0.1 (SQLite backend in a temp dir)."""
+"""The harness against a real shared tracking server on 127.0.0.1: `mlflow server` on a real
+PostgreSQL, with MLflow's basic authentication (README "More than one machine")."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
+import secrets
+import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -16,75 +13,38 @@ from mlflow.tracking import MlflowClient
 from harness.store import PARENT_TAG
 from harness.tracking import ARTIFACTS
 from tests.conftest import run_pytest, tiny_study
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.services import mlflow_server, postgres_database
 
 
 @pytest.fixture
-def mlflow_server(tmp_path):
-    """A real ``mlflow server`` on 127.0.0.1. The port is free when chosen but could be taken before
-    the server binds it: a start that fails on an address in use is retried on a new port."""
-    for _attempt in range(3):
-        proc, uri, log_path = start_mlflow_server(tmp_path, free_port())
-        try:
-            if wait_until_healthy(proc, uri):
-                yield uri
-                return
-            log = log_path.read_text()
-            if "in use" not in log.lower():
-                pytest.fail(f"mlflow server did not start:\n{log[-3000:]}")
-        finally:
-            stop(proc)
-    pytest.fail("mlflow server: three ports in a row were taken before it could bind them")
+def shared_server(tmp_path):
+    """The README's recipe for a store that many machines share: ``mlflow server`` on a PostgreSQL
+    database, artifacts served by the server, MLflow's basic authentication. Yields (url, user,
+    password)."""
+    password = secrets.token_urlsafe(16)
+    with postgres_database() as backend:
+        env = {"MLFLOW_AUTH_ADMIN_PASSWORD": password, "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
+        with mlflow_server(backend, tmp_path, ["--app-name", "basic-auth"], env) as url:
+            yield url, "admin", password
 
 
-def start_mlflow_server(tmp_path, port: int):
-    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-    log_path = tmp_path / f"server-{port}.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-             "--artifacts-destination", str(tmp_path / "server_artifacts")],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-    return proc, f"http://127.0.0.1:{port}", log_path
+def test_small_study_on_a_shared_server_with_two_workers(shared_server, write_study, tmp_path, monkeypatch):
+    url, user, password = shared_server
+    # without credentials the server refuses
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
 
-
-def wait_until_healthy(proc, uri: str, timeout_s: float = 90) -> bool:
-    """True once the server answers its health check; False if it exits or the time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            if urllib.request.urlopen(f"{uri}/health", timeout=2).read() == b"OK":
-                return True
-        except OSError:
-            pass
-        time.sleep(0.5)
-    return False
-
-
-def stop(proc) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def test_small_study_on_a_remote_server_with_two_workers(mlflow_server, write_study, tmp_path):
     study = tiny_study(name="remote", learners={"random": {"n_particles": 4}, "svgd": {"n_particles": 2, "steps": 10}})
     path = write_study(study)
-    proc = run_pytest(["--configs", str(path), "-n", "2"], tmp_path, env={"MLFLOW_TRACKING_URI": mlflow_server})
+    credentials = {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+    proc = run_pytest(["--configs", str(path), "-n", "2"], tmp_path, env={"MLFLOW_TRACKING_URI": url, **credentials})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert not (tmp_path / "mlflow.db").exists()  # nothing went to a local store
+    assert password not in proc.stdout + proc.stderr
 
-    client = MlflowClient(mlflow_server)
+    for key, value in credentials.items():
+        monkeypatch.setenv(key, value)
+    client = MlflowClient(url)
     exp = client.get_experiment_by_name("dibs_vs_ensembles")
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if r.data.tags.get("harness.role") == "session"]
@@ -99,3 +59,8 @@ def test_small_study_on_a_remote_server_with_two_workers(mlflow_server, write_st
     assert "svgd.eshd_mean" in client.get_run(parents[0].info.run_id).data.metrics
     # artifacts went through the server into its own artifact store
     assert any((tmp_path / "server_artifacts").rglob("particles.npz"))
+    # the credentials are in no param, tag or artifact
+    for run in [*children, *parents]:
+        assert password not in repr(run.data.params) + repr(run.data.tags)
+    stored = [p for p in (tmp_path / "server_artifacts").rglob("*") if p.is_file()]
+    assert stored and not any(password.encode() in p.read_bytes() for p in stored)
