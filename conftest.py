@@ -44,6 +44,15 @@ def pytest_addoption(parser):
                     "(rule: harness.baseline, README 'Regression gate')")
     group.addoption("--case-timeout", type=float, metavar="SECONDS",
                     help="fail a case running longer than this (a study's timeout_s takes precedence)")
+    group.addoption("--executor", choices=("local", "slurm"), default="local",
+                    help="local: this machine's pytest process and xdist workers (default); slurm: one Slurm job "
+                    "array of the selected cases (README 'More than one machine')")
+    group.addoption("--slurm", action="append", metavar="KEY=VALUE",
+                    help="a submitit Slurm parameter for --executor slurm, e.g. partition=gpu, gpus_per_node=1, "
+                    "timeout_min=600 (repeatable; values are YAML)")
+    group.addoption("--slurm-folder", default="slurm_jobs", metavar="DIR",
+                    help="submitit's folder for the array's scripts, pickles and logs, on a file system the "
+                    "nodes share (default: slurm_jobs)")
     group.addoption("--run-anywhere", action="store_true",
                     help="run cases of studies with `requires: [gpu]` on a machine without a GPU (skipped otherwise)")
 
@@ -74,12 +83,33 @@ def pytest_configure(config):
             baseline.parse_source(config.getoption("baseline"))
         except baseline.BaselineError as exc:
             raise pytest.UsageError(str(exc)) from None
+    if config.getoption("executor") == "slurm":
+        _check_slurm_options(config)
     config.pluginmanager.register(Controller(config), "harness-controller")
     if _n_workers(config) == 0:
         devices.pin_this_process(0, 1, config.getoption("gpus"))
     elif _wants_benchmarks(config):
         # under xdist: open the session here, before the workers exist
         config._harness_session = _open_session(config, _cases_or_usage_error(config))
+
+
+def _check_slurm_options(config) -> None:
+    """Refuse a Slurm session that cannot work, before anything is submitted."""
+    import shutil
+
+    from harness import slurm
+
+    if _n_workers(config) > 0:
+        raise pytest.UsageError("--executor slurm: the cases run as Slurm array tasks and this process waits for "
+                                "them; leave out -n (xdist workers)")
+    try:
+        slurm.check_store(store.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir))
+        config._harness_slurm = slurm.parse_parameters(config.getoption("slurm"))
+    except slurm.SlurmError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if shutil.which("sbatch") is None:
+        raise pytest.UsageError("--executor slurm: sbatch is not on the PATH (run from a Slurm login node; "
+                                "scripts/local_slurm.sh start runs a one-node Slurm here)")
 
 
 def _wants_benchmarks(config) -> bool:
@@ -171,7 +201,13 @@ def case_run(request):
     case = request.node.callspec.params["case"]
     worker = request.config.workerinput["workerid"] if _is_worker(request.config) else "main"
     session = _session_for(request.config)
-    run = tracking.CaseRun(session, case, devices.describe_device(), worker, reuse=request.config.getoption("reuse"))
+    job = getattr(request.config, "_harness_jobs", {}).get(case.id)
+    if job is not None:
+        from harness.slurm import SlurmCaseRun
+
+        run = SlurmCaseRun(session, case, job)
+    else:
+        run = tracking.CaseRun(session, case, devices.describe_device(), worker, reuse=request.config.getoption("reuse"))
     run.run_options = {
         "default_timeout_s": request.config.getoption("case_timeout"),
         "progress": _progress_writer(request.config),
@@ -211,8 +247,28 @@ class Controller:
         self.gate_failed = False
 
     def pytest_collection_finish(self, session):
-        """The only process (-n 0, or xdist with --collect-only): the plan of what was selected."""
+        """The only process (-n 0, or xdist with --collect-only): the plan of what was selected;
+        with --executor slurm, the selected cases go out as one job array."""
         self._print_plan([item.nodeid for item in session.items])
+        if self.config.getoption("executor") == "slurm" and not self.config.getoption("collectonly"):
+            self._submit_to_slurm(session.items)
+
+    def _submit_to_slurm(self, items) -> None:
+        from harness import slurm
+
+        cases = [item.callspec.params["case"] for item in items
+                 if "case" in getattr(getattr(item, "callspec", None), "params", {})
+                 and item.get_closest_marker("skip") is None]
+        harness_session = _session_for(self.config)
+        if self.config.getoption("reuse"):
+            cases = [c for c in cases if tracking.find_reusable(harness_session, c) is None]
+        if not cases:
+            return
+        self.config._harness_jobs = slurm.submit(harness_session, cases, self.config.getoption("slurm_folder"),
+                                                 self.config._harness_slurm)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write_line(f"harness: submitted {len(cases)} case(s) as Slurm job array "
+                            f"{slurm.array_id(self.config._harness_jobs)} (logs: {self.config.getoption('slurm_folder')})")
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids):
@@ -249,6 +305,12 @@ class Controller:
         if self.config._harness_session is None:
             return
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        jobs = getattr(self.config, "_harness_jobs", None)
+        if interrupted and jobs:
+            from harness import slurm
+
+            slurm.cancel(jobs)
+            slurm.wait_until_gone(jobs)
         records = list(self.records.values())
         status = "KILLED" if interrupted else "FINISHED"
         for orphan in tracking.close_session(self.config._harness_session, records, status):

@@ -424,7 +424,8 @@ class CaseRun:
     case: no new run is made, and its recorded metrics are the result (thresholds are checked on
     them again)."""
 
-    def __init__(self, session: Session, case: Case, device: str, worker: str, reuse: bool = False):
+    def __init__(self, session: Session, case: Case, device: str, worker: str, reuse: bool = False,
+                 extra_tags: dict[str, str] | None = None):
         self.case = case
         self.client = MlflowClient(session.uri)
         parent = session.parents[case.experiment]
@@ -444,7 +445,7 @@ class CaseRun:
             self.metrics = {k: v for k, v in previous.data.metrics.items() if k in METRICS}
             self.misses = threshold_misses(case.id, case.thresholds, self.metrics)
             return
-        tags = {PARENT_TAG: parent["run_id"], **case_tags(case, device, worker)}
+        tags = {PARENT_TAG: parent["run_id"], **case_tags(case, device, worker), **(extra_tags or {})}
         run = retry_locked(self.client.create_run, parent["experiment_id"], run_name=case.id, tags=tags)
         self.run_id = run.info.run_id
         self.status = "RUNNING"
@@ -520,19 +521,25 @@ class CaseRun:
 
     def record(self) -> dict:
         """What the controller needs for the summary, the CSV and the parent's aggregates."""
-        return {
-            "case_id": self.case.id,
-            "study": self.case.study,
-            "experiment": self.case.experiment,
-            "learner": self.case.learner,
-            "seed": self.case.seed,
-            "config_hash": self.case.config_hash,
-            "comparison_hash": self.case.comparison_hash,
-            "run_id": self.run_id,
-            "status": self.status,
-            "metrics": self.metrics,
-            "thresholds": "failed" if self.misses else ("passed" if self.status == "FINISHED" else "-"),
-            "params": flatten_config(self.case.config),
-            "error": self.error,
-            "reused": self.reused,
-        }
+        return case_record(self.case, self.run_id, self.status, self.metrics, self.misses, self.error, self.reused)
+
+
+def case_record(case: Case, run_id: str | None, status: str, metrics: dict, misses: list[str],
+                error: str | None, reused: bool = False) -> dict:
+    """One case's record for the controller (summary, CSV, parent aggregates), however it ran."""
+    return {
+        "case_id": case.id,
+        "study": case.study,
+        "experiment": case.experiment,
+        "learner": case.learner,
+        "seed": case.seed,
+        "config_hash": case.config_hash,
+        "comparison_hash": case.comparison_hash,
+        "run_id": run_id,
+        "status": status,
+        "metrics": metrics,
+        "thresholds": "failed" if misses else ("passed" if status == "FINISHED" else "-"),
+        "params": flatten_config(case.config),
+        "error": error,
+        "reused": reused,
+    }

@@ -3,7 +3,13 @@ PostgreSQL, with MLflow's basic authentication (README "More than one machine").
 
 from __future__ import annotations
 
+import csv
+import re
 import secrets
+import shutil
+import signal
+import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -12,24 +18,42 @@ from mlflow.tracking import MlflowClient
 
 from harness.store import PARENT_TAG
 from harness.tracking import ARTIFACTS
-from tests.conftest import run_pytest, tiny_study
-from tests.services import mlflow_server, postgres_database
+from tests.conftest import ROOT, benchmark_command, run_pytest, tiny_study
+from tests.services import missing, mlflow_server, postgres_database
 
 
-@pytest.fixture
-def shared_server(tmp_path):
+pytestmark = pytest.mark.xdist_group("shared_server")  # one server for these tests, on one worker
+
+
+@pytest.fixture(scope="session")  # not module: xdist may interleave other modules' tests, tearing it down
+def shared_server(tmp_path_factory):
     """The README's recipe for a store that many machines share: ``mlflow server`` on a PostgreSQL
     database, artifacts served by the server, MLflow's basic authentication. Yields (url, user,
-    password)."""
+    password, the server's directory)."""
     password = secrets.token_urlsafe(16)
+    workdir = tmp_path_factory.mktemp("server")
     with postgres_database() as backend:
         env = {"MLFLOW_AUTH_ADMIN_PASSWORD": password, "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)}
-        with mlflow_server(backend, tmp_path, ["--app-name", "basic-auth"], env) as url:
-            yield url, "admin", password
+        with mlflow_server(backend, workdir, ["--app-name", "basic-auth"], env) as url:
+            yield url, "admin", password, workdir
+
+
+def client_of(shared_server, monkeypatch) -> MlflowClient:
+    url, user, password, _ = shared_server
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", password)
+    return MlflowClient(url)
+
+
+def runs_in(client, experiment):
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], max_results=1000) if exp else []
+    return ([r for r in runs if r.data.tags.get("harness.role") == "session"],
+            [r for r in runs if PARENT_TAG in r.data.tags])
 
 
 def test_small_study_on_a_shared_server_with_two_workers(shared_server, write_study, tmp_path, monkeypatch):
-    url, user, password = shared_server
+    url, user, password, server_dir = shared_server
     # without credentials the server refuses
     with pytest.raises(urllib.error.HTTPError, match="401"):
         urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/search?max_results=1", timeout=10)
@@ -42,13 +66,8 @@ def test_small_study_on_a_shared_server_with_two_workers(shared_server, write_st
     assert not (tmp_path / "mlflow.db").exists()  # nothing went to a local store
     assert password not in proc.stdout + proc.stderr
 
-    for key, value in credentials.items():
-        monkeypatch.setenv(key, value)
-    client = MlflowClient(url)
-    exp = client.get_experiment_by_name("dibs_vs_ensembles")
-    runs = client.search_runs([exp.experiment_id])
-    parents = [r for r in runs if r.data.tags.get("harness.role") == "session"]
-    children = [r for r in runs if PARENT_TAG in r.data.tags]
+    client = client_of(shared_server, monkeypatch)
+    parents, children = runs_in(client, "dibs_vs_ensembles")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(r.info.run_name for r in children) == [
         "remote-s0-random", "remote-s0-svgd", "remote-s1-random", "remote-s1-svgd"]
@@ -58,9 +77,93 @@ def test_small_study_on_a_shared_server_with_two_workers(shared_server, write_st
         assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == sorted(ARTIFACTS)
     assert "svgd.eshd_mean" in client.get_run(parents[0].info.run_id).data.metrics
     # artifacts went through the server into its own artifact store
-    assert any((tmp_path / "server_artifacts").rglob("particles.npz"))
+    assert any((server_dir / "server_artifacts").rglob("particles.npz"))
     # the credentials are in no param, tag or artifact
     for run in [*children, *parents]:
         assert password not in repr(run.data.params) + repr(run.data.tags)
-    stored = [p for p in (tmp_path / "server_artifacts").rglob("*") if p.is_file()]
+    stored = [p for p in (server_dir / "server_artifacts").rglob("*") if p.is_file()]
     assert stored and not any(password.encode() in p.read_bytes() for p in stored)
+
+
+def slurm_available() -> None:
+    if shutil.which("sbatch") is None or subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0:
+        missing("no Slurm here: apt-get install slurm-wlm munge && scripts/local_slurm.sh start")
+
+
+@pytest.mark.slurm
+def test_a_study_as_a_slurm_job_array_lands_in_the_server_and_resumes(shared_server, write_study, tmp_path, monkeypatch):
+    slurm_available()
+    url, user, password, _ = shared_server
+    path = write_study(tiny_study(name="array", experiment="slurm_array",
+                                  learners={"random": {"n_particles": 4}, "svgd": {"n_particles": 2, "steps": 10}},
+                                  thresholds={"random": {"eshd": {"max": 99}}}))
+    env = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+    folder, csv_path = tmp_path / "jobs", tmp_path / "cases.csv"
+    args = ["--configs", str(path), "--executor", "slurm", "--slurm-folder", str(folder), "--slurm", "cpus_per_task=1"]
+    proc = run_pytest([*args, "--results-csv", str(csv_path)], tmp_path, env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert re.search(r"submitted 4 case\(s\) as Slurm job array \d+", proc.stdout)
+    client = client_of(shared_server, monkeypatch)
+    parents, children = runs_in(client, "slurm_array")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(r.info.run_name for r in children) == [
+        "array-s0-random", "array-s0-svgd", "array-s1-random", "array-s1-svgd"]
+    for run in children:  # each recorded by its own array task
+        assert run.info.status == "FINISHED" and run.data.tags["worker"].startswith("slurm ")
+        assert run.data.tags["worker"] == f"slurm {run.data.tags['slurm_task']}"
+        assert run.data.tags["thresholds"] == "passed" and "eshd" in run.data.metrics
+    assert "random.eshd_mean" in client.get_run(parents[0].info.run_id).data.metrics
+    rows = list(csv.DictReader(open(csv_path)))
+    assert sorted(r["run_id"] for r in rows) == sorted(r.info.run_id for r in children)
+    # the credentials are nowhere in the Slurm folder (scripts, pickles, logs)
+    assert not any(password.encode() in p.read_bytes() for p in folder.rglob("*") if p.is_file())
+
+    # resume: everything finished, nothing is submitted again
+    proc = run_pytest([*args, "--reuse"], tmp_path, env)
+    assert proc.returncode == 0 and "reused 4 case(s)" in proc.stdout, proc.stdout[-3000:]
+    assert "submitted" not in proc.stdout
+    assert len(runs_in(client, "slurm_array")[1]) == 4
+
+
+@pytest.mark.slurm
+def test_a_killed_task_fails_its_case_and_ctrl_c_cancels_the_array(shared_server, write_study, tmp_path, monkeypatch):
+    slurm_available()
+    url, user, password, _ = shared_server
+    path = write_study(tiny_study(name="killed", experiment="slurm_killed", learners={"sleepy": {}}))
+    env = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+    cmd, full_env = benchmark_command(["--configs", str(path), "--executor", "slurm", "--slurm-folder",
+                                       str(tmp_path / "jobs"), "--slurm", "cpus_per_task=1"], tmp_path, env)
+    client = client_of(shared_server, monkeypatch)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while len(running := [r for r in runs_in(client, "slurm_killed")[1] if r.info.status == "RUNNING"]) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None, "the sleepy tasks never started"
+            time.sleep(1)
+        # Slurm kills one task mid-case: its case fails with Slurm's state
+        task = next(r for r in running if r.info.run_name == "killed-s0-sleepy").data.tags["slurm_task"]
+        subprocess.run(["scancel", task], check=True)
+        deadline = time.monotonic() + 120
+        while client.get_run(next(r for r in running if r.info.run_name == "killed-s0-sleepy").info.run_id).info.status == "RUNNING":
+            assert time.monotonic() < deadline and proc.poll() is None, "the cancelled task's run was not ended"
+            time.sleep(1)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C of the submitting session cancels the rest
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2, out[-3000:]
+    status = {r.info.run_name: (r.info.status, r.data.tags.get("failure_reason", "")) for r in runs_in(client, "slurm_killed")[1]}
+    assert status["killed-s0-sleepy"][0] == "FAILED" and "CANCELLED" in status["killed-s0-sleepy"][1], status
+    assert status["killed-s1-sleepy"][0] == "KILLED", status
+    array = task.split("_")[0]
+    assert subprocess.run(["squeue", "-h", "-j", array], capture_output=True, text=True).stdout.strip() == ""
+
+
+def test_the_slurm_executor_refuses_a_local_sqlite_store(write_study, tmp_path):
+    path = write_study(tiny_study())
+    proc = run_pytest(["--configs", str(path), "--executor", "slurm"], tmp_path)
+    assert proc.returncode == 4  # usage error, before anything is submitted
+    assert "--executor slurm records every case from the compute nodes" in proc.stderr
+    assert "not the local SQLite file sqlite:///" in proc.stderr

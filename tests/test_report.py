@@ -27,8 +27,8 @@ print("NO_PICKLE")
 """
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
+@pytest.fixture(scope="session")  # session, not module: xdist may run other modules' tests between this
+def store(tmp_path_factory):        # group's, and a module fixture would then be built again
     tmp = tmp_path_factory.mktemp("store")
     study = copy.deepcopy(TINY)
     study.update(name="rep", experiment="report_exp", seeds=[0, 1, 2],

@@ -1,0 +1,222 @@
+"""The Slurm executor: a session's cases as one Slurm job array, through ``submitit``.
+
+The controller (the pytest process, ``-n 0``) opens the session (one parent run per experiment),
+then :func:`submit` sends the selected cases as one job array. Each array task (:func:`run_task`)
+runs one case on the resources Slurm gave it and records its own child run in the tracking
+server, so nothing is lost if the submitting session dies. The pytest case waits for its task
+(:class:`SlurmCaseRun`), reads the run back and checks thresholds.
+
+- ``--slurm KEY=VALUE`` (values are YAML): submitit's generic keys (``timeout_min``,
+  ``gpus_per_node``, ``cpus_per_task``, ``mem_gb``, ``nodes``, ``tasks_per_node``) as they are, any
+  other of its Slurm keys (``partition``, ``array_parallelism``, ``setup``, ``account``, ...)
+  likewise; an unknown key is refused before anything is submitted.
+- A task that Slurm ends without a result (time limit, cancellation, node failure) leaves its run
+  RUNNING: the controller ends it FAILED with Slurm's state and reason. A requeued task deletes the
+  run of its earlier attempt, so a case never has two runs.
+- Ctrl-C of the submitting session cancels the array; the runs end KILLED.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.config import Case
+
+TASK_TAG = "slurm_task"
+GENERIC = {"timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "nodes", "tasks_per_node", "name",
+           "stderr_to_stdout"}
+
+
+class SlurmError(Exception):
+    pass
+
+
+def parse_parameters(items: list[str] | None) -> dict[str, Any]:
+    """``["partition=gpu", "timeout_min=600"]`` -> submitit's AutoExecutor parameters."""
+    import submitit
+
+    valid_slurm = submitit.SlurmExecutor._valid_parameters()
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SlurmError(f"--slurm {item!r}: expected KEY=VALUE, e.g. --slurm partition=gpu")
+        if key in GENERIC:
+            params[key] = yaml.safe_load(value)
+        elif key.removeprefix("slurm_") in valid_slurm:
+            params["slurm_" + key.removeprefix("slurm_")] = yaml.safe_load(value)
+        else:
+            known = sorted(GENERIC | valid_slurm)
+            raise SlurmError(f"--slurm {key}=...: not a submitit Slurm parameter; expected one of {', '.join(known)}")
+    return params
+
+
+def check_store(uri: str) -> None:
+    from harness.store import is_local_sqlite
+
+    if is_local_sqlite(uri):
+        raise SlurmError(
+            f"--executor slurm records every case from the compute nodes, so the store must be a tracking "
+            f"server they reach (MLFLOW_TRACKING_URI=http://host:port; README 'More than one machine'), "
+            f"not the local SQLite file {uri} (SQLite's file locking is unsafe on network file systems)")
+
+
+def submit(session, cases: list[Case], folder: str | Path, params: dict[str, Any]) -> dict[str, Any]:
+    """Submit ``cases`` as one job array; returns case id -> submitit job."""
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster="slurm")
+    executor.update_parameters(name="harness", **params)
+    jobs = executor.map_array(run_task, [session.to_dict()] * len(cases), cases)
+    return {case.id: job for case, job in zip(cases, jobs)}
+
+
+def array_id(jobs: dict[str, Any]) -> str | None:
+    first = next(iter(jobs.values()), None)
+    return first.job_id.split("_")[0] if first is not None else None
+
+
+def cancel(jobs: dict[str, Any]) -> None:
+    """Cancel the whole array (Ctrl-C of the submitting session)."""
+    array = array_id(jobs)
+    if array:
+        subprocess.run(["scancel", array], capture_output=True)
+
+
+def wait_until_gone(jobs: dict[str, Any], timeout_s: float = 60) -> None:
+    """Wait until no task of the array is pending or running (after :func:`cancel`)."""
+    array = array_id(jobs)
+    deadline = time.monotonic() + timeout_s
+    while array and time.monotonic() < deadline:
+        out = subprocess.run(["squeue", "-h", "-j", array, "-o", "%i"], capture_output=True, text=True).stdout
+        if not out.strip():
+            return
+        time.sleep(1)
+
+
+def task_name() -> str:
+    return f"{os.environ.get('SLURM_ARRAY_JOB_ID', '?')}_{os.environ.get('SLURM_ARRAY_TASK_ID', '?')}"
+
+
+def run_task(session_dict: dict, case: Case) -> dict:
+    """One array task: run one case and record its run; returns the case record (never raises
+    for a failing case: the run says FAILED, the record carries the error)."""
+    from harness import devices, run_case, tracking
+    from harness.store import retry_locked
+
+    devices.pin_this_process(0, 1, None)  # the GPU Slurm gave (CUDA_VISIBLE_DEVICES), else its cores
+    session = tracking.Session.from_dict(session_dict)
+    name = task_name()
+    client = tracking.MlflowClient(session.uri)
+    parent = session.parents[case.experiment]
+    earlier = retry_locked(client.search_runs, [parent["experiment_id"]],
+                           filter_string=f"tags.{TASK_TAG} = '{name}'")
+    for attempt in earlier:  # a requeued task: its earlier attempt's run goes, one run per case
+        retry_locked(client.delete_run, attempt.info.run_id)
+    run = tracking.CaseRun(session, case, devices.describe_device(), worker=f"slurm {name}",
+                           extra_tags={TASK_TAG: name})
+    try:
+        run.execute(run_case)
+    except Exception:  # recorded in the run (FAILED, traceback.txt) and in the record
+        pass
+    finally:
+        run.close()
+    return run.record()
+
+
+def slurm_state(job_id: str) -> tuple[str, str]:
+    """(state, reason) of an array task from ``scontrol`` (no accounting database needed)."""
+    out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True).stdout
+    fields = dict(part.split("=", 1) for part in out.split() if "=" in part)
+    return fields.get("JobState", "UNKNOWN"), fields.get("Reason", "")
+
+
+FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
+                "BOOT_FAIL", "DEADLINE", "UNKNOWN"}
+
+
+def wait_for(job, poll_s: float = 1.0) -> dict | tuple[str, str]:
+    """The task's record once it has one, or (state, reason) if Slurm ended it without one."""
+    ended_since = None
+    while True:
+        if job.paths.result_pickle.exists():
+            outcome, value = _load_result(job)
+            if outcome == "success":
+                return value
+            return "FAILED", f"the task raised: {str(value)[-2000:]}"
+        state, reason = slurm_state(job.job_id)
+        if state in FINAL_STATES:
+            # the result file may land just after the state changes: look again before giving up
+            ended_since = ended_since or time.monotonic()
+            if time.monotonic() - ended_since > 10:
+                return state, reason
+        else:
+            ended_since = None
+        time.sleep(poll_s)
+
+
+def _load_result(job):
+    import pickle
+
+    with open(job.paths.result_pickle, "rb") as f:
+        return pickle.load(f)
+
+
+class SlurmCaseRun:
+    """The pytest side of one array task: waits for it, reads its run back, checks thresholds."""
+
+    def __init__(self, session, case: Case, job):
+        from mlflow.tracking import MlflowClient
+
+        self.session, self.case, self.job = session, case, job
+        self.client = MlflowClient(session.uri)
+        self.run_id: str | None = None
+        self.status = "PENDING"
+        self.metrics: dict[str, float] = {}
+        self.misses: list[str] = []
+        self.error: str | None = None
+        self.run_options: dict[str, Any] = {}
+
+    def execute(self, _run=None):
+        from harness.metric_names import METRICS
+        from harness.thresholds import threshold_misses
+
+        outcome = wait_for(self.job)
+        if isinstance(outcome, tuple):
+            self._end_killed_task(*outcome)
+            raise SlurmError(self.error)
+        self.run_id, self.status, self.error = outcome["run_id"], outcome["status"], outcome["error"]
+        if self.status != "FINISHED":
+            raise SlurmError(f"slurm task {self.job.job_id}: {self.error}")
+        run = self.client.get_run(self.run_id)  # what the task recorded, read back
+        self.metrics = {k: v for k, v in run.data.metrics.items() if k in METRICS}
+        self.misses = threshold_misses(self.case.id, self.case.thresholds, self.metrics)
+
+    def _end_killed_task(self, state: str, reason: str) -> None:
+        from harness.store import retry_locked
+
+        self.status = "FAILED"
+        self.error = f"Slurm ended task {self.job.job_id} without a result: {state}" + (f" ({reason})" if reason else "")
+        parent = self.session.parents[self.case.experiment]
+        runs = retry_locked(self.client.search_runs, [parent["experiment_id"]],
+                            filter_string=f"tags.{TASK_TAG} = '{self.job.job_id}'")
+        for run in runs:
+            self.run_id = run.info.run_id
+            if run.info.status == "RUNNING":
+                retry_locked(self.client.set_tag, run.info.run_id, "failure_reason", self.error)
+                retry_locked(self.client.set_terminated, run.info.run_id, "FAILED")
+
+    def close(self) -> None:
+        pass  # the task ends its own run; a task that died is ended by execute or the session's close
+
+    def record(self) -> dict:
+        from harness.tracking import case_record
+
+        return case_record(self.case, self.run_id, self.status, self.metrics, self.misses, self.error)
