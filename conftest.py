@@ -151,9 +151,16 @@ def pytest_configure_node(node):
 
 
 def _has_gpu(config) -> bool:
+    """Whether the cases get a GPU: this machine's (``--gpus`` or detected), or with
+    ``--executor slurm`` the array's (``--slurm gpus_per_node=N`` and the like)."""
     if not hasattr(config, "_harness_has_gpu"):
-        listed = devices.parse_gpu_list(config.getoption("gpus"))
-        config._harness_has_gpu = bool(devices.detect_gpus() if listed is None else listed)
+        if config.getoption("executor") == "slurm":
+            from harness import slurm
+
+            config._harness_has_gpu = slurm.asks_for_gpu(slurm.parse_parameters(config.getoption("slurm")))
+        else:
+            listed = devices.parse_gpu_list(config.getoption("gpus"))
+            config._harness_has_gpu = bool(devices.detect_gpus() if listed is None else listed)
     return config._harness_has_gpu
 
 
@@ -265,7 +272,7 @@ class Controller:
         if not cases:
             return
         self.config._harness_jobs = slurm.submit(harness_session, cases, self.config.getoption("slurm_folder"),
-                                                 self.config._harness_slurm)
+                                                 self.config._harness_slurm, self.config.getoption("case_timeout"))
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         reporter.write_line(f"harness: submitted {len(cases)} case(s) as Slurm job array "
                             f"{slurm.array_id(self.config._harness_jobs)} (logs: {self.config.getoption('slurm_folder')})")

@@ -12,6 +12,15 @@ Importing ``harness`` (and validating studies) does not import JAX.
 
 __version__ = "0.1.0"
 
+import os as _os
+
+# MLflow's usage telemetry is off in every harness process (and so in the Slurm tasks, which inherit
+# the environment): a study sends nothing anywhere but to its tracking store, and MLflow 3.17's
+# telemetry thread races with requests of other threads (a heartbeat), failing them with
+# KeyError '_MLFLOW_TELEMETRY_SESSION_ID' (seen in a Slurm task). MLFLOW_DISABLE_TELEMETRY=false
+# in the environment turns it back on.
+_os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 from harness.config import Case, StudyFileError, load_cases, load_study  # noqa: E402
 
 

@@ -21,8 +21,9 @@ from harness.store import retry_locked
 def skip_reason(case: Case, has_gpu: bool, run_anywhere: bool) -> str | None:
     """Why this case does not run here, or None."""
     if "gpu" in case.requires and not has_gpu and not run_anywhere:
-        return (f"study {case.study!r} requires a GPU (requires: [gpu] in {case.path}) and this machine has none; "
-                "--run-anywhere runs it here anyway (hours per paper-scale case on a CPU)")
+        return (f"study {case.study!r} requires a GPU (requires: [gpu] in {case.path}) and its cases get none here; "
+                "--run-anywhere runs it anyway (hours per paper-scale case on a CPU), "
+                "--executor slurm --slurm gpus_per_node=1 on a cluster's GPUs")
     return None
 
 

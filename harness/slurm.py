@@ -29,6 +29,7 @@ import yaml
 from harness.config import Case
 
 TASK_TAG = "slurm_task"
+_IMPORTED_AT = time.time()  # in a task: when the unpickled function's module was loaded
 GENERIC = {"timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "nodes", "tasks_per_node", "name",
            "stderr_to_stdout"}
 
@@ -58,6 +59,12 @@ def parse_parameters(items: list[str] | None) -> dict[str, Any]:
     return params
 
 
+def asks_for_gpu(params: dict[str, Any]) -> bool:
+    """Whether these parameters give each task a GPU."""
+    counts = [params.get(k) for k in ("gpus_per_node", "slurm_gpus_per_node", "slurm_gpus_per_task", "slurm_num_gpus")]
+    return any(counts) or "gpu" in str(params.get("slurm_gres", ""))
+
+
 def check_store(uri: str) -> None:
     from harness.store import is_local_sqlite
 
@@ -68,13 +75,16 @@ def check_store(uri: str) -> None:
             f"not the local SQLite file {uri} (SQLite's file locking is unsafe on network file systems)")
 
 
-def submit(session, cases: list[Case], folder: str | Path, params: dict[str, Any]) -> dict[str, Any]:
-    """Submit ``cases`` as one job array; returns case id -> submitit job."""
+def submit(session, cases: list[Case], folder: str | Path, params: dict[str, Any],
+           default_timeout_s: float | None = None) -> dict[str, Any]:
+    """Submit ``cases`` as one job array; returns case id -> submitit job. ``default_timeout_s``
+    (``--case-timeout``) applies in the tasks to cases whose study has no ``timeout_s``."""
     import submitit
 
     executor = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster="slurm")
     executor.update_parameters(name="harness", **params)
-    jobs = executor.map_array(run_task, [session.to_dict()] * len(cases), cases)
+    n = len(cases)
+    jobs = executor.map_array(run_task, [session.to_dict()] * n, cases, [time.time()] * n, [default_timeout_s] * n)
     return {case.id: job for case, job in zip(cases, jobs)}
 
 
@@ -105,9 +115,12 @@ def task_name() -> str:
     return f"{os.environ.get('SLURM_ARRAY_JOB_ID', '?')}_{os.environ.get('SLURM_ARRAY_TASK_ID', '?')}"
 
 
-def run_task(session_dict: dict, case: Case) -> dict:
+def run_task(session_dict: dict, case: Case, submitted_at: float | None = None,
+             default_timeout_s: float | None = None) -> dict:
     """One array task: run one case and record its run; returns the case record (never raises
-    for a failing case: the run says FAILED, the record carries the error)."""
+    for a failing case: the run says FAILED, the record carries the error). The run's timings add
+    ``slurm_wait_s`` (submission to the task's Python running: queue, sbatch, srun, interpreter)
+    and ``slurm_startup_s`` (from there to the case's run being created: imports, device, store)."""
     from harness import devices, run_case, tracking
     from harness.store import retry_locked
 
@@ -122,8 +135,18 @@ def run_task(session_dict: dict, case: Case) -> dict:
         retry_locked(client.delete_run, attempt.info.run_id)
     run = tracking.CaseRun(session, case, devices.describe_device(), worker=f"slurm {name}",
                            extra_tags={TASK_TAG: name})
+    run.run_options = {"default_timeout_s": default_timeout_s}
+    overhead = {"slurm_startup_s": time.time() - _IMPORTED_AT}
+    if submitted_at is not None:
+        overhead["slurm_wait_s"] = _IMPORTED_AT - submitted_at
+
+    def run_with_overhead(case, **options):
+        result = run_case(case, **options)
+        result.timings.update(overhead)
+        return result
+
     try:
-        run.execute(run_case)
+        run.execute(run_with_overhead)
     except Exception:  # recorded in the run (FAILED, traceback.txt) and in the record
         pass
     finally:
@@ -155,7 +178,7 @@ def wait_for(job, poll_s: float = 1.0) -> dict | tuple[str, str]:
         if state in FINAL_STATES:
             # the result file may land just after the state changes: look again before giving up
             ended_since = ended_since or time.monotonic()
-            if time.monotonic() - ended_since > 10:
+            if time.monotonic() - ended_since > 3:
                 return state, reason
         else:
             ended_since = None

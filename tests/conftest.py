@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import fcntl
 import os
 import subprocess
 import sys
@@ -45,6 +46,24 @@ def temporary_compile_cache(tmp_path_factory):
     """Learners run in this process compile into a temporary cache, not the repository's
     ``.jax_cache/`` (set before the first ``configure_jax``, which reads it once per process)."""
     os.environ["HARNESS_JAX_CACHE"] = str(tmp_path_factory.mktemp("jax_cache"))
+
+
+def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """A directory that ``build(path)`` fills once per test session, whichever xdist worker asks
+    first; the others wait for it and reuse it. (A session fixture alone is built by every worker
+    that runs one of its tests, and ``--dist loadgroup`` cannot keep them on one worker here:
+    pytest-xdist 3.8 marks a group by rewriting ``item._nodeid``, which pytest 9 no longer reads.)"""
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent  # shared by the workers of this session
+    path = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (path / ".built").exists():
+            path.mkdir(exist_ok=True)
+            build(path)
+            (path / ".built").touch()
+    return path
 
 
 @pytest.fixture

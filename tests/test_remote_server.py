@@ -22,10 +22,7 @@ from tests.conftest import ROOT, benchmark_command, run_pytest, tiny_study
 from tests.services import missing, mlflow_server, postgres_database
 
 
-pytestmark = pytest.mark.xdist_group("shared_server")  # one server for these tests, on one worker
-
-
-@pytest.fixture(scope="session")  # not module: xdist may interleave other modules' tests, tearing it down
+@pytest.fixture(scope="session")  # one server per test worker that runs these tests
 def shared_server(tmp_path_factory):
     """The README's recipe for a store that many machines share: ``mlflow server`` on a PostgreSQL
     database, artifacts served by the server, MLflow's basic authentication. Yields (url, user,

@@ -5,16 +5,15 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from harness.compare import paired_comparisons
-from tests.conftest import ROOT, TINY, run_pytest
-
-# one worker builds the module's store (a pytest session of its own) under `-n 2 --dist loadgroup`
-pytestmark = pytest.mark.xdist_group("report_store")
+from tests.conftest import ROOT, TINY, built_once, run_pytest
 
 AUDIT = """
 import sys
@@ -27,20 +26,21 @@ print("NO_PICKLE")
 """
 
 
-@pytest.fixture(scope="session")  # session, not module: xdist may run other modules' tests between this
-def store(tmp_path_factory):        # group's, and a module fixture would then be built again
-    tmp = tmp_path_factory.mktemp("store")
+@pytest.fixture(scope="session")
+def store(tmp_path_factory, worker_id):
+    """A store of three seeds of svgd and ensemble, built by one pytest session for all these tests."""
+    return built_once(tmp_path_factory, worker_id, "report_store", build_store)
+
+
+def build_store(tmp: Path) -> None:
     study = copy.deepcopy(TINY)
     study.update(name="rep", experiment="report_exp", seeds=[0, 1, 2],
                  inference={"steps": 30, "n_grad_mc_samples": 8, "eval_every": 10},
                  learners={"svgd": {"n_particles": 3}, "ensemble": {"n_members": 3}})
     path = tmp / "rep.yaml"
-    import yaml
-
     path.write_text(yaml.safe_dump(study))
     proc = run_pytest(["--configs", str(path), "-n", "2"], tmp)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    return tmp
 
 
 def test_report_writes_every_file_without_unpickling(store, tmp_path):

@@ -70,7 +70,7 @@ def test_a_study_that_requires_a_gpu_is_skipped_without_one_and_the_plan_says_wh
     args = ["--configs", str(big), "--configs", str(small), "-rs"]
     proc = run_pytest(args, tmp_path, NO_GPU)
     assert proc.returncode == 0 and "1 passed, 1 skipped" in proc.stdout, proc.stdout[-3000:]
-    assert "study 'big' requires a GPU" in proc.stdout and "--run-anywhere runs it here" in proc.stdout
+    assert "study 'big' requires a GPU" in proc.stdout and "--run-anywhere runs it anyway" in proc.stdout
     assert "harness: 1 case(s) to run, 1 skipped, on 1 worker(s)" in proc.stdout
     assert "small: 1 to run, no earlier run to estimate from" in proc.stdout
     assert "big: 0 to run; 1 skipped: study 'big' requires a GPU" in proc.stdout
