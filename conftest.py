@@ -170,11 +170,16 @@ def _skip_reasons(config, cases) -> dict[str, str]:
     return {k: v for k, v in reasons.items() if v}
 
 
+def _case_of(item):
+    """The benchmark case a collected item runs, or None (an item of another test)."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("case") if callspec is not None else None
+
+
 def pytest_collection_modifyitems(config, items):
-    cases = [item.callspec.params["case"] for item in items if "case" in getattr(getattr(item, "callspec", None), "params", {})]
-    reasons = _skip_reasons(config, cases)
+    reasons = _skip_reasons(config, [c for c in map(_case_of, items) if c is not None])
     for item in items:
-        case = getattr(item, "callspec", None) and item.callspec.params.get("case")
+        case = _case_of(item)
         if case is not None and case.id in reasons:
             item.add_marker(pytest.mark.skip(reason=reasons[case.id]))
 
@@ -263,9 +268,7 @@ class Controller:
     def _submit_to_slurm(self, items) -> None:
         from harness import slurm
 
-        cases = [item.callspec.params["case"] for item in items
-                 if "case" in getattr(getattr(item, "callspec", None), "params", {})
-                 and item.get_closest_marker("skip") is None]
+        cases = [_case_of(item) for item in items if _case_of(item) is not None and item.get_closest_marker("skip") is None]
         harness_session = _session_for(self.config)
         if self.config.getoption("reuse"):
             cases = [c for c in cases if tracking.find_reusable(harness_session, c) is None]
