@@ -295,11 +295,12 @@ class Controller:
         cases = [c for c in _load(self.config) if c.id in selected]
         try:
             uri = store.resolve_uri(self.config.getoption("mlflow_uri"), root=self.config.invocation_params.dir)
-            durations = plan.earlier_durations(uri, tracking.experiment_ids(uri, {c.experiment for c in cases}))
+            history = plan.earlier_runs(uri, tracking.experiment_ids(uri, {c.experiment for c in cases}))
         except Exception as exc:  # an estimate is not worth failing a session for
-            durations = {}
+            history = plan.History()
             print(f"harness: no time estimate ({type(exc).__name__}: {exc})")
-        lines = plan.plan_lines(cases, _skip_reasons(self.config, cases), durations, _n_workers(self.config))
+        lines = plan.plan_lines(cases, _skip_reasons(self.config, cases), history, _n_workers(self.config),
+                                reuse=self.config.getoption("reuse"))
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         for line in lines:
             reporter.write_line(line) if reporter else print(line)

@@ -4,16 +4,19 @@ A study may declare ``requires: [gpu]`` (the paper-scale studies do: a case take
 On a machine without a GPU such cases are skipped with a reason that says how to run them anyway
 (``--run-anywhere``). At the start of a session :func:`plan_lines` lists the cases per study and
 an estimate of the time, from earlier FINISHED runs of the same config hash in the store (the
-median of their durations; a config hash not seen before has no estimate and says so).
+median of their durations; a config hash not seen before has no estimate and says so). With
+``--reuse`` the cases an earlier run stands for are counted as reused, not as to run.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 from mlflow.tracking import MlflowClient
 
+import harness
 from harness.config import Case
 from harness.store import retry_locked
 
@@ -27,39 +30,56 @@ def skip_reason(case: Case, has_gpu: bool, run_anywhere: bool) -> str | None:
     return None
 
 
-def earlier_durations(uri: str, experiment_ids: list[str], limit: int = 5000) -> dict[str, list[float]]:
-    """Seconds taken by earlier FINISHED case runs in these experiments, by config hash."""
+@dataclass
+class History:
+    """What the store knows of earlier runs of these configs."""
+
+    durations: dict[str, list[float]] = field(default_factory=dict)  # config hash -> seconds, FINISHED runs
+    reusable: set[str] = field(default_factory=set)  # config hashes that --reuse would take
+
+
+def earlier_runs(uri: str, experiment_ids: list[str], limit: int = 5000) -> History:
+    """Earlier FINISHED case runs in these experiments: their durations by config hash, and the
+    hashes with a run of this harness version (what ``--reuse`` takes instead of running)."""
+    history = History(defaultdict(list))
     if not experiment_ids:
-        return {}
+        return history
     runs = retry_locked(MlflowClient(uri).search_runs, experiment_ids, filter_string="attributes.status = 'FINISHED'",
                         order_by=["attributes.start_time DESC"], max_results=limit)
-    out: dict[str, list[float]] = defaultdict(list)
     for run in runs:
         digest = run.data.tags.get("config_hash")
         if digest and run.info.end_time and run.info.start_time:
-            out[digest].append((run.info.end_time - run.info.start_time) / 1000)
-    return dict(out)
+            history.durations[digest].append((run.info.end_time - run.info.start_time) / 1000)
+        if digest and run.data.tags.get("harness_version") == harness.__version__:
+            history.reusable.add(digest)
+    return history
 
 
-def plan_lines(cases: list[Case], skipped: dict[str, str], durations: dict[str, list[float]],
-               n_workers: int) -> list[str]:
-    """The session's plan: per study, the cases to run, those skipped (with the first reason) and
-    the estimated case time; then the estimated wall time over the workers."""
+def plan_lines(cases: list[Case], skipped: dict[str, str], history: History, n_workers: int,
+               reuse: bool = False) -> list[str]:
+    """The session's plan: per study, the cases to run, those ``--reuse`` takes from earlier runs,
+    those skipped (with the first reason) and the estimated case time; then the estimated wall
+    time over the workers."""
     by_study: dict[str, list[Case]] = defaultdict(list)
     for case in cases:
         by_study[case.study].append(case)
-    to_run = [c for c in cases if c.id not in skipped]
-    lines = [f"harness: {len(to_run)} case(s) to run, {len(skipped)} skipped, on {max(n_workers, 1)} worker(s)"]
+    reused = {c.id for c in cases if reuse and c.id not in skipped and c.config_hash in history.reusable}
+    to_run = [c for c in cases if c.id not in skipped and c.id not in reused]
+    lines = [f"harness: {len(to_run)} case(s) to run, " + (f"{len(reused)} reused, " if reuse else "")
+             + f"{len(skipped)} skipped, on {max(n_workers, 1)} worker(s)"]
     total, known = 0.0, 0
     for study, members in by_study.items():
-        run_here = [c for c in members if c.id not in skipped]
-        estimates = [statistics.median(durations[c.config_hash]) for c in run_here if c.config_hash in durations]
+        run_here = [c for c in members if c.id not in skipped and c.id not in reused]
+        estimates = [statistics.median(history.durations[c.config_hash]) for c in run_here
+                     if c.config_hash in history.durations]
         total += sum(estimates)
         known += len(estimates)
         text = f"  {study}: {len(run_here)} to run"
         if run_here:
             text += (f", ~{_duration(sum(estimates))} for the {len(estimates)} with earlier runs"
                      if estimates else ", no earlier run to estimate from")
+        if n_reused := sum(c.id in reused for c in members):
+            text += f", {n_reused} reused"
         reasons = [skipped[c.id] for c in members if c.id in skipped]
         if reasons:
             text += f"; {len(reasons)} skipped: {reasons[0]}"

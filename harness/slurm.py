@@ -10,9 +10,11 @@ server, so nothing is lost if the submitting session dies. The pytest case waits
   ``gpus_per_node``, ``cpus_per_task``, ``mem_gb``, ``nodes``, ``tasks_per_node``) as they are, any
   other of its Slurm keys (``partition``, ``array_parallelism``, ``setup``, ``account``, ...)
   likewise; an unknown key is refused before anything is submitted.
-- A task that Slurm ends without a result (time limit, cancellation, node failure) leaves its run
-  RUNNING: the controller ends it FAILED with Slurm's state and reason. A requeued task deletes the
-  run of its earlier attempt, so a case never has two runs.
+- At its time limit submitit's signal handler ends the case: the run says FAILED, "Slurm's time
+  limit ...". A task that Slurm ends without a result (cancellation, node failure, a kill before
+  the handler ran) leaves its run RUNNING: the controller ends it FAILED with Slurm's state and
+  reason. A requeued task (``scontrol requeue``, preemption) deletes the run of its earlier
+  attempt, so a case never has two runs; the run's ``slurm_restarts`` tag counts the requeues.
 - Ctrl-C of the submitting session cancels the array; the runs end KILLED.
 """
 
@@ -29,6 +31,7 @@ import yaml
 from harness.config import Case
 
 TASK_TAG = "slurm_task"
+RESTARTS_TAG = "slurm_restarts"  # how often Slurm requeued the task before this attempt
 _IMPORTED_AT = time.time()  # in a task: when the unpickled function's module was loaded
 GENERIC = {"timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "nodes", "tasks_per_node", "name",
            "stderr_to_stdout"}
@@ -82,7 +85,7 @@ def submit(session, cases: list[Case], folder: str | Path, params: dict[str, Any
     import submitit
 
     executor = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster="slurm")
-    executor.update_parameters(name="harness", **params)
+    executor.update_parameters(**{"name": "harness", **params})  # --slurm name=... may rename it
     n = len(cases)
     jobs = executor.map_array(run_task, [session.to_dict()] * n, cases, [time.time()] * n, [default_timeout_s] * n)
     return {case.id: job for case, job in zip(cases, jobs)}
@@ -134,14 +137,19 @@ def run_task(session_dict: dict, case: Case, submitted_at: float | None = None,
     for attempt in earlier:  # a requeued task: its earlier attempt's run goes, one run per case
         retry_locked(client.delete_run, attempt.info.run_id)
     run = tracking.CaseRun(session, case, devices.describe_device(), worker=f"slurm {name}",
-                           extra_tags={TASK_TAG: name})
+                           extra_tags={TASK_TAG: name, RESTARTS_TAG: os.environ.get("SLURM_RESTART_COUNT", "0")})
     run.run_options = {"default_timeout_s": default_timeout_s}
     overhead = {"slurm_startup_s": time.time() - _IMPORTED_AT}
     if submitted_at is not None:
         overhead["slurm_wait_s"] = _IMPORTED_AT - submitted_at
 
     def run_with_overhead(case, **options):
-        result = run_case(case, **options)
+        from submitit.core.utils import UncompletedJobError
+
+        try:
+            result = run_case(case, **options)
+        except UncompletedJobError as exc:  # raised by submitit's handler of Slurm's time-limit signal
+            raise SlurmError(f"Slurm's time limit for task {name} (--slurm timeout_min) ended the case: {exc}") from exc
         result.timings.update(overhead)
         return result
 

@@ -23,6 +23,8 @@ ClusterName=harness
 SlurmctldHost=$NODE
 SlurmUser=root
 AuthType=auth/munge
+# a requeued job waits cred_expire + 1 s before it starts again (default 120 s)
+AuthInfo=cred_expire=10
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
 SlurmctldPidFile=$STATE/slurmctld.pid

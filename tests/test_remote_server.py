@@ -122,39 +122,60 @@ def test_a_study_as_a_slurm_job_array_lands_in_the_server_and_resumes(shared_ser
     assert len(runs_in(client, "slurm_array")[1]) == 4
 
 
+def wait_until(condition, what: str, proc, timeout_s: float = 180):
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if proc.poll() is not None:
+            pytest.fail(f"{what}: the session ended\n{proc.stdout.read()[-3000:]}")
+        assert time.monotonic() < deadline, what
+        time.sleep(1)
+    return value
+
+
 @pytest.mark.slurm
-def test_a_killed_task_fails_its_case_and_ctrl_c_cancels_the_array(shared_server, write_study, tmp_path, monkeypatch):
+def test_slurm_time_limit_requeue_and_ctrl_c(shared_server, write_study, tmp_path, monkeypatch):
+    """Two cases that run for minutes: Slurm's time limit ends one (its case FAILED, saying so); the
+    other is requeued (still one run for its case) and Ctrl-C of the session cancels it (KILLED)."""
     slurm_available()
     url, user, password, _ = shared_server
     path = write_study(tiny_study(name="killed", experiment="slurm_killed", learners={"sleepy": {}}))
     env = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+    job_name = f"harness-test-{secrets.token_hex(4)}"
     cmd, full_env = benchmark_command(["--configs", str(path), "--executor", "slurm", "--slurm-folder",
-                                       str(tmp_path / "jobs"), "--slurm", "cpus_per_task=1"], tmp_path, env)
+                                       str(tmp_path / "jobs"), "--slurm", "cpus_per_task=1",
+                                       "--slurm", f"name={job_name}"], tmp_path, env)
     client = client_of(shared_server, monkeypatch)
+
+    def running(name):
+        return [r for r in runs_in(client, "slurm_killed")[1] if r.info.run_name == name and r.info.status == "RUNNING"]
+
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 180
-        while len(running := [r for r in runs_in(client, "slurm_killed")[1] if r.info.status == "RUNNING"]) < 2:
-            assert time.monotonic() < deadline and proc.poll() is None, "the sleepy tasks never started"
-            time.sleep(1)
-        # Slurm kills one task mid-case: its case fails with Slurm's state
-        task = next(r for r in running if r.info.run_name == "killed-s0-sleepy").data.tags["slurm_task"]
-        subprocess.run(["scancel", task], check=True)
-        deadline = time.monotonic() + 120
-        while client.get_run(next(r for r in running if r.info.run_name == "killed-s0-sleepy").info.run_id).info.status == "RUNNING":
-            assert time.monotonic() < deadline and proc.poll() is None, "the cancelled task's run was not ended"
-            time.sleep(1)
+        timed, requeued = (wait_until(lambda: running(f"killed-s{i}-sleepy"), "the sleepy tasks never started", proc)[0]
+                           for i in (0, 1))
+        subprocess.run(["scontrol", "update", f"JobId={timed.data.tags['slurm_task']}", "TimeLimit=1"], check=True)
+        subprocess.run(["scontrol", "requeue", requeued.data.tags["slurm_task"]], check=True)
+        again = wait_until(lambda: [r for r in running("killed-s1-sleepy") if r.info.run_id != requeued.info.run_id],
+                           "the requeued task did not run again", proc)
+        wait_until(lambda: client.get_run(timed.info.run_id).info.status != "RUNNING",
+                   "the timed-out task's run was not ended", proc)
         proc.send_signal(signal.SIGINT)  # Ctrl-C of the submitting session cancels the rest
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+            subprocess.run(["scancel", "--name", job_name])  # no task outlives a failed test
     assert proc.returncode == 2, out[-3000:]
-    status = {r.info.run_name: (r.info.status, r.data.tags.get("failure_reason", "")) for r in runs_in(client, "slurm_killed")[1]}
-    assert status["killed-s0-sleepy"][0] == "FAILED" and "CANCELLED" in status["killed-s0-sleepy"][1], status
+    runs = runs_in(client, "slurm_killed")[1]
+    status = {r.info.run_name: (r.info.status, r.data.tags.get("failure_reason", "")) for r in runs}
+    assert len(runs) == 2, sorted(r.info.run_name for r in runs)  # the requeued case has one run, not two
+    assert status["killed-s0-sleepy"][0] == "FAILED" and "Slurm's time limit" in status["killed-s0-sleepy"][1], status
     assert status["killed-s1-sleepy"][0] == "KILLED", status
-    array = task.split("_")[0]
+    assert client.get_run(requeued.info.run_id).info.lifecycle_stage == "deleted"
+    assert next(r for r in runs if r.info.run_name == "killed-s1-sleepy").info.run_id == again[0].info.run_id
+    assert again[0].data.tags["slurm_restarts"] == "1"
+    array = timed.data.tags["slurm_task"].split("_")[0]
     assert subprocess.run(["squeue", "-h", "-j", array], capture_output=True, text=True).stdout.strip() == ""
 
 

@@ -82,6 +82,12 @@ def test_a_study_that_requires_a_gpu_is_skipped_without_one_and_the_plan_says_wh
     assert "big: 1 to run, no earlier run to estimate from" in proc.stdout
     assert re.search(r"estimate from earlier runs of the same config hash: ~\d+ s of wall time for 1 of 2 case\(s\)",
                      proc.stdout)
+    # --reuse: the plan counts what earlier runs stand for, and runs only the rest
+    changed = write_study(tiny_study(name="small", seeds=[0, 1]), "small.yaml")
+    proc = run_pytest(["--configs", str(big), "--configs", str(changed), "--reuse", "-rs"], tmp_path, NO_GPU)
+    assert proc.returncode == 0 and "2 passed, 1 skipped" in proc.stdout, proc.stdout[-3000:]
+    assert "harness: 1 case(s) to run, 1 reused, 1 skipped, on 1 worker(s)" in proc.stdout, proc.stdout[-3000:]
+    assert "small: 1 to run, no earlier run to estimate from, 1 reused" in proc.stdout
 
 
 @pytest.mark.parametrize("bad", [["cpu"], "gpu"])
