@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import baseline, devices, plan, store, summary, tracking
+from harness import baseline, case_runs, devices, plan, provenance, sessions, store, summary
 from harness.config import StudyFileError, load_cases, parse_overrides
 
 ROOT = Path(__file__).parent
@@ -75,7 +75,7 @@ def pytest_configure(config):
         info = config.workerinput
         devices.pin_this_process(devices.worker_index(info["workerid"]), info["workercount"], config.getoption("gpus"))
         session = json.loads(info.get("harness_session") or "null")
-        config._harness_session = tracking.Session.from_dict(session) if session else None
+        config._harness_session = sessions.Session.from_dict(session) if session else None
         return
     config._harness_session = None
     if config.getoption("baseline"):
@@ -137,10 +137,10 @@ def _load(config):
     return config._harness_cases
 
 
-def _open_session(config, cases) -> tracking.Session:
+def _open_session(config, cases) -> sessions.Session:
     uri = store.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir)
     name = time.strftime("session-%Y%m%d-%H%M%S")
-    return tracking.open_session(uri, [c.experiment for c in cases], name)
+    return sessions.open_session(uri, [c.experiment for c in cases], name)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -201,7 +201,7 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("case", params)
 
 
-def _session_for(config) -> tracking.Session:
+def _session_for(config) -> sessions.Session:
     if config._harness_session is None:  # the only process: open lazily, on the first case
         config._harness_session = _open_session(config, _cases_or_usage_error(config))
     return config._harness_session
@@ -219,7 +219,7 @@ def case_run(request):
 
         run = SlurmCaseRun(session, case, job)
     else:
-        run = tracking.CaseRun(session, case, devices.describe_device(), worker, reuse=request.config.getoption("reuse"))
+        run = case_runs.CaseRun(session, case, devices.describe_device(), worker, reuse=request.config.getoption("reuse"))
     run.run_options = {
         "default_timeout_s": request.config.getoption("case_timeout"),
         "progress": _progress_writer(request.config),
@@ -271,7 +271,7 @@ class Controller:
         cases = [_case_of(item) for item in items if _case_of(item) is not None and item.get_closest_marker("skip") is None]
         harness_session = _session_for(self.config)
         if self.config.getoption("reuse"):
-            cases = [c for c in cases if tracking.find_reusable(harness_session, c) is None]
+            cases = [c for c in cases if case_runs.find_reusable(harness_session, c) is None]
         if not cases:
             return
         self.config._harness_jobs = slurm.submit(harness_session, cases, self.config.getoption("slurm_folder"),
@@ -295,7 +295,7 @@ class Controller:
         cases = [c for c in _load(self.config) if c.id in selected]
         try:
             uri = store.resolve_uri(self.config.getoption("mlflow_uri"), root=self.config.invocation_params.dir)
-            history = plan.earlier_runs(uri, tracking.experiment_ids(uri, {c.experiment for c in cases}))
+            history = plan.earlier_runs(uri, sessions.experiment_ids(uri, {c.experiment for c in cases}))
         except Exception as exc:  # an estimate is not worth failing a session for
             history = plan.History()
             print(f"harness: no time estimate ({type(exc).__name__}: {exc})")
@@ -324,7 +324,7 @@ class Controller:
             slurm.wait_until_gone(jobs)
         records = list(self.records.values())
         status = "KILLED" if interrupted else "FINISHED"
-        for orphan in tracking.close_session(self.config._harness_session, records, status):
+        for orphan in sessions.close_session(self.config._harness_session, records, status):
             self.records.setdefault(orphan["case_id"], orphan)
         records = list(self.records.values())
         if self.config.getoption("results_csv") and records:
@@ -372,7 +372,7 @@ class Controller:
 
 def _save_baseline(config, records: list[dict]) -> str:
     command = ["pytest", *config.invocation_params.args]
-    meta = baseline.provenance(tracking.git_commit(), tracking.version_tags(), command)
+    meta = baseline.provenance(provenance.git_commit(), provenance.version_tags(), command)
     recorded = baseline.baseline_from_records(records, meta=meta)
     saved = baseline.save_baseline(recorded, config.getoption("save_baseline"))
     return f"saved a baseline of {len(recorded.cases)} finished case(s) of {len(records)} to {saved}"
@@ -390,5 +390,5 @@ def _gate(config, records: list[dict]) -> tuple[list[str], bool]:
         return [f"baseline gate failed: {exc}"], True
     effects = {c.id: c.config.get("regression", {}) for c in _load(config)}
     result = baseline.compare_with_baseline(records, base, effects)
-    tracking.tag_session(session, {"baseline": base.source, "baseline_regressions": str(len(result.regressions))})
+    sessions.tag_session(session, {"baseline": base.source, "baseline_regressions": str(len(result.regressions))})
     return result.lines(), result.failed

@@ -124,19 +124,21 @@ def run_task(session_dict: dict, case: Case, submitted_at: float | None = None,
     for a failing case: the run says FAILED, the record carries the error). The run's timings add
     ``slurm_wait_s`` (submission to the task's Python running: queue, sbatch, srun, interpreter)
     and ``slurm_startup_s`` (from there to the case's run being created: imports, device, store)."""
-    from harness import devices, run_case, tracking
+    from mlflow.tracking import MlflowClient
+
+    from harness import case_runs, devices, run_case, sessions
     from harness.store import retry_locked
 
     devices.pin_this_process(0, 1, None)  # the GPU Slurm gave (CUDA_VISIBLE_DEVICES), else its cores
-    session = tracking.Session.from_dict(session_dict)
+    session = sessions.Session.from_dict(session_dict)
     name = task_name()
-    client = tracking.MlflowClient(session.uri)
+    client = MlflowClient(session.uri)
     parent = session.parents[case.experiment]
     earlier = retry_locked(client.search_runs, [parent["experiment_id"]],
                            filter_string=f"tags.{TASK_TAG} = '{name}'")
     for attempt in earlier:  # a requeued task: its earlier attempt's run goes, one run per case
         retry_locked(client.delete_run, attempt.info.run_id)
-    run = tracking.CaseRun(session, case, devices.describe_device(), worker=f"slurm {name}",
+    run = case_runs.CaseRun(session, case, devices.describe_device(), worker=f"slurm {name}",
                            extra_tags={TASK_TAG: name, RESTARTS_TAG: os.environ.get("SLURM_RESTART_COUNT", "0")})
     run.run_options = {"default_timeout_s": default_timeout_s}
     overhead = {"slurm_startup_s": time.time() - _IMPORTED_AT}
@@ -248,6 +250,6 @@ class SlurmCaseRun:
         pass  # the task ends its own run; a task that died is ended by execute or the session's close
 
     def record(self) -> dict:
-        from harness.tracking import case_record
+        from harness.case_runs import case_record
 
         return case_record(self.case, self.run_id, self.status, self.metrics, self.misses, self.error)

@@ -39,7 +39,8 @@ if len(sys.argv) > 2:  # run on this many cores only (as a pinned xdist worker w
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: int(sys.argv[2])])
 from pathlib import Path
 from harness import load_study, run_case
-from harness.tracking import CaseRun, open_session
+from harness.case_runs import CaseRun
+from harness.sessions import open_session
 
 # seed by seed, so that variants of one seed run side by side (this machine is noisy)
 cases = sorted(load_study(sys.argv[1]), key=lambda c: (c.seed, c.learner, c.id))

@@ -10,7 +10,7 @@ import pytest
 from dibs.kernel import JointAdditiveFrobeniusSEKernel
 
 from harness.config import StudyFileError, StudyWarning, id_part, load_cases, load_study
-from harness.tracking import case_tags
+from harness.case_runs import case_tags
 from tests.conftest import ROOT, tiny_study
 
 

@@ -17,7 +17,7 @@ from harness.devices import cpu_share, worker_index
 from harness.metrics import graph_metrics
 from harness.posterior import Posterior
 from harness.store import PARENT_TAG
-from harness.tracking import ARTIFACTS
+from harness.case_runs import ARTIFACTS
 from tests.conftest import run_pytest, tiny_study
 
 

@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness.store import PARENT_TAG
-from harness.tracking import ARTIFACTS
+from harness.case_runs import ARTIFACTS
 from tests.conftest import ROOT, benchmark_command, run_pytest, tiny_study
 from tests.services import missing, mlflow_server, postgres_database
 

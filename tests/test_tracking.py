@@ -7,16 +7,15 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-from harness.tracking import (
+from harness.case_runs import (
     ARTIFACTS,
     TRUNCATION_MARKER,
-    aggregate_metrics,
     flatten_config,
     log_artifacts_selectively,
     log_config_as_params,
-    open_session,
     plain_numpy,
 )
+from harness.sessions import aggregate_metrics, open_session
 from harness.store import resolve_uri
 
 
