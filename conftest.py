@@ -214,10 +214,15 @@ def case_run(request):
     worker = request.config.workerinput["workerid"] if _is_worker(request.config) else "main"
     session = _session_for(request.config)
     job = getattr(request.config, "_harness_jobs", {}).get(case.id)
+    running_task = getattr(request.config, "_harness_running_tasks", {}).get(case.id)
     if job is not None:
         from harness.slurm import SlurmCaseRun
 
         run = SlurmCaseRun(session, case, job)
+    elif running_task is not None:
+        from harness.slurm import RunningTaskCaseRun
+
+        run = RunningTaskCaseRun(session, case, running_task)
     else:
         run = case_runs.CaseRun(session, case, devices.describe_device(), worker, reuse=request.config.getoption("reuse"))
     run.run_options = {
@@ -270,13 +275,20 @@ class Controller:
 
         cases = [_case_of(item) for item in items if _case_of(item) is not None and item.get_closest_marker("skip") is None]
         harness_session = _session_for(self.config)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if self.config.getoption("reuse"):
             cases = [c for c in cases if case_runs.find_reusable(harness_session, c) is None]
+            running = {c.id: run for c in cases if (run := slurm.find_running_task(harness_session, c)) is not None}
+            if running:
+                self.config._harness_running_tasks = running
+                cases = [c for c in cases if c.id not in running]
+                tasks = sorted(run.data.tags[slurm.TASK_TAG] for run in running.values())
+                reporter.write_line(f"harness: {len(running)} case(s) still running in an earlier session's array "
+                                    f"({', '.join(tasks)}): waiting for them, not submitting them again")
         if not cases:
             return
         self.config._harness_jobs = slurm.submit(harness_session, cases, self.config.getoption("slurm_folder"),
                                                  self.config._harness_slurm, self.config.getoption("case_timeout"))
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         reporter.write_line(f"harness: submitted {len(cases)} case(s) as Slurm job array "
                             f"{slurm.array_id(self.config._harness_jobs)} (logs: {self.config.getoption('slurm_folder')})")
 

@@ -16,6 +16,9 @@ server, so nothing is lost if the submitting session dies. The pytest case waits
   reason. A requeued task (``scontrol requeue``, preemption) deletes the run of its earlier
   attempt, so a case never has two runs; the run's ``slurm_restarts`` tag counts the requeues.
 - Ctrl-C of the submitting session cancels the array; the runs end KILLED.
+- ``--reuse`` after the submitting session died: cases with a FINISHED run are taken from it, cases
+  whose task (of the dead session's array) is still running are waited for
+  (:class:`RunningTaskCaseRun`), only the rest are submitted again.
 """
 
 from __future__ import annotations
@@ -89,6 +92,23 @@ def submit(session, cases: list[Case], folder: str | Path, params: dict[str, Any
     n = len(cases)
     jobs = executor.map_array(run_task, [session.to_dict()] * n, cases, [time.time()] * n, [default_timeout_s] * n)
     return {case.id: job for case, job in zip(cases, jobs)}
+
+
+def find_running_task(session, case: Case):
+    """A run of this case still being recorded by an array task of an earlier session (same config
+    hash and harness version, RUNNING, live heartbeat), or None: ``--reuse`` waits for it instead
+    of submitting the case again."""
+    import harness
+    from mlflow.tracking import MlflowClient
+
+    from harness.heartbeat import is_stale
+    from harness.store import retry_locked
+
+    query = (f"tags.config_hash = '{case.config_hash}' and tags.harness_version = '{harness.__version__}' "
+             f"and attributes.status = 'RUNNING'")
+    runs = retry_locked(MlflowClient(session.uri).search_runs, [session.parents[case.experiment]["experiment_id"]],
+                        filter_string=query, order_by=["attributes.start_time DESC"])
+    return next((r for r in runs if TASK_TAG in r.data.tags and not is_stale(r)), None)
 
 
 def array_id(jobs: dict[str, Any]) -> str | None:
@@ -209,6 +229,8 @@ class SlurmCaseRun:
         from mlflow.tracking import MlflowClient
 
         self.session, self.case, self.job = session, case, job
+        self.task = job.job_id if job is not None else None
+        self.reused = False
         self.client = MlflowClient(session.uri)
         self.run_id: str | None = None
         self.status = "PENDING"
@@ -218,17 +240,21 @@ class SlurmCaseRun:
         self.run_options: dict[str, Any] = {}
 
     def execute(self, _run=None):
-        from harness.metric_names import METRICS
-        from harness.thresholds import threshold_misses
-
         outcome = wait_for(self.job)
         if isinstance(outcome, tuple):
             self._end_killed_task(*outcome)
             raise SlurmError(self.error)
-        self.run_id, self.status, self.error = outcome["run_id"], outcome["status"], outcome["error"]
+        self._read_back(outcome["run_id"], outcome["status"], outcome["error"])
+
+    def _read_back(self, run_id: str, status: str, error: str | None) -> None:
+        """What the task recorded: its status, metrics and threshold misses."""
+        from harness.metric_names import METRICS
+        from harness.thresholds import threshold_misses
+
+        self.run_id, self.status, self.error = run_id, status, error
         if self.status != "FINISHED":
-            raise SlurmError(f"slurm task {self.job.job_id}: {self.error}")
-        run = self.client.get_run(self.run_id)  # what the task recorded, read back
+            raise SlurmError(f"slurm task {self.task}: {self.error}")
+        run = self.client.get_run(self.run_id)
         self.metrics = {k: v for k, v in run.data.metrics.items() if k in METRICS}
         self.misses = threshold_misses(self.case.id, self.case.thresholds, self.metrics)
 
@@ -252,4 +278,24 @@ class SlurmCaseRun:
     def record(self) -> dict:
         from harness.case_runs import case_record
 
-        return case_record(self.case, self.run_id, self.status, self.metrics, self.misses, self.error)
+        return case_record(self.case, self.run_id, self.status, self.metrics, self.misses, self.error, self.reused)
+
+
+class RunningTaskCaseRun(SlurmCaseRun):
+    """``--reuse`` of a case whose array task, submitted by an earlier session, is still running:
+    waits for that task's run to end and takes its result, as for a reused case."""
+
+    def __init__(self, session, case: Case, run):
+        super().__init__(session, case, None)
+        self.run_id, self.task, self.reused = run.info.run_id, run.data.tags[TASK_TAG], True
+
+    def execute(self, _run=None, poll_s: float = 2.0):
+        from harness.heartbeat import is_stale
+
+        while (run := self.client.get_run(self.run_id)).info.status == "RUNNING":
+            if is_stale(run):  # the task died; the next session ends its run FAILED
+                self.status = "FAILED"
+                self.error = f"slurm task {self.task} of an earlier session stopped beating before its case ended"
+                raise SlurmError(self.error)
+            time.sleep(poll_s)
+        self._read_back(self.run_id, run.info.status, run.data.tags.get("failure_reason"))

@@ -179,6 +179,38 @@ def test_slurm_time_limit_requeue_and_ctrl_c(shared_server, write_study, tmp_pat
     assert subprocess.run(["squeue", "-h", "-j", array], capture_output=True, text=True).stdout.strip() == ""
 
 
+@pytest.mark.slurm
+def test_reuse_after_the_submitting_session_died_waits_for_its_running_task(shared_server, write_study, tmp_path,
+                                                                            monkeypatch):
+    slurm_available()
+    url, user, password, _ = shared_server
+    path = write_study(tiny_study(name="orphan", experiment="slurm_orphan", seeds=[0], learners={"slow": {}}))
+    env = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password,
+           "HARNESS_SLOW_S": "20"}
+    job_name = f"harness-test-{secrets.token_hex(4)}"
+    args = ["--configs", str(path), "--executor", "slurm", "--slurm-folder", str(tmp_path / "jobs"),
+            "--slurm", "cpus_per_task=1", "--slurm", f"name={job_name}"]
+    cmd, full_env = benchmark_command(args, tmp_path, env)
+    client = client_of(shared_server, monkeypatch)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = wait_until(lambda: runs_in(client, "slurm_orphan")[1], "the slow task never started", proc)[0]
+        proc.kill()  # the submitting session dies mid-case; its task runs on
+        proc.wait()
+        resumed = run_pytest([*args, "--reuse"], tmp_path, env)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        subprocess.run(["scancel", "--name", job_name])
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "1 case(s) still running in an earlier session's array" in resumed.stdout, resumed.stdout[-3000:]
+    assert "submitted" not in resumed.stdout and "reused 1 case(s)" in resumed.stdout
+    children = runs_in(client, "slurm_orphan")[1]
+    assert [r.info.run_id for r in children] == [first.info.run_id]  # waited for, not run again
+    assert children[0].info.status == "FINISHED"
+
+
 def test_the_slurm_executor_refuses_a_local_sqlite_store(write_study, tmp_path):
     path = write_study(tiny_study())
     proc = run_pytest(["--configs", str(path), "--executor", "slurm"], tmp_path)
