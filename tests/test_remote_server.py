@@ -133,12 +133,13 @@ def wait_until(condition, what: str, proc, timeout_s: float = 180):
 
 
 @pytest.mark.slurm
-def test_slurm_time_limit_requeue_and_ctrl_c(shared_server, write_study, tmp_path, monkeypatch):
-    """Two cases that run for minutes: Slurm's time limit ends one (its case FAILED, saying so); the
-    other is requeued (still one run for its case) and Ctrl-C of the session cancels it (KILLED)."""
+def test_slurm_time_limit_cancel_requeue_and_ctrl_c(shared_server, write_study, tmp_path, monkeypatch):
+    """Three cases that would run for minutes, two at a time: Slurm's time limit ends one and
+    ``scancel`` another (each case FAILED, saying why); the third is requeued (still one run for
+    its case) and Ctrl-C of the session cancels it (KILLED)."""
     slurm_available()
     url, user, password, _ = shared_server
-    path = write_study(tiny_study(name="killed", experiment="slurm_killed", learners={"sleepy": {}}))
+    path = write_study(tiny_study(name="killed", experiment="slurm_killed", seeds=[0, 1, 2], learners={"sleepy": {}}))
     env = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
     job_name = f"harness-test-{secrets.token_hex(4)}"
     cmd, full_env = benchmark_command(["--configs", str(path), "--executor", "slurm", "--slurm-folder",
@@ -146,19 +147,23 @@ def test_slurm_time_limit_requeue_and_ctrl_c(shared_server, write_study, tmp_pat
                                        "--slurm", f"name={job_name}"], tmp_path, env)
     client = client_of(shared_server, monkeypatch)
 
-    def running(name):
-        return [r for r in runs_in(client, "slurm_killed")[1] if r.info.run_name == name and r.info.status == "RUNNING"]
+    def running(seed):
+        return [r for r in runs_in(client, "slurm_killed")[1]
+                if r.info.run_name == f"killed-s{seed}-sleepy" and r.info.status == "RUNNING"]
+
+    def ended(run):
+        return client.get_run(run.info.run_id).info.status != "RUNNING"
 
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        timed, requeued = (wait_until(lambda: running(f"killed-s{i}-sleepy"), "the sleepy tasks never started", proc)[0]
-                           for i in (0, 1))
+        timed, cancelled = (wait_until(lambda: running(seed), "the sleepy tasks never started", proc)[0] for seed in (0, 1))
         subprocess.run(["scontrol", "update", f"JobId={timed.data.tags['slurm_task']}", "TimeLimit=1"], check=True)
+        subprocess.run(["scancel", cancelled.data.tags["slurm_task"]], check=True)
+        requeued = wait_until(lambda: running(2), "the third task never started", proc)[0]  # on the freed core
         subprocess.run(["scontrol", "requeue", requeued.data.tags["slurm_task"]], check=True)
-        again = wait_until(lambda: [r for r in running("killed-s1-sleepy") if r.info.run_id != requeued.info.run_id],
+        again = wait_until(lambda: [r for r in running(2) if r.info.run_id != requeued.info.run_id],
                            "the requeued task did not run again", proc)
-        wait_until(lambda: client.get_run(timed.info.run_id).info.status != "RUNNING",
-                   "the timed-out task's run was not ended", proc)
+        wait_until(lambda: ended(timed) and ended(cancelled), "the killed tasks' runs were not ended", proc)
         proc.send_signal(signal.SIGINT)  # Ctrl-C of the submitting session cancels the rest
         out, _ = proc.communicate(timeout=120)
     finally:
@@ -169,11 +174,13 @@ def test_slurm_time_limit_requeue_and_ctrl_c(shared_server, write_study, tmp_pat
     assert proc.returncode == 2, out[-3000:]
     runs = runs_in(client, "slurm_killed")[1]
     status = {r.info.run_name: (r.info.status, r.data.tags.get("failure_reason", "")) for r in runs}
-    assert len(runs) == 2, sorted(r.info.run_name for r in runs)  # the requeued case has one run, not two
+    assert len(runs) == 3, sorted(r.info.run_name for r in runs)  # the requeued case has one run, not two
     assert status["killed-s0-sleepy"][0] == "FAILED" and "Slurm's time limit" in status["killed-s0-sleepy"][1], status
-    assert status["killed-s1-sleepy"][0] == "KILLED", status
+    assert status["killed-s1-sleepy"][0] == "FAILED", status
+    assert re.search(r"Slurm ended task \d+_\d+ without a result: CANCELLED", status["killed-s1-sleepy"][1]), status
+    assert status["killed-s2-sleepy"][0] == "KILLED", status
     assert client.get_run(requeued.info.run_id).info.lifecycle_stage == "deleted"
-    assert next(r for r in runs if r.info.run_name == "killed-s1-sleepy").info.run_id == again[0].info.run_id
+    assert next(r for r in runs if r.info.run_name == "killed-s2-sleepy").info.run_id == again[0].info.run_id
     assert again[0].data.tags["slurm_restarts"] == "1"
     array = timed.data.tags["slurm_task"].split("_")[0]
     assert subprocess.run(["squeue", "-h", "-j", array], capture_output=True, text=True).stdout.strip() == ""
