@@ -277,11 +277,8 @@ class Controller:
         harness_session = _session_for(self.config)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if self.config.getoption("reuse"):
-            cases = [c for c in cases if case_runs.find_reusable(harness_session, c) is None]
-            running = {c.id: run for c in cases if (run := slurm.find_running_task(harness_session, c)) is not None}
-            if running:
-                self.config._harness_running_tasks = running
-                cases = [c for c in cases if c.id not in running]
+            cases, self.config._harness_running_tasks = slurm.left_to_submit(harness_session, cases)
+            if running := self.config._harness_running_tasks:
                 tasks = sorted(run.data.tags[slurm.TASK_TAG] for run in running.values())
                 reporter.write_line(f"harness: {len(running)} case(s) still running in an earlier session's array "
                                     f"({', '.join(tasks)}): waiting for them, not submitting them again")

@@ -220,17 +220,19 @@ def data_tags(data: dict, dataset) -> dict[str, str]:
 
 
 
+def same_case_filter(case: Case, status: str) -> str:
+    """Search filter for runs in ``status`` of this case's config hash and this harness version."""
+    return (f"tags.config_hash = '{case.config_hash}' and tags.harness_version = '{harness.__version__}' "
+            f"and attributes.status = '{status}'")
+
+
 def find_reusable(session: Session, case: Case):
     """The newest FINISHED run of this case's experiment with the same config hash and harness
     version, or None."""
     client = MlflowClient(session.uri)
-    query = (
-        f"tags.config_hash = '{case.config_hash}' and tags.harness_version = '{harness.__version__}' "
-        "and attributes.status = 'FINISHED'"
-    )
     runs = retry_locked(
-        client.search_runs, [session.parents[case.experiment]["experiment_id"]], filter_string=query,
-        order_by=["attributes.start_time DESC"], max_results=1,
+        client.search_runs, [session.parents[case.experiment]["experiment_id"]],
+        filter_string=same_case_filter(case, "FINISHED"), order_by=["attributes.start_time DESC"], max_results=1,
     )
     return runs[0] if runs else None
 

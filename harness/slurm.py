@@ -98,17 +98,25 @@ def find_running_task(session, case: Case):
     """A run of this case still being recorded by an array task of an earlier session (same config
     hash and harness version, RUNNING, live heartbeat), or None: ``--reuse`` waits for it instead
     of submitting the case again."""
-    import harness
     from mlflow.tracking import MlflowClient
 
+    from harness.case_runs import same_case_filter
     from harness.heartbeat import is_stale
     from harness.store import retry_locked
 
-    query = (f"tags.config_hash = '{case.config_hash}' and tags.harness_version = '{harness.__version__}' "
-             f"and attributes.status = 'RUNNING'")
     runs = retry_locked(MlflowClient(session.uri).search_runs, [session.parents[case.experiment]["experiment_id"]],
-                        filter_string=query, order_by=["attributes.start_time DESC"])
+                        filter_string=same_case_filter(case, "RUNNING"), order_by=["attributes.start_time DESC"])
     return next((r for r in runs if TASK_TAG in r.data.tags and not is_stale(r)), None)
+
+
+def left_to_submit(session, cases: list[Case]) -> tuple[list[Case], dict[str, Any]]:
+    """``--reuse``: the cases to submit, and case id -> the run of an earlier session's task still
+    running it; cases with a FINISHED run are neither."""
+    from harness.case_runs import find_reusable
+
+    cases = [c for c in cases if find_reusable(session, c) is None]
+    running = {c.id: run for c in cases if (run := find_running_task(session, c)) is not None}
+    return [c for c in cases if c.id not in running], running
 
 
 def array_id(jobs: dict[str, Any]) -> str | None:
