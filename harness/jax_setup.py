@@ -4,6 +4,10 @@ The persistent compilation cache is on by default, in ``.jax_cache/`` under the 
 directory: a later session, or another worker, loads a compiled step loop instead of compiling it.
 ``HARNESS_JAX_CACHE`` names another directory, or ``off`` to switch it off (pytest:
 ``--jax-cache DIR|off``). Results are the same with and without it (a test checks).
+
+Every compiled program is cached, however quick its compile (JAX's default skips those under 1 s):
+dibs-lib's data samplers run op by op, and compiling their ~90 small programs cost each new
+process ~4.5 s in its first case; loaded from the cache, ~0 s (first data set 7.1 s -> 2.7 s here).
 """
 
 from __future__ import annotations
@@ -31,6 +35,6 @@ def configure_jax() -> None:
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
         jax.config.update("jax_compilation_cache_dir", str(directory))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     _DONE = True
