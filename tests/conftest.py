@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,21 @@ def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
     return path
 
 
+_EMPTY_STORE: Path | None = None  # set by the fixture below
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_store(tmp_path_factory, worker_id):
+    """An empty MLflow SQLite store, created by MLflow once per test session. A session of
+    :func:`benchmark_command` starts on a copy of it instead of creating (migrating) its own, which
+    costs each session ~3 s; the tests of store creation itself ask for a fresh store."""
+    from mlflow.tracking import MlflowClient
+
+    global _EMPTY_STORE
+    build = lambda path: MlflowClient(f"sqlite:///{path / 'mlflow.db'}").search_experiments()
+    _EMPTY_STORE = built_once(tmp_path_factory, worker_id, "empty_store", build) / "mlflow.db"
+
+
 @pytest.fixture
 def write_study(tmp_path):
     """write_study(dict or text, name=...) -> path of a study file in a temp dir."""
@@ -78,9 +94,11 @@ def write_study(tmp_path):
     return write
 
 
-def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None) -> tuple[list[str], dict]:
+def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None,
+                      fresh_store: bool = False) -> tuple[list[str], dict]:
     """``python -m pytest benchmarks ...`` as a user types it, with its own MLflow store in
-    ``tmp_path`` unless ``env`` says otherwise: (command, environment). The JAX compile cache is
+    ``tmp_path`` unless ``env`` says otherwise: (command, environment). A new store starts as a
+    copy of :func:`empty_store` unless ``fresh_store``. The JAX compile cache is
     this test worker's temporary one, shared by its sessions (compiling the same tiny step loops
     in every session is most of a short session's time; results do not depend on the cache)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLFLOW_"))}
@@ -94,10 +112,14 @@ def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None) 
         }
     )
     full_env.update(env or {})
+    db = tmp_path / "mlflow.db"
+    if full_env["MLFLOW_TRACKING_URI"] == f"sqlite:///{db}" and not fresh_store and not db.exists() and _EMPTY_STORE:
+        shutil.copyfile(_EMPTY_STORE, db)
     return [sys.executable, "-m", "pytest", "benchmarks", *args], full_env
 
 
-def run_pytest(args: list[str], tmp_path: Path, env: dict | None = None, timeout: int = 600):
+def run_pytest(args: list[str], tmp_path: Path, env: dict | None = None, timeout: int = 600,
+               fresh_store: bool = False):
     """Run :func:`benchmark_command` from the repo root and wait for it."""
-    cmd, full_env = benchmark_command(args, tmp_path, env)
+    cmd, full_env = benchmark_command(args, tmp_path, env, fresh_store)
     return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)

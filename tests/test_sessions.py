@@ -21,7 +21,7 @@ def test_sessions_started_at_the_same_moment_on_a_fresh_store_all_record(write_s
     paths = [write_study(tiny_study(name=f"at_once{i}", seeds=[0]), f"s{i}.yaml") for i in range(3)]
     procs = []
     for path in paths:
-        cmd, env = benchmark_command(["--configs", str(path)], tmp_path)
+        cmd, env = benchmark_command(["--configs", str(path)], tmp_path, fresh_store=True)
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outputs):
