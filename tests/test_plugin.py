@@ -180,15 +180,15 @@ def runs_of_any(tmp_path):
     return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
 
 
-def test_twenty_four_cases_on_four_workers_into_one_sqlite_store(write_study, tmp_path):
-    s = study(name="many", seeds={"start": 0, "stop": 12}, learners={"random": {"n_particles": 4}})
+def test_sixteen_cases_on_four_workers_into_one_sqlite_store(write_study, tmp_path):
+    s = study(name="many", seeds={"start": 0, "stop": 8}, learners={"random": {"n_particles": 4}})
     s["sweep"] = {"data.graph.n_vars": [5, 6]}  # n_vars 4 draws an empty graph at some seed
     path = write_study(s)
     proc = run_pytest(["--configs", str(path), "-n", "4"], tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     client, parents, children = runs_of(tmp_path)
-    assert len(parents) == 1 and len(children) == 24
-    assert len({r.info.run_name for r in children}) == 24
+    assert len(parents) == 1 and len(children) == 16
+    assert len({r.info.run_name for r in children}) == 16
     workers = set()
     for run in children:
         assert run.info.status == "FINISHED"
