@@ -42,11 +42,22 @@ def tiny_study(**changes) -> dict:
     return s
 
 
+def session_root(tmp_path_factory, worker_id: str) -> Path:
+    """A temp directory shared by all xdist workers of this test session (or the only process's)."""
+    root = tmp_path_factory.getbasetemp()
+    return root if worker_id == "master" else root.parent
+
+
 @pytest.fixture(scope="session", autouse=True)
-def temporary_compile_cache(tmp_path_factory):
-    """Learners run in this process compile into a temporary cache, not the repository's
-    ``.jax_cache/`` (set before the first ``configure_jax``, which reads it once per process)."""
-    os.environ["HARNESS_JAX_CACHE"] = str(tmp_path_factory.mktemp("jax_cache"))
+def temporary_compile_cache(tmp_path_factory, worker_id):
+    """Learners run in this process, and the benchmark sessions it starts, compile into a temporary
+    cache shared by the test session's workers, not the repository's ``.jax_cache/`` (set before
+    the first ``configure_jax``, which reads it once per process). JAX writes cache entries
+    atomically, so concurrent writers are safe; the cache tests that count compilations use their
+    own directories."""
+    path = session_root(tmp_path_factory, worker_id) / "jax_cache"
+    path.mkdir(exist_ok=True)
+    os.environ["HARNESS_JAX_CACHE"] = str(path)
 
 
 def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
@@ -54,9 +65,7 @@ def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
     first; the others wait for it and reuse it. (A session fixture alone is built by every worker
     that runs one of its tests, and ``--dist loadgroup`` cannot keep them on one worker here:
     pytest-xdist 3.8 marks a group by rewriting ``item._nodeid``, which pytest 9 no longer reads.)"""
-    root = tmp_path_factory.getbasetemp()
-    if worker_id != "master":
-        root = root.parent  # shared by the workers of this session
+    root = session_root(tmp_path_factory, worker_id)
     path = root / name
     with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -99,7 +108,7 @@ def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None,
     """``python -m pytest benchmarks ...`` as a user types it, with its own MLflow store in
     ``tmp_path`` unless ``env`` says otherwise: (command, environment). A new store starts as a
     copy of :func:`empty_store` unless ``fresh_store``. The JAX compile cache is
-    this test worker's temporary one, shared by its sessions (compiling the same tiny step loops
+    the test session's temporary one, shared by its sessions (compiling the same tiny step loops
     in every session is most of a short session's time; results do not depend on the cache)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLFLOW_"))}
     full_env.update(
