@@ -76,19 +76,21 @@ def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
     return path
 
 
-_EMPTY_STORE: Path | None = None  # set by the fixture below
-
-
 @pytest.fixture(scope="session", autouse=True)
 def empty_store(tmp_path_factory, worker_id):
-    """An empty MLflow SQLite store, created by MLflow once per test session. A session of
+    """An empty MLflow SQLite store, created by the harness once per test session. A session of
     :func:`benchmark_command` starts on a copy of it instead of creating (migrating) its own, which
-    costs each session ~3 s; the tests of store creation itself ask for a fresh store."""
-    from mlflow.tracking import MlflowClient
+    costs each session ~3 s; the tests of store creation itself ask for a fresh store. Its path is
+    handed to :func:`benchmark_command` in ``HARNESS_TEST_EMPTY_STORE``."""
+    from harness.store import prepare_store
 
-    global _EMPTY_STORE
-    build = lambda path: MlflowClient(f"sqlite:///{path / 'mlflow.db'}").search_experiments()
-    _EMPTY_STORE = built_once(tmp_path_factory, worker_id, "empty_store", build) / "mlflow.db"
+    build = lambda path: prepare_store(sqlite_uri(path / "mlflow.db"))  # noqa: E731
+    path = built_once(tmp_path_factory, worker_id, "empty_store", build) / "mlflow.db"
+    os.environ["HARNESS_TEST_EMPTY_STORE"] = str(path)
+
+
+def sqlite_uri(db: Path) -> str:
+    return f"sqlite:///{db}"
 
 
 @pytest.fixture
@@ -111,9 +113,10 @@ def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None,
     the test session's temporary one, shared by its sessions (compiling the same tiny step loops
     in every session is most of a short session's time; results do not depend on the cache)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLFLOW_"))}
+    db = tmp_path / "mlflow.db"
     full_env.update(
         {
-            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "MLFLOW_TRACKING_URI": sqlite_uri(db),
             "HARNESS_LEARNERS": "crash=tests.broken.crash,nan_theta=tests.broken.nan_theta,"
             "transposed_svgd=tests.broken.transposed_svgd,die=tests.broken.die,sleepy=tests.broken.sleepy,slow=tests.broken.slow,"
             "env_probe=tests.broken.env_probe",
@@ -121,9 +124,9 @@ def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None,
         }
     )
     full_env.update(env or {})
-    db = tmp_path / "mlflow.db"
-    if full_env["MLFLOW_TRACKING_URI"] == f"sqlite:///{db}" and not fresh_store and not db.exists() and _EMPTY_STORE:
-        shutil.copyfile(_EMPTY_STORE, db)
+    template = os.environ.get("HARNESS_TEST_EMPTY_STORE")
+    if full_env["MLFLOW_TRACKING_URI"] == sqlite_uri(db) and not fresh_store and not db.exists() and template:
+        shutil.copyfile(template, db)
     return [sys.executable, "-m", "pytest", "benchmarks", *args], full_env
 
 
