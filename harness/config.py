@@ -197,7 +197,7 @@ def _min_effect(value: Any) -> float | str:
         return float(value)
     if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?%", value.strip()):
         return value.strip()
-    raise ValueError(f"expected a number >= 0 or a percentage of the baseline mean such as '5%'")
+    raise ValueError("expected a number >= 0 or a percentage of the baseline mean such as '5%'")
 
 
 # a minimum effect for the baseline gate: absolute (0.5) or relative to the baseline mean ("5%")

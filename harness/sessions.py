@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from mlflow.entities import Metric
@@ -24,6 +23,7 @@ from harness.provenance import git_commit, version_tags
 from harness.store import (
     PARENT_TAG,
     artifact_root,
+    db_path,
     is_local_sqlite,
     prepare_store,
     retry_locked,
@@ -73,7 +73,7 @@ def open_session(uri: str, experiments: list[str], session_name: str) -> Session
 
 def experiment_ids(uri: str, names) -> list[str]:
     """The ids of those of these experiments that exist (none is created, nor a missing store)."""
-    if is_local_sqlite(uri) and not Path(uri.removeprefix("sqlite:///")).exists():
+    if is_local_sqlite(uri) and not db_path(uri).exists():
         return []
     prepare_store(uri)
     client = MlflowClient(uri)

@@ -25,11 +25,21 @@ def resolve_uri(cli_uri: str | None = None, root: Path | None = None) -> str:
         return uri
     db = (Path(root or ".") / "mlruns" / "mlflow.db").resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{db}"
+    return sqlite_uri(db)
 
 
 def is_local_sqlite(uri: str) -> bool:
     return uri.startswith("sqlite:")
+
+
+def sqlite_uri(db: Path) -> str:
+    """The tracking URI of the SQLite store in file ``db`` (absolute paths give four slashes)."""
+    return f"sqlite:///{db}"
+
+
+def db_path(uri: str) -> Path:
+    """The file of a local SQLite store's URI; the inverse of ``sqlite_uri``."""
+    return Path(uri.removeprefix("sqlite:///"))
 
 
 def artifact_root(uri: str) -> str | None:
@@ -37,8 +47,7 @@ def artifact_root(uri: str) -> str | None:
     server, its own default (``None``)."""
     if not is_local_sqlite(uri):
         return None
-    db_path = Path(uri.removeprefix("sqlite:///"))
-    return (db_path.parent / "artifacts").resolve().as_uri()
+    return (db_path(uri).parent / "artifacts").resolve().as_uri()
 
 
 def prepare_store(uri: str) -> None:
@@ -47,9 +56,9 @@ def prepare_store(uri: str) -> None:
     the loser fails with "table ... already exists"). A server creates its own store."""
     if not is_local_sqlite(uri):
         return
-    db_path = Path(uri.removeprefix("sqlite:///"))
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(db_path.with_name(db_path.name + ".lock"), "w") as lock:
+    db = db_path(uri)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         retry_locked(MlflowClient(uri).search_experiments, max_results=1)
 

@@ -29,6 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harness.store import sqlite_uri  # noqa: E402
 from tests.services import mlflow_server  # noqa: E402
 
 
@@ -66,9 +67,9 @@ def main() -> None:
         n_cases = 2 * a.seeds
         cache = {"HARNESS_JAX_CACHE": str(tmp / "jax_cache")}
         # warm the compile cache once, so that neither side pays the first compile
-        session(["--configs", str(path), "-k", "s0"], {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'warm.db'}", **cache})
-        local = session(["--configs", str(path)], {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'local.db'}", **cache})
-        with mlflow_server(f"sqlite:///{tmp / 'server.db'}", tmp) as url:
+        session(["--configs", str(path), "-k", "s0"], {"MLFLOW_TRACKING_URI": sqlite_uri(tmp / "warm.db"), **cache})
+        local = session(["--configs", str(path)], {"MLFLOW_TRACKING_URI": sqlite_uri(tmp / "local.db"), **cache})
+        with mlflow_server(sqlite_uri(tmp / "server.db"), tmp) as url:
             remote = session(["--configs", str(path)], {"MLFLOW_TRACKING_URI": url, **cache})
             on_slurm = session(["--configs", str(path), "--executor", "slurm", "--slurm-folder", str(tmp / "jobs"),
                                 "--slurm", "cpus_per_task=1"], {"MLFLOW_TRACKING_URI": url, **cache})

@@ -32,6 +32,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from harness.store import sqlite_uri  # noqa: E402
 
 INNER = r"""
 import json, os, sys, tempfile, time
@@ -41,12 +44,13 @@ from pathlib import Path
 from harness import load_study, run_case
 from harness.case_runs import CaseRun
 from harness.sessions import open_session
+from harness.store import sqlite_uri
 
 # seed by seed, so that variants of one seed run side by side (this machine is noisy)
 cases = sorted(load_study(sys.argv[1]), key=lambda c: (c.seed, c.learner, c.id))
 out = []
 with tempfile.TemporaryDirectory() as store:
-    session = open_session(f"sqlite:///{store}/mlflow.db", [c.experiment for c in cases], "bench")
+    session = open_session(sqlite_uri(Path(store) / "mlflow.db"), [c.experiment for c in cases], "bench")
     for case in cases:
         result = run_case(case)
         t = time.perf_counter()
@@ -95,7 +99,7 @@ def inner_session(study: Path, cache: Path, cores: int | None = None) -> list[di
 
 
 def pytest_wall(study: Path, n: int, tmp: Path, tag: str) -> float:
-    env = env_with(tmp / f"cache_{tag}", MLFLOW_TRACKING_URI=f"sqlite:///{tmp / tag}.db")
+    env = env_with(tmp / f"cache_{tag}", MLFLOW_TRACKING_URI=sqlite_uri(tmp / f"{tag}.db"))
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--configs", str(study), "-n", str(n), "-q"],
                           cwd=ROOT, env=env, capture_output=True, text=True)

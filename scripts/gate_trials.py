@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness import baseline as bl  # noqa: E402
+from harness.store import sqlite_uri  # noqa: E402
 
 DEFAULT_DEGRADATIONS = ["steps*0.5", "steps*0.25", "n_particles*0.3,n_members*0.3", "h_latent*100"]
 
@@ -44,7 +45,7 @@ def session(out: Path, seeds: list[int], workers: int, degrade: str = "") -> str
     if out.exists():
         return "kept"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLFLOW_"))}
-    env.update({"MLFLOW_TRACKING_URI": f"sqlite:///{out.parent / 'mlflow.db'}",
+    env.update({"MLFLOW_TRACKING_URI": sqlite_uri(out.parent / "mlflow.db"),
                 "HARNESS_JAX_CACHE": str(out.parent / "jax_cache"), "PYTHONPATH": str(ROOT)})
     if degrade:
         env["HARNESS_DEGRADE"] = degrade

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.store import prepare_store, sqlite_uri
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
@@ -82,15 +84,9 @@ def empty_store(tmp_path_factory, worker_id):
     :func:`benchmark_command` starts on a copy of it instead of creating (migrating) its own, which
     costs each session ~3 s; the tests of store creation itself ask for a fresh store. Its path is
     handed to :func:`benchmark_command` in ``HARNESS_TEST_EMPTY_STORE``."""
-    from harness.store import prepare_store
-
     build = lambda path: prepare_store(sqlite_uri(path / "mlflow.db"))  # noqa: E731
     path = built_once(tmp_path_factory, worker_id, "empty_store", build) / "mlflow.db"
     os.environ["HARNESS_TEST_EMPTY_STORE"] = str(path)
-
-
-def sqlite_uri(db: Path) -> str:
-    return f"sqlite:///{db}"
 
 
 @pytest.fixture
@@ -112,7 +108,8 @@ def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None,
     copy of :func:`empty_store` unless ``fresh_store``. The JAX compile cache is
     the test session's temporary one, shared by its sessions (compiling the same tiny step loops
     in every session is most of a short session's time; results do not depend on the cache)."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLFLOW_"))}
+    full_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("PYTEST_", "MLFLOW_")) and k != "HARNESS_TEST_EMPTY_STORE"}
     db = tmp_path / "mlflow.db"
     full_env.update(
         {

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 from matplotlib import image
 
+from harness.store import sqlite_uri
 from tests.conftest import ROOT, TINY, run_pytest
 
 
@@ -40,7 +41,7 @@ def test_history_lists_every_session_in_time_order_with_its_means(write_study, t
     proc = subprocess.run([sys.executable, "-m", "harness", "history", "--experiment", "dibs_vs_ensembles",
                            "--metric", "eshd", "--metric", "auroc", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True,
-                          env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "PATH": "/usr/bin:/bin",
+                          env={"MLFLOW_TRACKING_URI": sqlite_uri(tmp_path / "mlflow.db"), "PATH": "/usr/bin:/bin",
                                "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [r for r in (out / "history.md").read_text().splitlines() if r.startswith("| 20")]
@@ -64,7 +65,7 @@ def test_history_lists_every_session_in_time_order_with_its_means(write_study, t
     # pairs runs of the full study with those of the shortened one (another comparison hash)
     from harness.report import build_report
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_uri(tmp_path / "mlflow.db")
     latest = build_report(uri, "dibs_vs_ensembles", tmp_path / "latest").read_text()
     assert f"3 finished case runs of session `{sessions[-1]}`" in latest and "the latest; `--all-sessions`" in latest
     assert "Paired comparison:" not in latest.splitlines()  # that session ran one learner

@@ -16,7 +16,7 @@ from harness import load_study, run_case
 from harness.devices import cpu_share, worker_index
 from harness.metrics import graph_metrics
 from harness.posterior import Posterior
-from harness.store import PARENT_TAG
+from harness.store import PARENT_TAG, sqlite_uri
 from harness.case_runs import ARTIFACTS
 from tests.conftest import run_pytest, tiny_study
 
@@ -26,7 +26,7 @@ def study(**changes):
 
 
 def runs_of(tmp_path, experiment="dibs_vs_ensembles"):
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(sqlite_uri(tmp_path / "mlflow.db"))
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], max_results=1000)
     parents = [r for r in runs if r.data.tags.get("harness.role") == "session"]
@@ -176,7 +176,7 @@ def test_bad_study_is_rejected_before_anything_runs(write_study, tmp_path):
 
 
 def runs_of_any(tmp_path):
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(sqlite_uri(tmp_path / "mlflow.db"))
     return [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
 
 

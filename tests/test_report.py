@@ -13,6 +13,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from harness.compare import paired_comparisons
+from harness.store import sqlite_uri
 from tests.conftest import ROOT, TINY, built_once, run_pytest
 
 AUDIT = """
@@ -48,7 +49,7 @@ def test_report_writes_every_file_without_unpickling(store, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", AUDIT, "report", "--experiment", "report_exp", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True,
-        env={"MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+        env={"MLFLOW_TRACKING_URI": sqlite_uri(store / "mlflow.db"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0 and "NO_PICKLE" in proc.stdout, proc.stderr[-3000:]
     names = sorted(p.name for p in out.iterdir())
@@ -64,8 +65,8 @@ def test_report_writes_every_file_without_unpickling(store, tmp_path):
 def test_report_numbers_equal_the_runs(store, tmp_path):
     from harness.report import build_report
 
-    md = build_report(f"sqlite:///{store / 'mlflow.db'}", "report_exp", tmp_path / "r").read_text()
-    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    md = build_report(sqlite_uri(store / "mlflow.db"), "report_exp", tmp_path / "r").read_text()
+    client = MlflowClient(sqlite_uri(store / "mlflow.db"))
     exp = client.get_experiment_by_name("report_exp")
     runs = [r for r in client.search_runs([exp.experiment_id]) if "case_id" in r.data.tags]
     for learner in ("svgd", "ensemble"):
@@ -81,7 +82,7 @@ def test_report_numbers_equal_the_runs(store, tmp_path):
 
 
 def test_the_parent_run_holds_the_paired_comparison(store):
-    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    client = MlflowClient(sqlite_uri(store / "mlflow.db"))
     exp = client.get_experiment_by_name("report_exp")
     (parent,) = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("harness.role") == "session"]
     assert parent.data.metrics["paired.rep.svgd-ensemble.eshd.n_pairs"] == 3
@@ -93,7 +94,7 @@ def test_report_selects_runs_by_parent_and_filter(store, tmp_path, monkeypatch):
     from harness.report import fetch_cases
     from harness.store import PARENT_TAG
 
-    uri = f"sqlite:///{store / 'mlflow.db'}"
+    uri = sqlite_uri(store / "mlflow.db")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name("report_exp")
@@ -132,7 +133,7 @@ def test_report_never_unpickles_a_runs_particles(tmp_path):
     np.savez(npz, z=np.array([_WritesAFileWhenUnpickled(marker)], dtype=object), g=np.zeros((1, 2, 2)),
              log_weights=np.zeros(1))
     (tmp_path / "ground_truth.yaml").write_text("g: [[0, 1], [0, 0]]\n")
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(sqlite_uri(tmp_path / "mlflow.db"))
     run = client.create_run(client.create_experiment("pickle_exp", artifact_location=str(tmp_path / "artifacts")))
     client.log_artifact(run.info.run_id, str(npz))
     client.log_artifact(run.info.run_id, str(tmp_path / "ground_truth.yaml"))

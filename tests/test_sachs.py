@@ -13,6 +13,7 @@ from harness.config import StudyFileError, load_study
 from harness.data import case_keys, make_dataset
 from harness.datasets import load_sachs, standardize
 from harness.metrics import is_cyclic
+from harness.store import sqlite_uri
 from tests.conftest import ROOT, run_pytest
 
 SACHS = {
@@ -100,7 +101,7 @@ def test_shortened_sachs_study_logs_graph_metrics_against_the_consensus(tmp_path
     assert proc.returncode == 0, proc.stdout[-3000:]
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(sqlite_uri(tmp_path / "mlflow.db"))
     exp = client.get_experiment_by_name("dibs_vs_ensembles")
     (run,) = [r for r in client.search_runs([exp.experiment_id]) if r.info.run_name == "sachs-linear_gaussian-s0-svgd"]
     assert run.info.status == "FINISHED"

@@ -16,7 +16,7 @@ from harness.case_runs import (
     plain_numpy,
 )
 from harness.sessions import aggregate_metrics, open_session
-from harness.store import resolve_uri
+from harness.store import resolve_uri, sqlite_uri
 
 
 def test_flatten_nested_mappings_to_dotted_keys():
@@ -47,7 +47,7 @@ def test_flatten_replaces_characters_mlflow_refuses_in_keys():
 
 @pytest.fixture
 def client_and_run(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = sqlite_uri(tmp_path / "mlflow.db")
     session = open_session(uri, ["exp"], "session-test")
     client = MlflowClient(uri)
     ids = session.parents["exp"]
@@ -78,7 +78,7 @@ def test_log_artifacts_selectively_logs_only_the_allowed_files(client_and_run, t
 
 
 def test_open_session_reuses_experiments_and_puts_artifacts_under_mlruns_dir(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    uri = sqlite_uri(tmp_path / "mlruns" / "mlflow.db")
     (tmp_path / "mlruns").mkdir()
     a = open_session(uri, ["e1", "e2", "e1"], "s1")
     b = open_session(uri, ["e1"], "s2")
