@@ -10,7 +10,8 @@ Prints, for a study of `--seeds` seeds x {svgd, ensemble}:
 4. compile time in a second session of the same study / the first (persistent cache; goal <= 0.1)
 5. wall time of `pytest benchmarks -n 2` against `-n 0` on the same cases (goal: speed-up >= 1.7)
 6. cost of convergence curves at inference.eval_every = steps / 20 (svgd and ensemble, compiled loops)
-7. with --paper-step: seconds per step at the paper's scale (d = 20, 30 particles), dibs-lib's
+7. the study's case time with the fused likelihoods vs dibs-lib's classes; with --paper-step also
+   seconds per step at the paper's scale (d = 20, 30 particles), dibs-lib's
    likelihood classes vs the fused ones (scripts/bench_step.py, which also breaks a step down)
 8. collection: loading every study in configs/ in a fresh process, and whether it imported JAX
 
@@ -192,8 +193,16 @@ def main() -> None:
                 t1 = mean(r["fit_s"] for r in one if r["learner"] == learner and r["seed"] > 0)
                 print(f"   why: {learner} fit on 1 core {t1:.2f} s, on {cores} cores {run_s[learner]:.2f} s -> "
                       f"one process already gets {t1 / run_s[learner]:.2f}x from XLA's threads")
+        print("\n7. fused likelihoods vs dibs-lib's classes (inference.likelihood_impl), this study's case time")
+        impls = inner_session(bench_study(args.study, args.seeds, args.steps, tmp,
+                                          {"inference.likelihood_impl": ["fused", "dibs"]}, "impls"), tmp / "cache")
+        for learner in ("svgd", "ensemble"):
+            fit = {impl: [r["fit_s"] for r in impls if r["learner"] == learner and r["seed"] > 0
+                          and r["point"]["inference.likelihood_impl"] == impl] for impl in ("fused", "dibs")}
+            print(f"   {learner:8s} fit per case (seeds 1.., compiled): fused {mean(fit['fused']):.2f} s, "
+                  f"dibs {mean(fit['dibs']):.2f} s -> fused/dibs = {mean(fit['fused']) / mean(fit['dibs']):.2f}")
         if args.paper_step:
-            print("\n7. paper-scale step, dibs-lib's likelihood classes vs fused (scripts/bench_step.py)")
+            print("\n7b. paper-scale step, dibs-lib's likelihood classes vs fused (scripts/bench_step.py)")
             subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_step.py"), "--no-pieces"], cwd=ROOT,
                            env=env_with(tmp / "cache"), check=True)
         print("\n8. collection: every study in configs/, loaded in a fresh process")
