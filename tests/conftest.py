@@ -6,6 +6,7 @@ import copy
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,14 @@ def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None,
     if full_env["MLFLOW_TRACKING_URI"] == sqlite_uri(db) and not fresh_store and not db.exists() and template:
         shutil.copyfile(template, db)
     return [sys.executable, "-m", "pytest", "benchmarks", *args], full_env
+
+
+def heed_sigint() -> None:
+    """``preexec_fn`` for a session that a test interrupts with SIGINT, as Ctrl-C would: SIGINT back
+    to its default action. A shell starts background jobs with SIGINT ignored and children inherit
+    that; Python then installs no KeyboardInterrupt handler, and the session never hears the signal
+    (both Ctrl-C tests hung until their deadline when CI was started as a background job)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_pytest(args: list[str], tmp_path: Path, env: dict | None = None, timeout: int = 600,

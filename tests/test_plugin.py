@@ -246,11 +246,12 @@ def test_ctrl_c_marks_the_running_case_and_the_session_killed(write_study, tmp_p
     import subprocess
     import time
 
-    from tests.conftest import ROOT, benchmark_command
+    from tests.conftest import ROOT, benchmark_command, heed_sigint
 
     path = write_study(study(seeds=[0], learners={"random": {}, "sleepy": {}}))
     cmd, env = benchmark_command(["--configs", str(path)], tmp_path)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=heed_sigint)
     try:
         deadline = time.monotonic() + 120
         while status_read_only(tmp_path / "mlflow.db", "tiny-s0-sleepy") != "RUNNING":

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 
 from harness.store import PARENT_TAG
 from harness.case_runs import ARTIFACTS
-from tests.conftest import ROOT, benchmark_command, run_pytest, tiny_study
+from tests.conftest import ROOT, benchmark_command, heed_sigint, run_pytest, tiny_study
 from tests.services import missing, mlflow_server, postgres_database
 
 
@@ -154,7 +154,8 @@ def test_slurm_time_limit_cancel_requeue_and_ctrl_c(shared_server, write_study, 
     def ended(run):
         return client.get_run(run.info.run_id).info.status != "RUNNING"
 
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=heed_sigint)
     try:
         timed, cancelled = (wait_until(lambda: running(seed), "the sleepy tasks never started", proc)[0] for seed in (0, 1))
         subprocess.run(["scontrol", "update", f"JobId={timed.data.tags['slurm_task']}", "TimeLimit=1"], check=True)
