@@ -70,15 +70,24 @@ start() {
     exit 1
 }
 
+# SIGTERM, then SIGKILL after 10 s; returns once they are gone, so that a `start` right after does
+# not take an exiting daemon for a running one (a slurmd stuck retrying its registration ignored
+# SIGTERM; a munged still exiting left start without a munge socket)
+end_daemons() {
+    for signal in TERM KILL; do
+        for daemon in "$@"; do pkill "-$signal" -x "$daemon" 2>/dev/null || true; done
+        for _ in $(seq 20); do
+            local alive=""
+            for daemon in "$@"; do running "$daemon" && alive=1; done
+            [ -z "$alive" ] && return 0
+            sleep 0.5
+        done
+    done
+}
+
 stop() {
-    for daemon in slurmd slurmctld; do
-        pkill -x "$daemon" 2>/dev/null || true
-    done
-    for _ in $(seq 20); do
-        running slurmd || running slurmctld || break
-        sleep 0.5
-    done
-    pkill -x munged 2>/dev/null || true
+    end_daemons slurmd slurmctld
+    end_daemons munged
     echo "local Slurm stopped"
 }
 
