@@ -45,6 +45,7 @@ ARTIFACTS = (
     "particles.npz",
     "thetas.pkl",
 )
+EXACT_ARTIFACTS = ("exact_posterior.npz",)  # besides ARTIFACTS, in studies with data.exact_posterior
 TRUNCATION_MARKER = "...[truncated]"
 
 
@@ -102,7 +103,7 @@ def log_config_as_params(client: MlflowClient, run_id: str, config: dict) -> dic
 
 
 def log_artifacts_selectively(
-    client: MlflowClient, run_id: str, directory: str | Path, allowed: tuple[str, ...] = ARTIFACTS
+    client: MlflowClient, run_id: str, directory: str | Path, allowed: tuple[str, ...] = ARTIFACTS + EXACT_ARTIFACTS
 ) -> list[str]:
     """Log only the files of ``directory`` whose names are in ``allowed`` (never plots or
     anything else that happens to be there); returns the names logged."""
@@ -141,6 +142,10 @@ def write_case_artifacts(directory: Path, case: Case, result, metrics: dict) -> 
     )
     np.savez(directory / "particles.npz", z=post.z, g=post.g, log_weights=post.log_weights,
              log_weights_mixture=post.log_weights_mixture)
+    if result.exact is not None:
+        np.savez(directory / "exact_posterior.npz", edge_marginals=result.exact.edge_marginals,
+                 log_normalizer=result.exact.log_normalizer,
+                 particle_log_posterior=result.exact.log_prob_of(post.g))
     with open(directory / "ground_truth_theta.pkl", "wb") as f:
         pickle.dump(plain_numpy(ds.theta), f)
     with open(directory / "thetas.pkl", "wb") as f:

@@ -12,6 +12,9 @@ Decisions where the design is silent:
 - A case's ``config`` has the shape of a study file with one seed, one learner (its settings
   merged with ``inference`` and completed with defaults) and no sweep: its ``config.yaml``
   artifact can be run again as a study of its own.
+- Switches added after the first studies were recorded (``OFF_BY_DEFAULT``) stay out of a case's
+  config while they are off, so that adding one leaves every earlier case's config hash (and so
+  the committed baselines and ``--reuse``) as it was.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ from pydantic import (
 )
 
 from harness.datasets import REAL_DATASETS, MissingDataset, sachs_files
-from harness.learners import registry, settings_class
+from harness.exact import check_supported as exact_posterior_unsupported
+from harness.learners import learner_module, registry, settings_class
 from harness.metric_names import COMPARED, METRICS, is_compared
 from harness.settings import InferenceSettings, Strict
 
@@ -54,6 +58,8 @@ UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "regression
 # keys that cannot change a case's numbers: left out of its config hash, so that recalibrating a
 # bound keeps runs comparable with a baseline (and reusable)
 NOT_HASHED = ("thresholds", "regression", "timeout_s", "marks", "requires")
+# (section, key): value at which the key is left out of a case's config (module docstring)
+OFF_BY_DEFAULT = {("data", "exact_posterior"): False}
 
 
 class StudyFileError(ValueError):
@@ -124,6 +130,10 @@ class DataSpec(Strict):
     standardize: bool | None = Field(None, description="real data only: standardise each column (default true)")
     truth: Literal["consensus", "cdt"] | None = Field(
         None, description="real data only: the ground-truth graph (harness.datasets; default consensus)"
+    )
+    exact_posterior: bool = Field(
+        False, description="score every learner against the exact posterior p(G | D) (harness.exact): "
+        "linear Gaussian synthetic data, n_vars <= 6"
     )
 
     @model_validator(mode="before")
@@ -322,7 +332,9 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
     for point in _sweep_points(spec, path):
         point_raw = _apply_point(raw, point, path)
         point_spec = _validate(StudySpec, point_raw, path, point)
+        _check_exact_posterior(point_spec, path, point)
         learner_settings = _learner_settings(point_spec, path, point)
+        _check_learners_take_the_data(point_spec, path, point)
         notes = {}
         mismatch = budget_mismatch(learner_settings)
         if mismatch:
@@ -381,6 +393,9 @@ def resolve_study_paths(patterns) -> list[Path]:
 def _make_case(spec: StudySpec, path: Path, point: dict, seed: int, learner: str, settings: dict,
                notes: dict | None = None) -> Case:
     config = spec.model_dump(mode="json", exclude={"sweep", "learners", "thresholds", "seeds"})
+    for (section, key), off in OFF_BY_DEFAULT.items():
+        if config[section].get(key) == off:
+            del config[section][key]
     config["seeds"] = [seed]
     config["inference"] = _inference_settings(spec, path, point).model_dump(mode="json")
     config["learners"] = {learner: settings}
@@ -450,6 +465,29 @@ def _check_inference_keys_are_taken(spec: StudySpec, path: Path) -> None:
                 f"{path}: key 'inference.{key}': no learner of this study takes it "
                 f"(learners: {', '.join(spec.learners)}); give it to a learner that does, or remove it"
             )
+
+
+def _where(point: dict | None) -> str:
+    return f" (sweep point {point})" if point else ""
+
+
+def _check_exact_posterior(spec: StudySpec, path: Path, point: dict) -> None:
+    if spec.data.exact_posterior:
+        reason = exact_posterior_unsupported(spec.data.model_dump())
+        if reason:
+            raise StudyFileError(f"{path}{_where(point)}: key 'data.exact_posterior': the exact posterior is not "
+                                 f"available here: {reason}")
+
+
+def _check_learners_take_the_data(spec: StudySpec, path: Path, point: dict) -> None:
+    """A learner module may refuse a study's data (``check_data(data) -> reason or None``): e.g.
+    ``exact`` without ``data.exact_posterior``, or a learner on a model it does not support."""
+    data = spec.data.model_dump()
+    for name in spec.learners:
+        check = getattr(learner_module(name), "check_data", None)
+        reason = check(data) if check else None
+        if reason:
+            raise StudyFileError(f"{path}{_where(point)}: key 'learners.{name}': {reason}")
 
 
 def _check_thresholds(spec: StudySpec, path: Path) -> None:
@@ -559,7 +597,7 @@ def _describe(exc: ValidationError, cls, path: Path, point: dict | None, prefix:
         else:
             msg = f"{err['msg']} (got {err['input']!r})"
         lines.append(f"key '{key}': {msg}")
-    where = f" (sweep point {point})" if point else ""
+    where = _where(point)
     if len(lines) == 1:
         return f"{path}{where}: {lines[0]}"
     return f"{path}{where}: {len(lines)} problems:\n  " + "\n  ".join(lines)

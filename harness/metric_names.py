@@ -10,10 +10,18 @@ METRICS = (
     "n_cyclic",
     "fit_s",
     "compile_s",
+    # exact-posterior studies only (``data.exact_posterior``): the learner against p(G | D) ...
+    "edge_mae",
+    "graph_tv",
+    "graph_kl",
+    # ... and the exact posterior's own scores against the true graph: references, not verdicts
+    "exact_eshd",
+    "exact_auroc",
 )
 
 # The posterior metrics, compared between learners and against a baseline: True where lower is better.
-LOWER_IS_BETTER = {"eshd": True, "auroc": False, "auprc": False, "negll_obs": True, "negll_intrv": True}
+LOWER_IS_BETTER = {"eshd": True, "auroc": False, "auprc": False, "negll_obs": True, "negll_intrv": True,
+                   "edge_mae": True, "graph_tv": True, "graph_kl": True}
 COMPARED = tuple(LOWER_IS_BETTER)
 # the same metrics under the DiBS+ (posterior-weighted) mixture: harness.metrics
 MIXTURE = tuple(f"{m}_mixture" for m in COMPARED)

@@ -27,6 +27,23 @@ Two weightings of the particles, each giving every posterior metric above (``n_c
   ``log_joint_target_no_batch`` of ``dibs/eval/inference.py``): the graph prior p(G) is not part of
   it. For independently optimised members this is the "weighted ensemble".
 
+Against the exact posterior (``data.exact_posterior``; :mod:`harness.exact`), both weightings too:
+
+- ``edge_mae``: mean |p_ij − p_exact(i → j | D)| over the d(d-1) off-diagonal entries;
+- ``graph_tv``: total variation distance ½ Σ_G |q(G) − p(G | D)| between the learner's distribution
+  over graphs q (its weighted acyclic particles, duplicates merged) and the exact posterior; a
+  finite particle set cannot reach 0 unless the posterior is a point mass (the ``exact`` learner
+  shows how low M exact samples go);
+- ``graph_kl``: KL(q ‖ p(· | D)) = Σ_G q(G) log(q(G) / p(G | D)), finite since every DAG has
+  positive posterior mass. It rewards collapsing onto the single most probable graph (a point mass
+  there can beat an exact sampler), so no calibrated threshold uses it;
+- ``exact_eshd``, ``exact_auroc``: ``eshd`` and ``auroc`` of the exact posterior itself, a
+  reference beside the learner (not a bound: the true graph is not drawn from the prior the
+  learners use, and DiBS's latent construction implies a slightly different graph prior).
+
+With no acyclic particle, q is the empty graph (as for the other metrics): ``edge_mae`` is the
+mean exact marginal, ``graph_tv`` = 1 − p(∅ | D), ``graph_kl`` = −log p(∅ | D).
+
 A NaN or infinite value raises :class:`MetricError` naming the metric and why: it is never
 logged silently.
 """
@@ -41,6 +58,7 @@ from scipy.special import logsumexp
 from sklearn import metrics as skm
 
 from harness.data import Dataset, freeze_section, thaw_section
+from harness.exact import ExactPosterior, graphs_of, parent_masks
 from harness.posterior import Posterior
 
 
@@ -111,6 +129,42 @@ def graph_metrics(post: Posterior, g_true: np.ndarray) -> dict[str, float]:
     return out
 
 
+def graph_distribution(post: Posterior) -> tuple[np.ndarray, np.ndarray]:
+    """The learner's distribution over graphs: (distinct acyclic graphs [K, d, d], their log-probabilities
+    [K]), duplicates merged; the empty graph when no particle is acyclic."""
+    keep, g, lw = acyclic_part(post)
+    if not keep.any():
+        return np.zeros((1, *post.g.shape[1:]), dtype=np.int32), np.zeros(1)
+    _, first, which = np.unique(parent_masks(g), axis=0, return_index=True, return_inverse=True)
+    log_q = np.array([logsumexp(lw[which.ravel() == k]) for k in range(len(first))])
+    return g[first], log_q
+
+
+def exact_metrics(post: Posterior, exact: ExactPosterior) -> dict[str, float]:
+    """``edge_mae``, ``graph_tv`` and ``graph_kl`` of ``post`` against the exact posterior."""
+    g, log_q = graph_distribution(post)
+    q = np.exp(log_q)
+    log_p = exact.log_prob_of(g)
+    p = np.exp(log_p)
+    learner_marginals = edge_marginals(g, log_q)
+    return {
+        "edge_mae": float(np.abs(off_diagonal(learner_marginals - exact.edge_marginals)).mean()),
+        # graphs outside the learner's support contribute their whole mass, 1 - Σ_support p
+        "graph_tv": float(0.5 * (np.abs(q - p).sum() + max(0.0, 1.0 - p.sum()))),
+        "graph_kl": float(q @ (log_q - log_p)),
+    }
+
+
+def exact_reference_metrics(exact: ExactPosterior, g_true: np.ndarray) -> dict[str, float]:
+    """``exact_eshd`` and ``exact_auroc``: :func:`graph_metrics` of the exact posterior itself, over
+    the DAGs within e^-50 of the mode's mass (at d = 6, the rest weigh less than 1e-15 together and
+    would cost seconds and gigabytes)."""
+    kept = exact.log_prob > exact.log_prob.max() - 50.0
+    everything = Posterior(z=None, g=graphs_of(exact.parents[kept]), theta=None, log_weights=exact.log_prob[kept])
+    out = graph_metrics(everything, g_true)
+    return {f"exact_{k}": out[k] for k in ("eshd", "auroc") if k in out}
+
+
 def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict,
                        likelihood_impl: str = "fused") -> dict[str, float]:
     """``negll_obs`` and (with interventional sets) ``negll_intrv``, with the learners' inference
@@ -179,23 +233,27 @@ def mixture_log_weights(post: Posterior, dataset: Dataset, model_config: dict,
     return lw
 
 
-def posterior_metrics(post: Posterior, dataset: Dataset, model_config: dict,
-                      likelihood_impl: str = "fused") -> dict[str, float]:
-    """The graph and likelihood metrics of ``post`` under its ``log_weights``."""
-    return graph_metrics(post, dataset.g) | likelihood_metrics(post, dataset, model_config, likelihood_impl)
+def posterior_metrics(post: Posterior, dataset: Dataset, model_config: dict, likelihood_impl: str = "fused",
+                      exact: ExactPosterior | None = None) -> dict[str, float]:
+    """The graph and likelihood metrics of ``post`` under its ``log_weights`` (and, given the exact
+    posterior, :func:`exact_metrics`)."""
+    out = graph_metrics(post, dataset.g) | likelihood_metrics(post, dataset, model_config, likelihood_impl)
+    return out | exact_metrics(post, exact) if exact is not None else out
 
 
-def compute_metrics(post: Posterior, dataset: Dataset, model_config: dict,
-                    likelihood_impl: str = "fused") -> dict[str, float]:
+def compute_metrics(post: Posterior, dataset: Dataset, model_config: dict, likelihood_impl: str = "fused",
+                    exact: ExactPosterior | None = None) -> dict[str, float]:
     """All metrics of a case, both weightings (module docstring); sets ``post.log_weights_mixture``
     when it is not set. Raises :class:`MetricError` if any is not finite."""
     check_finite_posterior(post)
-    metrics = posterior_metrics(post, dataset, model_config, likelihood_impl)
+    metrics = posterior_metrics(post, dataset, model_config, likelihood_impl, exact)
     if post.log_weights_mixture is None:
         post.log_weights_mixture = mixture_log_weights(post, dataset, model_config, likelihood_impl)
     mixture = dataclasses.replace(post, log_weights=post.log_weights_mixture)
-    metrics |= {f"{k}_mixture": v for k, v in posterior_metrics(mixture, dataset, model_config, likelihood_impl).items()
-                if k != "n_cyclic"}
+    metrics |= {f"{k}_mixture": v for k, v in
+                posterior_metrics(mixture, dataset, model_config, likelihood_impl, exact).items() if k != "n_cyclic"}
+    if exact is not None:
+        metrics |= exact_reference_metrics(exact, dataset.g)
     metrics |= {"fit_s": post.fit_s, "compile_s": post.compile_s}
     bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
     if bad:

@@ -13,7 +13,9 @@ their metrics, metric histories and artifacts, using only safe formats (``.npz``
 - per config: ``<config>_metrics.png`` (boxplots by learner, seeds as points),
   ``<config>_roc.png`` (ROC of the edge marginals per learner, seeds pooled),
   ``<config>_edges.png`` (for one seed: the true adjacency beside each learner's edge
-  probabilities) and, when the runs have them, ``<config>_convergence.png``;
+  probabilities), when the runs have them ``<config>_convergence.png``, and in exact-posterior
+  studies ``<config>_exact.png`` (each learner's edge marginals against the exact ones, seeds
+  pooled; the table then also holds the exact posterior's own ``exact_eshd`` and ``exact_auroc``);
 - a history section: every session of the experiment in time order (``harness.history``), and
   ``history.png``.
 
@@ -51,8 +53,10 @@ BOXPLOT_METRICS = (("eshd", "expected SHD (lower is better)"), ("auroc", "AUROC 
                    ("negll_obs", "neg. log-lik., held-out obs. (lower is better)"),
                    ("negll_intrv", "neg. log-lik., interventional (lower is better)"))
 TABLE_METRICS = ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "fit_s", "eshd_mixture",
-                 "auroc_mixture", "auprc_mixture", "negll_obs_mixture", "negll_intrv_mixture")
-COLORS = {"svgd": "tab:blue", "ensemble": "tab:orange", "random": "tab:gray"}
+                 "auroc_mixture", "auprc_mixture", "negll_obs_mixture", "negll_intrv_mixture",
+                 "edge_mae", "graph_tv", "graph_kl", "edge_mae_mixture", "graph_tv_mixture", "graph_kl_mixture",
+                 "exact_eshd", "exact_auroc")
+COLORS = {"svgd": "tab:blue", "ensemble": "tab:orange", "random": "tab:gray", "exact": "tab:green"}
 
 
 @dataclass
@@ -68,6 +72,7 @@ class CaseData:
     g_true: np.ndarray | None = None
     nodes: list[str] = field(default_factory=list)
     edge_probs: np.ndarray | None = None
+    exact_edge_probs: np.ndarray | None = None  # exact-posterior studies: p(i -> j | D)
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
 
@@ -112,6 +117,10 @@ def _read_artifacts(client: MlflowClient, case: CaseData, where: Path) -> None:
     case.nodes = list(gt.get("nodes") or [])
     keep, g, lw = acyclic_part(post)
     case.edge_probs = edge_marginals(g, lw) if keep.any() else np.full(case.g_true.shape, np.nan)
+    if any(a.path == "exact_posterior.npz" for a in client.list_artifacts(case.run_id)):
+        with np.load(client.download_artifacts(case.run_id, "exact_posterior.npz", str(where)),
+                     allow_pickle=False) as npz:
+            case.exact_edge_probs = npz["edge_marginals"]
 
 
 def _read_curves(client: MlflowClient, case: CaseData) -> None:
@@ -239,6 +248,35 @@ def plot_edges(cases: list[CaseData], config: str, path: Path) -> Path | None:
     return path
 
 
+def plot_exact_marginals(cases: list[CaseData], config: str, path: Path) -> Path | None:
+    """One panel per learner: its edge marginals (y) against the exact posterior's (x), every
+    off-diagonal entry of every seed; on the line y = x a learner matches the posterior."""
+    mine = [c for c in cases if c.exact_edge_probs is not None and c.edge_probs is not None]
+    if not mine:
+        return None
+    learners = ordered_learners({c.learner for c in mine})
+    fig, axes = plt.subplots(1, len(learners), figsize=(3.6 * len(learners), 3.9), squeeze=False)
+    for ax, learner in zip(axes[0], learners):
+        runs = [c for c in mine if c.learner == learner]
+        exact = np.concatenate([off_diagonal(c.exact_edge_probs) for c in runs])
+        learned = np.concatenate([off_diagonal(np.nan_to_num(c.edge_probs)) for c in runs])
+        ax.plot([0, 1], [0, 1], color="black", lw=1, ls="--")
+        ax.scatter(exact, learned, s=12, alpha=0.5, color=COLORS.get(learner, "tab:purple"))
+        mae = np.mean([c.metrics["edge_mae"] for c in runs if "edge_mae" in c.metrics] or [np.nan])
+        ax.set_title(f"{learner}: edge_mae {mae:.3f} ({len(runs)} seeds)", fontsize=9)
+        ax.set_xlabel("exact p(i→j | D)")
+        ax.set_ylabel("learner's p(i→j)" if ax is axes[0][0] else "")
+        ax.set_xlim(-0.03, 1.03)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_aspect("equal")
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{config}: edge marginals against the exact posterior (uniform weights; dashed: y = x)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_convergence(cases: list[CaseData], config: str, path: Path) -> Path | None:
     with_curves = [c for c in cases if c.curves]
     if not with_curves:
@@ -316,6 +354,7 @@ def build_report(uri: str, experiment: str, out: Path, parent: str | None = None
             plot_roc(mine, config, out / f"{_safe(config)}_roc.png"),
             plot_edges(mine, config, out / f"{_safe(config)}_edges.png"),
             plot_convergence(mine, config, out / f"{_safe(config)}_convergence.png"),
+            plot_exact_marginals(mine, config, out / f"{_safe(config)}_exact.png"),
         ) if f is not None]
         md += [f"## {config}", "", table.to_markdown(index=False), ""]
         if statements:

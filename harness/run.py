@@ -10,6 +10,7 @@ import numpy as np
 
 from harness.config import Case
 from harness.data import Dataset, case_keys, make_dataset
+from harness.exact import ExactPosterior, exact_posterior_of
 from harness.jax_setup import configure_jax
 from harness.learners import learner_module
 from harness.metrics import compute_metrics, graph_metrics
@@ -25,6 +26,7 @@ class CaseResult:
     metrics: dict[str, float]
     timings: dict[str, float] = field(default_factory=dict)
     curves: list[tuple[int, dict]] = field(default_factory=list)  # (step, metrics) every eval_every steps
+    exact: ExactPosterior | None = None  # p(G | D), in studies with data.exact_posterior
 
 
 def run_case(case: Case, *, progress: bool | Callable[[str], None] = False,
@@ -49,13 +51,17 @@ def run_case(case: Case, *, progress: bool | Callable[[str], None] = False,
     posterior = module.fit(dataset, case.config, settings, learner_key, monitor)
     t2 = time.perf_counter()
     monitor.check_deadline("after the learner")
-    metrics = compute_metrics(posterior, dataset, case.config["data"]["model"],
-                              getattr(settings, "likelihood_impl", "fused"))
+    exact = exact_posterior_of(case.config["data"], dataset.x) if case.config["data"].get("exact_posterior") else None
     t3 = time.perf_counter()
-    timings = {"data_s": t1 - t0, "learner_s": t2 - t1, "metrics_s": t3 - t2, "curves_s": monitor.eval_s,
+    metrics = compute_metrics(posterior, dataset, case.config["data"]["model"],
+                              getattr(settings, "likelihood_impl", "fused"), exact)
+    t4 = time.perf_counter()
+    timings = {"data_s": t1 - t0, "learner_s": t2 - t1, "metrics_s": t4 - t3, "curves_s": monitor.eval_s,
                "lower_s": posterior.lower_s}
+    if exact is not None:
+        timings["exact_s"] = t3 - t2
     return CaseResult(case=case, dataset=dataset, posterior=posterior, metrics=metrics, timings=timings,
-                      curves=monitor.history)
+                      curves=monitor.history, exact=exact)
 
 
 def convergence_metrics(z, dataset: Dataset) -> dict[str, float]:

@@ -347,3 +347,47 @@ def test_paper_studies_use_the_values_of_the_papers_code(path, model, alpha_line
             assert s["n_members"] == 30 and "budget_mismatch" not in case.notes
     if model == "nonlinear_gaussian":
         assert cases[0].config["data"]["model"]["hidden_layers"] == [5]
+
+
+def exact_study(**data_changes):
+    s = tiny_study(learners={"random": {"n_particles": 3}, "exact": {"n_particles": 3}})
+    s["data"]["exact_posterior"] = True
+    s["data"].update(data_changes)
+    return s
+
+
+def test_exact_posterior_study_cases_and_refusals_name_file_and_key(write_study):
+    cases = load_study(write_study(exact_study()))
+    assert [c.id for c in cases if c.seed == 0] == ["tiny-s0-random", "tiny-s0-exact"]
+    assert all(c.config["data"]["exact_posterior"] is True for c in cases)
+    # nonlinear model, too many variables (also when a sweep point sets them), real data
+    msg = _error(write_study, exact_study(model={"type": "nonlinear_gaussian"}))
+    assert ": key 'data.exact_posterior': the exact posterior is not available here:" in msg
+    assert "model type 'nonlinear_gaussian' has no closed-form marginal likelihood; expected linear_gaussian" in msg
+    msg = _error(write_study, exact_study(graph={"type": "er", "n_vars": 7, "edges_per_node": 1}))
+    assert "key 'data.exact_posterior'" in msg and "n_vars = 7 is above the enumeration limit of 6 variables" in msg
+    msg = _error(write_study, {**exact_study(), "sweep": {"data.graph.n_vars": [4, 7]}})
+    assert "(sweep point {'data.graph.n_vars': 7}): key 'data.exact_posterior'" in msg
+    real = exact_study(dataset="sachs", n_observations=100, interventions={"n_sets": 0})
+    del real["data"]["graph"]
+    msg = _error(write_study, real)
+    assert "key 'data.exact_posterior'" in msg and "real data" in msg
+
+
+def test_the_exact_learner_needs_the_switch(write_study):
+    s = exact_study()
+    s["data"]["exact_posterior"] = False
+    msg = _error(write_study, s)
+    assert "key 'learners.exact': the exact learner samples the exact posterior: set data.exact_posterior: true" in msg
+
+
+def test_a_switch_that_is_off_stays_out_of_the_case_config_and_its_hash(write_study):
+    """Adding ``data.exact_posterior`` kept every earlier case's config hash (baselines, --reuse)."""
+    plain = load_study(write_study(tiny_study()))[0]
+    off = tiny_study()
+    off["data"]["exact_posterior"] = False
+    explicit = load_study(write_study(off, "off.yaml"))[0]
+    assert "exact_posterior" not in plain.config["data"]
+    assert explicit.config_hash == plain.config_hash
+    on = load_study(write_study(exact_study(), "on.yaml"))[0]
+    assert on.config_hash != plain.config_hash

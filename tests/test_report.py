@@ -141,3 +141,55 @@ def test_report_never_unpickles_a_runs_particles(tmp_path):
     with pytest.raises(ValueError, match="allow_pickle=False"):
         _read_artifacts(client, case, tmp_path / "download")
     assert not marker.exists()
+
+def test_an_exact_posterior_study_records_what_recomputes_its_metrics_and_reports_them(tmp_path):
+    """A real session of an exact-posterior study (the random and exact learners: nothing to
+    compile): every case run has ``exact_posterior.npz``, from which (with ``particles.npz``)
+    ``edge_mae``, ``graph_tv`` and ``graph_kl`` are recomputed by hand here; the report draws each
+    learner's marginals against the exact ones and lists the exact posterior's own scores."""
+    from scipy.special import logsumexp
+
+    from harness.exact import parent_masks
+    from harness.metrics import is_cyclic, off_diagonal
+    from harness.report import build_report
+
+    study = copy.deepcopy(TINY)
+    study.update(name="ex", experiment="exact_exp", seeds=[0, 1], learners={"random": {"n_particles": 6},
+                                                                           "exact": {"n_particles": 6}})
+    study["data"]["exact_posterior"] = True
+    path = tmp_path / "ex.yaml"
+    path.write_text(yaml.safe_dump(study))
+    proc = run_pytest(["--configs", str(path)], tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    uri = sqlite_uri(tmp_path / "mlflow.db")
+    client = MlflowClient(uri)
+    runs = [r for r in client.search_runs([client.get_experiment_by_name("exact_exp").experiment_id])
+            if "case_id" in r.data.tags]
+    assert len(runs) == 4
+    for run in runs:
+        where = tmp_path / run.info.run_id
+        where.mkdir()
+        with np.load(client.download_artifacts(run.info.run_id, "exact_posterior.npz", str(where)),
+                     allow_pickle=False) as npz:
+            exact_marginals, log_p = npz["edge_marginals"], npz["particle_log_posterior"]
+            assert np.isfinite(float(npz["log_normalizer"]))
+        with np.load(client.download_artifacts(run.info.run_id, "particles.npz", str(where)), allow_pickle=False) as npz:
+            g, lw = npz["g"], npz["log_weights"]
+        acyclic = ~is_cyclic(g)
+        assert np.all(np.isneginf(log_p[~acyclic])) and np.all(np.isfinite(log_p[acyclic]))
+        g, lw, log_p = g[acyclic], lw[acyclic] - logsumexp(lw[acyclic]), log_p[acyclic]
+        q, p = {}, {}
+        for mask, w, lp in zip(map(tuple, parent_masks(g)), np.exp(lw), log_p):
+            q[mask] = q.get(mask, 0.0) + w
+            p[mask] = np.exp(lp)
+        metrics = run.data.metrics
+        learner = np.einsum("m,mij->ij", np.exp(lw), g)
+        assert metrics["edge_mae"] == pytest.approx(np.abs(off_diagonal(learner - exact_marginals)).mean())
+        tv = 0.5 * (sum(abs(q[k] - p[k]) for k in q) + 1 - sum(p.values()))
+        assert metrics["graph_tv"] == pytest.approx(tv)
+        assert metrics["graph_kl"] == pytest.approx(sum(q[k] * np.log(q[k] / p[k]) for k in q))
+        assert {"exact_eshd", "edge_mae_mixture", "graph_tv_mixture", "graph_kl_mixture"} <= set(metrics)
+    md = build_report(uri, "exact_exp", tmp_path / "report").read_text()
+    assert "![ex_exact](ex_exact.png)" in md and (tmp_path / "report" / "ex_exact.png").is_file()
+    header = next(line for line in md.splitlines() if line.startswith("| learner "))
+    assert "edge_mae" in header and "exact_eshd" in header

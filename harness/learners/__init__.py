@@ -4,7 +4,9 @@ A learner is one module in this package that defines
 
 - ``Settings``: a pydantic model of its keys (a subclass of ``InferenceSettings`` if it takes the
   shared DiBS settings under ``inference:``), and
-- ``fit(dataset, settings, key) -> Posterior``.
+- ``fit(dataset, config, settings, key, monitor=None) -> Posterior``, and optionally
+- ``check_data(data) -> str | None``: why the learner cannot run on a study's ``data`` section
+  (refused at collection with that reason), or None.
 
 Adding a learner is that module plus one entry in ``REGISTRY``. Modules must not import JAX at
 import time: the registry is read while studies are validated at collection.
@@ -23,6 +25,7 @@ REGISTRY: dict[str, str] = {
     "svgd": "harness.learners.svgd",
     "ensemble": "harness.learners.ensemble",
     "random": "harness.learners.random_dags",
+    "exact": "harness.learners.exact_sampler",
 }
 
 

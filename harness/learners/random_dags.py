@@ -2,7 +2,7 @@
 
 Each particle is a DAG from the study's own graph model (``data.graph``: ER or SF with its
 ``edges_per_node``) and parameters from the likelihood model's prior. Its latent ``z`` is chosen
-so that dibs-lib's ``G = 1[u v^T > 0]`` gives back exactly that graph (u = I, v = 2 G^T - 1).
+so that dibs-lib's ``G = 1[u v^T > 0]`` gives back exactly that graph (``latents_of_graphs``).
 It needs no compilation, which makes it the learner of choice for fast harness tests.
 """
 
@@ -25,7 +25,7 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     from dibs.graph_utils import graph_to_mat
 
     from harness.data import make_graph_model, make_likelihood_model
-    from harness.posterior import Posterior
+    from harness.posterior import Posterior, latents_of_graphs
 
     start = time.perf_counter()
     d, m = dataset.n_vars, settings.n_particles
@@ -35,5 +35,4 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     g = np.stack([np.asarray(graph_to_mat(graph_model.sample_G(k))) for k in jax.random.split(k_graphs, m)])
     g = g.astype(np.int32)
     theta = jax.tree_util.tree_map(np.asarray, model.sample_parameters(key=k_theta, n_vars=d, n_particles=m))
-    z = np.stack([np.broadcast_to(np.eye(d), (m, d, d)), 2.0 * g.transpose(0, 2, 1) - 1.0], axis=-1)
-    return Posterior(z=z, g=g, theta=theta, log_weights=np.full(m, -np.log(m)), fit_s=time.perf_counter() - start)
+    return Posterior(z=latents_of_graphs(g), g=g, theta=theta, log_weights=np.full(m, -np.log(m)), fit_s=time.perf_counter() - start)
