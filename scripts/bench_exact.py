@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
     print(f"{'d':>2} {'DAGs':>9} {'enumerate':>10} {'posterior':>10} {'later data':>11} {'reference':>10} "
           f"{'cold total':>11} {'peak memory':>12}")
-    for d in range(3, args.max_vars + 1):
+    for d in range(4, args.max_vars + 1):
         out = subprocess.run([sys.executable, "-c", ONE, str(d), str(args.seeds)], capture_output=True, text=True,
                              check=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
