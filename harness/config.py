@@ -47,7 +47,7 @@ from pydantic import (
 
 from harness.datasets import REAL_DATASETS, MissingDataset, sachs_files
 from harness.exact import check_supported as exact_posterior_unsupported
-from harness.learners import learner_module, registry, settings_class
+from harness.learners import LearnerImportError, learner_module, registry, settings_class
 from harness.metric_names import COMPARED, METRICS, is_compared
 from harness.settings import InferenceSettings, Strict
 
@@ -447,7 +447,10 @@ def _learner_settings(spec: StudySpec, path: Path, point: dict) -> dict[str, dic
                 f"{path}: key 'learners.{name}': unknown learner{_suggest(name, known)}; "
                 f"expected one of: {', '.join(sorted(known))}"
             )
-        cls = settings_class(name)
+        try:
+            cls = settings_class(name)
+        except LearnerImportError as exc:
+            raise StudyFileError(f"{path}: key 'learners.{name}': {exc}") from None
         shared = {k: v for k, v in inference.items() if k in cls.model_fields}
         settings = _validate(cls, {**shared, **(own or {})}, path, point, prefix=("learners", name))
         out[name] = settings.model_dump(mode="json")

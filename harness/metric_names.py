@@ -17,6 +17,14 @@ METRICS = (
     # ... and the exact posterior's own scores against the true graph: references, not verdicts
     "exact_eshd",
     "exact_auroc",
+    # learners' own diagnostics (Posterior.diagnostics): structure MCMC ...
+    "mc3_acceptance",
+    "mc3_ess",
+    "mc3_ess_edges",
+    # ... and the bootstrap learners: resamples whose PDAG had conflicting orientations, or no
+    # consistent extension (harness.learners._bootstrap)
+    "bootstrap_conflicts",
+    "bootstrap_fallbacks",
 )
 
 # The posterior metrics, compared between learners and against a baseline: True where lower is better.

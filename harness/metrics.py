@@ -254,7 +254,7 @@ def compute_metrics(post: Posterior, dataset: Dataset, model_config: dict, likel
                 posterior_metrics(mixture, dataset, model_config, likelihood_impl, exact).items() if k != "n_cyclic"}
     if exact is not None:
         metrics |= exact_reference_metrics(exact, dataset.g)
-    metrics |= {"fit_s": post.fit_s, "compile_s": post.compile_s}
+    metrics |= {"fit_s": post.fit_s, "compile_s": post.compile_s, **post.diagnostics}
     bad = {k: v for k, v in metrics.items() if not np.isfinite(v)}
     if bad:
         raise MetricError(f"non-finite metrics {bad}; kept (acyclic) particles: {int((~is_cyclic(post.g)).sum())}")

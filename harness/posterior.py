@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,8 @@ class Posterior:
     ``lower_s`` is tracing and lowering (what a persistent compilation cache cannot skip).
     ``log_weights_mixture`` [M] are the DiBS+ weights, unnormalised (see
     :func:`harness.metrics.mixture_log_weights`; set by ``compute_metrics``, not by learners).
+    ``diagnostics``: a learner's own figures, logged with the metrics under their names (which
+    ``harness.metric_names`` registers), e.g. mc3's acceptance rate and effective sample sizes.
     """
 
     z: np.ndarray
@@ -29,6 +31,7 @@ class Posterior:
     compile_s: float = 0.0
     lower_s: float = 0.0
     log_weights_mixture: np.ndarray | None = None
+    diagnostics: dict = field(default_factory=dict)
 
     @property
     def n_particles(self) -> int:

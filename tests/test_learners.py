@@ -13,7 +13,7 @@ from dibs.inference.dibs import DiBS
 
 from harness import load_study, run_case
 from harness.data import case_keys, make_dataset
-from harness.learners import _dibs, random_dags
+from harness.learners import _compiled, _dibs, random_dags
 from tests.conftest import ROOT, TINY
 
 SMALL = {"steps": 25, "n_grad_mc_samples": 8, "n_acyclicity_mc_samples": 4}
@@ -104,9 +104,9 @@ def test_svgd_and_ensemble_of_a_seed_see_the_same_data_and_key(cases, monkeypatc
 
 def test_cases_differing_in_seed_reuse_the_compiled_loop(cases):
     first = run_case(cases["tiny-s0-svgd"])
-    n_exe = len(_dibs._EXECUTABLES)
+    n_exe = len(_compiled._EXECUTABLES)
     second = run_case(cases["tiny-s1-svgd"])
-    assert len(_dibs._EXECUTABLES) == n_exe
+    assert len(_compiled._EXECUTABLES) == n_exe
     assert second.metrics["compile_s"] == 0.0
     again = run_case(cases["tiny-s0-svgd"])
     np.testing.assert_array_equal(first.posterior.z, again.posterior.z)

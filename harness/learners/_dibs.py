@@ -28,6 +28,7 @@ from jax.example_libraries import optimizers
 from jax.tree_util import tree_map
 
 from harness.data import Dataset, freeze_section, make_graph_model, thaw_section
+from harness.learners._compiled import Timer, call_compiled
 from harness.learners._fused_dibs import FusedJointDiBS
 from harness.likelihoods import make_inference_model
 from harness.monitor import chunk_lengths
@@ -97,36 +98,6 @@ class Problem:
         opt_init, dibs.opt_update, dibs.get_params = dibs.opt
         dibs.opt_init = opt_init
         return dibs
-
-
-# ---------------------------------------------------------------------------------------------
-# Compilation cache (per process) with compile-time accounting
-# ---------------------------------------------------------------------------------------------
-
-_EXECUTABLES: dict = {}
-
-
-class Timer:
-    """Accumulates the seconds spent tracing/lowering and compiling during a fit."""
-
-    def __init__(self):
-        self.compile_s = 0.0  # tracing + lowering + XLA compilation (or loading it from the cache)
-        self.lower_s = 0.0  # the tracing + lowering part, which no cache can skip
-
-
-def call_compiled(fn, static: tuple, args: tuple, timer: Timer):
-    """Run ``fn(*static, *args)`` from an executable compiled once per (fn, static, shapes)."""
-    leaves, treedef = jax.tree_util.tree_flatten(args)
-    signature = (fn.__qualname__, static, treedef, tuple((np.shape(a), str(jnp.result_type(a))) for a in leaves))
-    exe = _EXECUTABLES.get(signature)
-    if exe is None:
-        start = time.perf_counter()
-        lowered = jax.jit(fn, static_argnums=tuple(range(len(static)))).lower(*static, *args)
-        timer.lower_s += time.perf_counter() - start
-        exe = lowered.compile()
-        timer.compile_s += time.perf_counter() - start
-        _EXECUTABLES[signature] = exe
-    return exe(*args)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,112 @@
+"""``mc3``: structure MCMC over DAGs on the marginal posterior p(G | D), the DiBS paper's MC³ baseline.
+
+``n_chains`` chains start at the empty graph and run as one vectorised, jitted loop
+(``_mc3``: add / delete / reverse moves among the acyclic ones, Metropolis-Hastings with the
+Hastings correction for the neighbourhood sizes). Each chain discards ``burnin`` steps, then keeps
+one graph every ``thin`` steps: ``n_particles`` graphs in all (the budget, as svgd's
+``n_particles``), so a chain runs ``burnin + thin * n_particles / n_chains`` steps. The target is
+the closed-form linear Gaussian marginal posterior of ``harness.exact`` (the learners' model and
+graph prior), at any d. Θ of each kept graph is drawn from the conjugate p(Θ | G, D), so every
+metric works. Uniform weights.
+
+Linear Gaussian models only: nonlinear ones (the paper's M-MC³, Metropolis-within-Gibbs on Θ) are
+refused at collection. Logs ``mc3_acceptance``, ``mc3_ess`` and ``mc3_ess_edges``
+(``_mc3.diagnostics``). Defaults: the DiBS paper's evaluation script (larslorch/dibs, branch
+``full``, ``dibs/eval/parser.py``: ``--mcmc_burnin 1e4``, ``--mcmc_thinning 1e3``) thins 10 times
+more; 100 is enough for the small studies here (``mc3_ess`` tells) and is 10 times cheaper.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+
+from harness.settings import Strict
+
+CHUNK_STEPS = 20_000  # steps per compiled call: the deadline and progress are checked in between
+
+
+class Settings(Strict):
+    n_particles: PositiveInt = Field(20, description="kept samples in all chains together (the budget)")
+    n_chains: PositiveInt = 4
+    burnin: NonNegativeInt = Field(10_000, description="steps per chain discarded")
+    thin: PositiveInt = Field(100, description="keep every thin-th step")
+
+    @model_validator(mode="after")
+    def _whole_chains(self):
+        if self.n_particles % self.n_chains:
+            raise ValueError(f"n_particles ({self.n_particles}) must be a multiple of n_chains ({self.n_chains}): "
+                             "every chain keeps n_particles / n_chains samples")
+        if self.n_particles // self.n_chains < 4:
+            raise ValueError(f"n_particles / n_chains = {self.n_particles // self.n_chains}: every chain must keep at "
+                             "least 4 samples (the effective sample size needs them)")
+        return self
+
+    @property
+    def steps_per_chain(self) -> int:
+        return self.burnin + self.thin * self.n_particles // self.n_chains
+
+
+def check_data(data: dict) -> str | None:
+    if data["model"]["type"] != "linear_gaussian":
+        return ("mc3 samples the marginal posterior with the closed-form linear Gaussian score; for "
+                f"model type {data['model']['type']!r} it would need Metropolis-within-Gibbs on Θ (the paper's "
+                "M-MC³), which is not built: expected linear_gaussian")
+    return None
+
+
+def target_of(config: dict, n_vars: int, hastings: bool = True):
+    from harness.exact import log_graph_prior_table
+    from harness.learners._mc3 import Target
+
+    model = config["data"]["model"]
+    return Target(n_vars=n_vars, obs_noise=model["obs_noise"], mean_edge=model["mean_edge"],
+                  sig_edge=model["sig_edge"], prior=tuple(log_graph_prior_table(config["data"]["graph"], n_vars)),
+                  hastings=hastings)
+
+
+def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: bool = True):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from harness.exact import sample_theta, sufficient_statistics
+    from harness.learners import _mc3
+    from harness.learners._compiled import Timer, call_compiled
+    from harness.posterior import Posterior, latents_of_graphs
+
+    start, timer = time.perf_counter(), Timer()
+    d = dataset.n_vars
+    target = target_of(config, d, hastings)
+    c64, n = sufficient_statistics(dataset.x)
+    c, n = jnp.asarray(c64, jnp.float32), jnp.asarray(n, jnp.float32)
+    k_chains, k_theta = jax.random.split(key)
+    states = call_compiled(_mc3.init_chains, (target,), (jax.random.split(k_chains, settings.n_chains), c, n), timer)
+    done, total = 0, settings.steps_per_chain
+    for steps in _mc3.chain_sizes(settings.burnin, CHUNK_STEPS):
+        states = call_compiled(_mc3.advance, (target, steps), (states, c, n), timer)
+        done += steps
+        if monitor is not None:
+            monitor.after_chunk(done, total, lambda: (None, None))
+    states = _mc3.reset_acceptance(states)
+    per_chain = settings.n_particles // settings.n_chains
+    keep_per_call = max(1, CHUNK_STEPS // settings.thin)
+    graphs, traces = [], []
+    for n_keep in _mc3.chain_sizes(per_chain, keep_per_call):
+        states, g, trace = call_compiled(_mc3.collect, (target, n_keep, settings.thin), (states, c, n), timer)
+        graphs.append(np.asarray(g))
+        traces.append(np.asarray(trace))
+        done += n_keep * settings.thin
+        if monitor is not None:
+            monitor.after_chunk(done, total, lambda: (None, None))
+    graphs = np.concatenate(graphs, axis=1)  # [chains, per_chain, d, d]
+    trace = np.concatenate(traces, axis=1)
+    diagnostics = _mc3.diagnostics(graphs, trace, np.asarray(states[5]), settings.thin * per_chain)
+    g = graphs.reshape(-1, d, d).astype(np.int32)
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(k_theta)))
+    theta = sample_theta(rng, c64, g, config["data"]["model"]).astype(np.float32)
+    m = len(g)
+    return Posterior(z=latents_of_graphs(g), g=g, theta=theta, log_weights=np.full(m, -np.log(m)),
+                     fit_s=time.perf_counter() - start, compile_s=timer.compile_s, lower_s=timer.lower_s,
+                     diagnostics=diagnostics)
