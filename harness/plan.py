@@ -14,8 +14,6 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from mlflow.tracking import MlflowClient
-
 import harness
 from harness.config import Case
 from harness.store import retry_locked
@@ -44,6 +42,8 @@ def earlier_runs(uri: str, experiment_ids: list[str], limit: int = 5000) -> Hist
     history = History(defaultdict(list))
     if not experiment_ids:
         return history
+    from mlflow.tracking import MlflowClient
+
     runs = retry_locked(MlflowClient(uri).search_runs, experiment_ids, filter_string="attributes.status = 'FINISHED'",
                         order_by=["attributes.start_time DESC"], max_results=limit)
     for run in runs:

@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from mlflow.tracking import MlflowClient
-
 PARENT_TAG = "mlflow.parentRunId"
 
 
@@ -60,6 +58,8 @@ def prepare_store(uri: str) -> None:
     db.parent.mkdir(parents=True, exist_ok=True)
     with open(db.with_name(db.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        from mlflow.tracking import MlflowClient
+
         retry_locked(MlflowClient(uri).search_experiments, max_results=1)
 
 

@@ -76,7 +76,7 @@ def test_an_installed_package_adds_a_learner_and_a_broken_one_is_refused_alone(t
     site = install_package(tmp_path)
     env = {"PYTHONPATH": f"{ROOT}:{site}", "HARNESS_LEARNERS": ""}
     good = write_study(tiny_study(name="plugin", learners={"echo": {"n_particles": 4}}), name="good.yaml")
-    proc = run_pytest(["--configs", str(good), "-p", "no:randomly"], tmp_path, env=env)
+    proc = run_pytest(["--configs", str(good)], tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "2 passed" in proc.stdout and "plugin-s0-echo" in proc.stdout
     bad = write_study(tiny_study(name="broken", learners={"needs_missing": {}}), name="bad.yaml")

@@ -1,0 +1,66 @@
+"""The README and docs/: every relative link and image resolves, the README's first code block is
+what CI runs, and the README stays a page a newcomer reads in five minutes."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def relative_targets(page: Path) -> list[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # code blocks hold no links
+    return [t for t in LINK.findall(text) if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_and_image_resolves(page):
+    targets = relative_targets(page)
+    missing = [t for t in targets if not (page.parent / t.split("#")[0]).exists()]
+    assert not missing, f"{page.relative_to(ROOT)}: links to missing files: {missing}"
+
+
+def test_the_link_check_finds_a_broken_link(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("see [there](docs/nowhere.md) and ![img](pic.png), not [web](https://x.org) or `[code](a.md)`\n"
+                    "```\n[in a block](b.md)\n```\n")
+    assert relative_targets(page) == ["docs/nowhere.md", "pic.png"]
+
+
+def test_every_docs_page_is_linked_from_the_readme():
+    linked = {t.split("#")[0] for t in relative_targets(ROOT / "README.md")}
+    pages = {str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")}
+    assert pages <= linked, f"docs pages the README does not link: {sorted(pages - linked)}"
+
+
+def commands(lines: list[str]) -> list[str]:
+    """Shell commands without comments, one per line."""
+    out = []
+    for line in lines:
+        words = shlex.split(line, comments=True)
+        if words:
+            out.append(" ".join(words))
+    return out
+
+
+def test_the_readme_first_code_block_is_what_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", readme, flags=re.S).group(1).splitlines()
+    setup, run, test = commands(block)
+    ci = commands((ROOT / ".ci" / "run").read_text().splitlines())
+    assert run == "pytest benchmarks -n 4"
+    assert test in ci
+    # the set-up: the same venv and the same install (CI upgrades pip in between)
+    venv, _, install = [part.strip() for part in setup.split("&&")]
+    assert any(venv in line for line in ci) and install.replace("pip install", "python -m pip install --quiet") in ci
+
+
+def test_the_readme_is_short():
+    assert len((ROOT / "README.md").read_text().splitlines()) <= 200
