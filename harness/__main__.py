@@ -1,12 +1,13 @@
-"""Command line:
+"""Command line (``dibs-bench ...``, the console script, or ``python -m harness ...``):
 
-    python -m harness report --experiment NAME [--out DIR] [--parent RUN_ID | --all-sessions] [--filter F]
-    python -m harness history --experiment NAME [--metric eshd ...] [--out DIR]
+    dibs-bench report --experiment NAME [--out DIR] [--parent RUN_ID | --all-sessions] [--filter F]
+    dibs-bench history --experiment NAME [--metric eshd ...] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from harness.config import DEFAULT_EXPERIMENT
@@ -14,7 +15,7 @@ from harness.metric_names import COMPARED
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m harness")
+    parser = argparse.ArgumentParser(prog="python -m harness" if sys.argv[0].endswith("__main__.py") else "dibs-bench")
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="tables and plots from the runs of an experiment")
     report.add_argument("--experiment", default=DEFAULT_EXPERIMENT)

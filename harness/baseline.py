@@ -22,7 +22,7 @@ The decision rule, per study sweep point ("config"), learner and posterior metri
 Why this rule: the minimum effect keeps floating-point noise from being called a regression
 (another worker count changes reduction order, and after 1000 steps that moves single cases
 visibly); the paired tests keep a single unlucky seed from being one. Two tests, because each
-misses what the other sees on 5 seeds (measured, README): the t-test's p has no floor, so it can
+misses what the other sees on 5 seeds (measured, docs/regression-gate.md): the t-test's p has no floor, so it can
 flag a large change in 3 or 4 of 5 seeds, but one seed with a huge difference (the held-out
 likelihoods are heavy-tailed) inflates its variance; the sign-flip test is exact and robust to
 that, but cannot go below 1/2^n (5 seeds: 0.031, so only when every seed got worse; with 4 seeds
@@ -50,7 +50,7 @@ from harness.metric_names import COMPARED, is_compared, lower_is_better
 
 ALPHA = 0.05
 # About 3.5 to 5 times the standard deviation of a 5-seed mean difference that reduction order alone
-# causes on the smoke study (-n 0 vs -n 2, 15 seeds; README "Regression gate"): eshd 0.10, auroc
+# causes on the smoke study (-n 0 vs -n 2, 15 seeds; docs/regression-gate.md): eshd 0.10, auroc
 # 0.0055, auprc 0.015-0.020, negll_obs 4-7% and negll_intrv 2-4% of the mean. The held-out
 # likelihoods are that noisy because one particle's poor fit moves the mixture a lot.
 DEFAULT_MIN_EFFECT: dict[str, float | str] = {
@@ -60,7 +60,7 @@ DEFAULT_MIN_EFFECT: dict[str, float | str] = {
     "negll_obs": "25%",
     "negll_intrv": "15%",
     # Against the exact posterior: 4-5 times the same noise measured on configs/exact_small.yaml
-    # (-n 0 vs -n 2, 10 seeds x 4 configs, svgd and ensemble; README "Against the exact posterior"):
+    # (-n 0 vs -n 2, 10 seeds x 4 configs, svgd and ensemble; docs/metrics.md, "Against the exact posterior"):
     # sd of a 5-seed mean difference edge_mae 0.004, graph_tv 0.013, graph_kl 12% of its mean. The
     # DiBS+ weights put almost all mass on one particle, and which one flips with reduction order,
     # so their variants are far noisier (0.024, 0.062, 69%) and get their own effects.
@@ -135,7 +135,7 @@ def save_baseline(baseline: Baseline, path: str | Path) -> Path:
         },
     }
     header = ("# Baseline of the regression gate (harness.baseline): per case, the metrics one session logged.\n"
-              "# Refresh it on purpose, when a change is meant to move the numbers (README, 'Regression gate').\n")
+              "# Refresh it on purpose, when a change is meant to move the numbers (docs/regression-gate.md).\n")
     path.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120))
     return path
 

@@ -1,6 +1,6 @@
 """Study files: load, validate, expand into cases.
 
-A study is one YAML file (see ``../shared/DESIGN.md`` and the README for the keys). Every problem
+A study is one YAML file (see ``../shared/DESIGN.md`` and docs/studies.md for the keys). Every problem
 is reported as a :class:`StudyFileError` naming the file, the key path and what was expected,
 before any learner runs. Nothing here imports JAX: this runs at pytest collection.
 

@@ -48,12 +48,12 @@ def pytest_addoption(parser):
                     help="write this session's per-case metrics as a baseline file (YAML) for --baseline")
     group.addoption("--baseline", metavar="PATH|mlflow:RUN_ID|mlflow:latest",
                     help="fail the session where a learner got worse than in this baseline, paired by seed "
-                    "(rule: harness.baseline, README 'Regression gate')")
+                    "(rule: harness.baseline, docs/regression-gate.md)")
     group.addoption("--case-timeout", type=float, metavar="SECONDS",
                     help="fail a case running longer than this (a study's timeout_s takes precedence)")
     group.addoption("--executor", choices=("local", "slurm"), default="local",
                     help="local: this machine's pytest process and xdist workers (default); slurm: one Slurm job "
-                    "array of the selected cases (README 'More than one machine')")
+                    "array of the selected cases (docs/cluster.md)")
     group.addoption("--slurm", action="append", metavar="KEY=VALUE",
                     help="a submitit Slurm parameter for --executor slurm, e.g. partition=gpu, gpus_per_node=1, "
                     "timeout_min=600 (repeatable; values are YAML)")

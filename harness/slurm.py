@@ -78,7 +78,7 @@ def check_store(uri: str) -> None:
     if is_local_sqlite(uri):
         raise SlurmError(
             f"--executor slurm records every case from the compute nodes, so the store must be a tracking "
-            f"server they reach (MLFLOW_TRACKING_URI=http://host:port; README 'More than one machine'), "
+            f"server they reach (MLFLOW_TRACKING_URI=http://host:port; docs/cluster.md), "
             f"not the local SQLite file {uri} (SQLite's file locking is unsafe on network file systems)")
 
 

@@ -1,7 +1,7 @@
 """Where the runs live: the tracking URI, the store's creation, and retries on a busy SQLite file.
 
 The embedded store for one machine is a SQLite file (``mlruns/mlflow.db``), with artifacts beside
-it; many machines share an ``mlflow server`` (README "More than one machine").
+it; many machines share an ``mlflow server`` (docs/cluster.md).
 """
 
 from __future__ import annotations

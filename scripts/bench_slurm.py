@@ -9,7 +9,7 @@ per-case overhead of the Slurm path (the difference over the cases) and its part
 recorded them (``time.slurm_wait_s``: submission to the task's Python running; ``time.slurm_startup_s``:
 imports, device, store, up to the case's run), then, on paper, the 40-case paper study on K nodes
 from a per-case time (``--case-minutes``; default: 3000 steps of the fused d = 20 nonlinear svgd
-step measured on this CPU, README "The paper-scale step").
+step measured on this CPU, docs/performance.md, "The paper-scale step").
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def relative_targets(page: Path) -> list[str]:
-    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # code blocks hold no links
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # code blocks and spans hold no links
+    text = re.sub(r"`[^`\n]*`", "", text)
     return [t for t in LINK.findall(text) if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
 
 

@@ -1,5 +1,5 @@
 """The harness against a real shared tracking server on 127.0.0.1: `mlflow server` on a real
-PostgreSQL, with MLflow's basic authentication (README "More than one machine")."""
+PostgreSQL, with MLflow's basic authentication (docs/cluster.md)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from tests.services import missing, mlflow_server, postgres_database
 
 @pytest.fixture(scope="session")  # one server per test worker that runs these tests
 def shared_server(tmp_path_factory):
-    """The README's recipe for a store that many machines share: ``mlflow server`` on a PostgreSQL
+    """docs/cluster.md's recipe for a store that many machines share: ``mlflow server`` on a PostgreSQL
     database, artifacts served by the server, MLflow's basic authentication. Yields (url, user,
     password, the server's directory)."""
     password = secrets.token_urlsafe(16)

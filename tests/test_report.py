@@ -193,3 +193,16 @@ def test_an_exact_posterior_study_records_what_recomputes_its_metrics_and_report
     assert "![ex_exact](ex_exact.png)" in md and (tmp_path / "report" / "ex_exact.png").is_file()
     header = next(line for line in md.splitlines() if line.startswith("| learner "))
     assert "edge_mae" in header and "exact_eshd" in header
+
+
+def test_the_console_script_runs_the_same_commands(store, tmp_path):
+    """``dibs-bench`` (pyproject's console script) is ``python -m harness``."""
+    script = Path(sys.executable).parent / "dibs-bench"
+    env = {"MLFLOW_TRACKING_URI": sqlite_uri(store / "mlflow.db"), "PATH": "/usr/bin:/bin"}
+    for command in (["report", "--experiment", "report_exp", "--out", str(tmp_path / "r")],
+                    ["history", "--experiment", "report_exp", "--out", str(tmp_path / "h")]):
+        proc = subprocess.run([str(script), *command], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "r" / "report.md").is_file() and (tmp_path / "h" / "history.png").is_file()
+    usage = subprocess.run([str(script), "--help"], capture_output=True, text=True).stdout
+    assert usage.startswith("usage: dibs-bench")

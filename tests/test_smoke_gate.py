@@ -36,8 +36,7 @@ def test_chance_level_learner_fails_every_smoke_case(write_study, tmp_path):
 
 def test_svgd_returning_transposed_graphs_fails_on_auroc(write_study, tmp_path):
     path = write_study(smoke_with("transposed_svgd", "svgd", {"n_particles": 10}))
-    # 300 of the 1000 steps: the smoke learners have converged by 250 steps (README, "Regression
-    # gate": a quarter of the steps gives the same numbers within noise), and it is 3x cheaper
+    # 300 of the 1000 steps: the smoke learners have converged by 250 steps (docs/regression-gate.md: a quarter of the steps gives the same numbers within noise), and it is 3x cheaper
     # one process: it compiles the learner once (two xdist workers would compile it twice)
     proc = run_pytest(["--configs", str(path), "--override", "inference.steps=300"], tmp_path)
     assert proc.returncode == 1

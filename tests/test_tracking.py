@@ -111,7 +111,7 @@ def test_plain_numpy_pickles_without_jax_types():
 
 
 def test_tracking_uri_order_environment_then_option_then_local_store(monkeypatch, tmp_path):
-    """README: ``MLFLOW_TRACKING_URI`` > ``--mlflow-uri`` > ``mlruns/mlflow.db`` (absolute)."""
+    """docs/mlflow.md: ``MLFLOW_TRACKING_URI`` > ``--mlflow-uri`` > ``mlruns/mlflow.db`` (absolute)."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert resolve_uri("sqlite:///other.db", tmp_path) == "http://127.0.0.1:5999"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
