@@ -1,8 +1,9 @@
 """Study files: load, validate, expand into cases.
 
-A study is one YAML file (see ``../shared/DESIGN.md`` and docs/studies.md for the keys). Every problem
-is reported as a :class:`StudyFileError` naming the file, the key path and what was expected,
-before any learner runs. Nothing here imports JAX: this runs at pytest collection.
+A study is one YAML file (see ``../shared/DESIGN.md`` and docs/studies.md for the keys; the keys
+themselves are the models of ``harness.study_schema``). Every problem is reported as a
+:class:`StudyFileError` (``harness.study_errors``) naming the file, the key path and what was
+expected, before any learner runs. Nothing here imports JAX: this runs at pytest collection.
 
 Decisions where the design is silent:
 
@@ -20,222 +21,36 @@ Decisions where the design is silent:
 from __future__ import annotations
 
 import copy
-import difflib
 import glob
 import hashlib
 import itertools
 import json
 import re
 import warnings
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any
 
 import yaml
-from pydantic import (
-    BaseModel,
-    Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PlainValidator,
-    PositiveInt,
-    ValidationError,
-    model_validator,
-)
 
-from harness.datasets import REAL_DATASETS, MissingDataset, sachs_files
+from harness.datasets import MissingDataset, sachs_files
 from harness.exact import check_supported as exact_posterior_unsupported
 from harness.learners import LearnerImportError, learner_module, registry, settings_class
 from harness.metric_names import COMPARED, METRICS, is_compared
-from harness.settings import InferenceSettings, Strict
+from harness.settings import InferenceSettings
+from harness.study_errors import StudyFileError, suggest, validate, where_in_sweep
+from harness.study_schema import DEFAULT_EXPERIMENT, StudySpec
 
-DEFAULT_EXPERIMENT = "dibs_vs_ensembles"
+__all__ = ["Case", "StudyFileError", "StudyWarning", "DEFAULT_EXPERIMENT", "load_study", "load_cases",
+           "parse_overrides", "config_hash", "id_part", "resolve_study_paths"]
+
 ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
-NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "regression", "sweep", "timeout_s", "requires")
 # keys that cannot change a case's numbers: left out of its config hash, so that recalibrating a
 # bound keeps runs comparable with a baseline (and reusable)
 NOT_HASHED = ("thresholds", "regression", "timeout_s", "marks", "requires")
 # (section, key): value at which the key is left out of a case's config (module docstring)
 OFF_BY_DEFAULT = {("data", "exact_posterior"): False}
-
-
-class StudyFileError(ValueError):
-    """A study file is invalid; the message names the file, the key path and what was expected."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Schema
-# ---------------------------------------------------------------------------------------------
-
-
-class GraphSpec(Strict):
-    type: Literal["er", "sf"] = "er"
-    n_vars: int | None = Field(None, ge=2, description="required for synthetic data; real data set it")
-    edges_per_node: PositiveFloat = 2.0
-
-    @model_validator(mode="after")
-    def _feasible_density(self):
-        if self.n_vars is None:
-            return self
-        if self.type == "er" and self.edges_per_node >= (self.n_vars - 1) / 2:
-            raise ValueError(
-                f"edges_per_node must be below (n_vars - 1) / 2 = {(self.n_vars - 1) / 2} for an ER "
-                f"graph on {self.n_vars} nodes (its edge probability would reach 1)"
-            )
-        if self.type == "sf" and (self.edges_per_node != int(self.edges_per_node) or self.edges_per_node >= self.n_vars):
-            raise ValueError("edges_per_node must be a whole number below n_vars for an SF graph")
-        return self
-
-
-class LinearGaussianSpec(Strict):
-    type: Literal["linear_gaussian"]
-    obs_noise: PositiveFloat = 0.1
-    mean_edge: float = 0.0
-    sig_edge: PositiveFloat = 1.0
-    min_edge: float = Field(0.5, ge=0)
-
-
-class NonlinearGaussianSpec(Strict):
-    type: Literal["nonlinear_gaussian"]
-    obs_noise: PositiveFloat = 0.1
-    sig_param: PositiveFloat = 1.0
-    hidden_layers: list[PositiveInt] = Field(default_factory=lambda: [5], min_length=1)
-
-
-ModelSpec = Annotated[Union[LinearGaussianSpec, NonlinearGaussianSpec], Field(discriminator="type")]
-
-
-class InterventionSpec(Strict):
-    n_sets: NonNegativeInt = 10
-    perc_intervened: float = Field(0.1, gt=0, le=1)
-    value: float = 0.0
-    n_samples: PositiveInt | None = Field(
-        None, description="samples per interventional set; default n_ho_observations"
-    )
-
-
-class DataSpec(Strict):
-    """Synthetic data (``graph`` + ``model``) or a real data set (``dataset``; ``model`` is then
-    only the likelihood the learners infer with, ``graph`` only the prior's type and density)."""
-
-    dataset: Literal["sachs"] | None = None
-    graph: GraphSpec | None = None
-    model: ModelSpec
-    n_observations: PositiveInt = 100
-    n_ho_observations: PositiveInt = 100
-    interventions: InterventionSpec = Field(default_factory=InterventionSpec)
-    standardize: bool | None = Field(None, description="real data only: standardise each column (default true)")
-    truth: Literal["consensus", "cdt"] | None = Field(
-        None, description="real data only: the ground-truth graph (harness.datasets; default consensus)"
-    )
-    exact_posterior: bool = Field(
-        False, description="score every learner against the exact posterior p(G | D) (harness.exact): "
-        "linear Gaussian synthetic data, n_vars <= 6"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _real_data_defaults(cls, data):
-        real = REAL_DATASETS.get(data.get("dataset")) if isinstance(data, dict) else None
-        if real is None:
-            return data
-        data = dict(data)
-        graph = dict(data.get("graph") or {})
-        graph.setdefault("type", "er")
-        graph.setdefault("edges_per_node", real.default_edges_per_node)
-        graph.setdefault("n_vars", real.n_vars)
-        data["graph"] = graph
-        data.setdefault("interventions", {"n_sets": 0})
-        if data.get("standardize") is None:
-            data["standardize"] = True
-        if data.get("truth") is None:
-            data["truth"] = "consensus"
-        return data
-
-    @model_validator(mode="after")
-    def _consistent(self):
-        if self.dataset is None:
-            if self.graph is None or self.graph.n_vars is None:
-                raise ValueError("synthetic data need `graph` with `n_vars` (or name a real `dataset`)")
-            for key in ("standardize", "truth"):
-                if getattr(self, key) is not None:
-                    raise ValueError(f"`{key}` applies to a real `dataset` only: synthetic data are used as "
-                                     "generated, with their own ground truth (remove the key)")
-            return self
-        real = REAL_DATASETS[self.dataset]
-        if self.graph.n_vars != real.n_vars:
-            raise ValueError(f"dataset {real.name} has {real.n_vars} variables, not graph.n_vars = {self.graph.n_vars}")
-        if self.interventions.n_sets:
-            raise ValueError(f"dataset {real.name} has no interventional test sets: set interventions.n_sets to 0")
-        if self.n_observations + self.n_ho_observations > real.n_samples:
-            raise ValueError(
-                f"n_observations + n_ho_observations = {self.n_observations + self.n_ho_observations} "
-                f"exceeds the {real.n_samples} samples of dataset {real.name}"
-            )
-        return self
-
-
-class SeedRange(Strict):
-    start: NonNegativeInt = 0
-    stop: PositiveInt
-
-    @model_validator(mode="after")
-    def _nonempty(self):
-        if self.stop <= self.start:
-            raise ValueError(f"stop ({self.stop}) must be greater than start ({self.start})")
-        return self
-
-
-class Bound(Strict):
-    min: float | None = None
-    max: float | None = None
-
-    @model_validator(mode="after")
-    def _one_bound(self):
-        if self.min is None and self.max is None:
-            raise ValueError("expected {min: x} and/or {max: x}")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        return self
-
-
-def _min_effect(value: Any) -> float | str:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return float(value)
-    if isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?%", value.strip()):
-        return value.strip()
-    raise ValueError("expected a number >= 0 or a percentage of the baseline mean such as '5%'")
-
-
-# a minimum effect for the baseline gate: absolute (0.5) or relative to the baseline mean ("5%")
-MinEffect = Annotated[Union[float, str], PlainValidator(_min_effect)]
-
-
-class StudySpec(Strict):
-    name: str = Field(pattern=NAME_PATTERN)
-    experiment: str = Field(DEFAULT_EXPERIMENT, min_length=1)
-    marks: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(default_factory=list)
-    seeds: list[NonNegativeInt] | SeedRange = Field(default_factory=lambda: [0])
-    timeout_s: PositiveFloat | None = Field(None, description="a case running longer fails (default: --case-timeout)")
-    requires: list[Literal["gpu"]] = Field(
-        default_factory=list, description="where a case may run: `gpu` cases are skipped on a machine without one"
-    )
-    data: DataSpec
-    inference: dict[str, Any] = Field(default_factory=dict)
-    learners: dict[str, dict[str, Any] | None] = Field(min_length=1)
-    thresholds: dict[str, dict[str, Bound]] = Field(default_factory=dict)
-    regression: dict[str, MinEffect] = Field(
-        default_factory=dict, description="minimum effect per metric for the baseline gate (harness.baseline)"
-    )
-    sweep: dict[str, list[Any]] = Field(default_factory=dict)
-
-    def seed_list(self) -> list[int]:
-        if isinstance(self.seeds, SeedRange):
-            return list(range(self.seeds.start, self.seeds.stop))
-        return list(self.seeds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -324,14 +139,14 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
     raw.setdefault("name", path.stem)
     if overrides:
         raw = _apply_point(raw, overrides, path, keep_sweep=True, what="override")
-    spec = _validate(StudySpec, raw, path)
+    spec = validate(StudySpec, raw, path)
     _check_thresholds(spec, path)
     _check_regression(spec, path)
     _check_dataset_installed(spec, path)
     cases, warned = [], set()
     for point in _sweep_points(spec, path):
         point_raw = _apply_point(raw, point, path)
-        point_spec = _validate(StudySpec, point_raw, path, point)
+        point_spec = validate(StudySpec, point_raw, path, point)
         _check_exact_posterior(point_spec, path, point)
         learner_settings = _learner_settings(point_spec, path, point)
         _check_learners_take_the_data(point_spec, path, point)
@@ -433,7 +248,7 @@ def _id_value(value: Any) -> str:
 
 
 def _inference_settings(spec: StudySpec, path: Path, point: dict) -> InferenceSettings:
-    return _validate(InferenceSettings, spec.inference, path, point, prefix=("inference",))
+    return validate(InferenceSettings, spec.inference, path, point, prefix=("inference",))
 
 
 def _learner_settings(spec: StudySpec, path: Path, point: dict) -> dict[str, dict]:
@@ -444,7 +259,7 @@ def _learner_settings(spec: StudySpec, path: Path, point: dict) -> dict[str, dic
         known = registry()
         if name not in known:
             raise StudyFileError(
-                f"{path}: key 'learners.{name}': unknown learner{_suggest(name, known)}; "
+                f"{path}: key 'learners.{name}': unknown learner{suggest(name, known)}; "
                 f"expected one of: {', '.join(sorted(known))}"
             )
         try:
@@ -452,7 +267,7 @@ def _learner_settings(spec: StudySpec, path: Path, point: dict) -> dict[str, dic
         except LearnerImportError as exc:
             raise StudyFileError(f"{path}: key 'learners.{name}': {exc}") from None
         shared = {k: v for k, v in inference.items() if k in cls.model_fields}
-        settings = _validate(cls, {**shared, **(own or {})}, path, point, prefix=("learners", name))
+        settings = validate(cls, {**shared, **(own or {})}, path, point, prefix=("learners", name))
         out[name] = settings.model_dump(mode="json")
     _check_inference_keys_are_taken(spec, path)
     return out
@@ -470,15 +285,11 @@ def _check_inference_keys_are_taken(spec: StudySpec, path: Path) -> None:
             )
 
 
-def _where(point: dict | None) -> str:
-    return f" (sweep point {point})" if point else ""
-
-
 def _check_exact_posterior(spec: StudySpec, path: Path, point: dict) -> None:
     if spec.data.exact_posterior:
         reason = exact_posterior_unsupported(spec.data.model_dump())
         if reason:
-            raise StudyFileError(f"{path}{_where(point)}: key 'data.exact_posterior': the exact posterior is not "
+            raise StudyFileError(f"{path}{where_in_sweep(point)}: key 'data.exact_posterior': the exact posterior is not "
                                  f"available here: {reason}")
 
 
@@ -490,7 +301,7 @@ def _check_learners_take_the_data(spec: StudySpec, path: Path, point: dict) -> N
         check = getattr(learner_module(name), "check_data", None)
         reason = check(data) if check else None
         if reason:
-            raise StudyFileError(f"{path}{_where(point)}: key 'learners.{name}': {reason}")
+            raise StudyFileError(f"{path}{where_in_sweep(point)}: key 'learners.{name}': {reason}")
 
 
 def _check_thresholds(spec: StudySpec, path: Path) -> None:
@@ -498,13 +309,13 @@ def _check_thresholds(spec: StudySpec, path: Path) -> None:
         if learner not in spec.learners:
             raise StudyFileError(
                 f"{path}: key 'thresholds.{learner}': no learner '{learner}' in `learners:`"
-                f"{_suggest(learner, spec.learners)}; expected one of: {', '.join(spec.learners)}"
+                f"{suggest(learner, spec.learners)}; expected one of: {', '.join(spec.learners)}"
             )
         for metric in bounds:
             if metric not in METRICS:
                 raise StudyFileError(
                     f"{path}: key 'thresholds.{learner}.{metric}': unknown metric"
-                    f"{_suggest(metric, METRICS)}; expected one of: {', '.join(METRICS)}"
+                    f"{suggest(metric, METRICS)}; expected one of: {', '.join(METRICS)}"
                 )
 
 
@@ -513,7 +324,7 @@ def _check_regression(spec: StudySpec, path: Path) -> None:
         if not is_compared(metric):
             raise StudyFileError(
                 f"{path}: key 'regression.{metric}': not a metric the baseline gate compares"
-                f"{_suggest(metric, COMPARED)}; expected one of: {', '.join(COMPARED)} (or <metric>_mixture)"
+                f"{suggest(metric, COMPARED)}; expected one of: {', '.join(COMPARED)} (or <metric>_mixture)"
             )
 
 
@@ -571,85 +382,3 @@ def _apply_point(raw: dict, point: dict, path: Path, keep_sweep: bool = False, w
             node = child
         node[parts[-1]] = value
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Error messages
-# ---------------------------------------------------------------------------------------------
-
-
-def _validate(cls, data, path: Path, point: dict | None = None, prefix: tuple = ()):
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        raise StudyFileError(_describe(exc, cls, path, point, prefix)) from None
-
-
-def _describe(exc: ValidationError, cls, path: Path, point: dict | None, prefix: tuple) -> str:
-    lines = []
-    for err in exc.errors():
-        loc, owner = _display_loc(cls, err["loc"])
-        key = ".".join(str(p) for p in (*prefix, *loc)) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            valid = list(owner.model_fields) if owner else []
-            msg = f"unknown key{_suggest(str(loc[-1]), valid)}"
-            if valid:
-                msg += f"; valid keys here: {', '.join(valid)}"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        else:
-            msg = f"{err['msg']} (got {err['input']!r})"
-        lines.append(f"key '{key}': {msg}")
-    where = _where(point)
-    if len(lines) == 1:
-        return f"{path}{where}: {lines[0]}"
-    return f"{path}{where}: {len(lines)} problems:\n  " + "\n  ".join(lines)
-
-
-def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def _display_loc(cls, loc: tuple) -> tuple[tuple, type | None]:
-    """Drop pydantic's union-tag entries from ``loc``; return it and the model owning its last key."""
-    shown: list = []
-    current: Any = cls
-    owner = None
-    parts = list(loc)
-    while parts:
-        part = parts.pop(0)
-        current = _strip_optional(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            owner = current
-            shown.append(part)
-            fld = current.model_fields.get(part)
-            current = fld.annotation if fld else None
-        elif typing.get_origin(current) in (Union, types.UnionType):
-            members = {
-                m.model_fields["type"].annotation.__args__[0]: m
-                for m in typing.get_args(current)
-                if isinstance(m, type) and issubclass(m, BaseModel) and "type" in m.model_fields
-            }
-            if part in members:  # a discriminator tag, not a key the user wrote
-                current = members[part]
-                continue
-            shown.append(part)
-            current = None
-        elif typing.get_origin(current) is dict:
-            shown.append(part)
-            current = typing.get_args(current)[1]
-            owner = None
-        else:
-            shown.append(part)
-            owner = None
-            current = None
-    return tuple(shown), owner
-
-
-def _strip_optional(annotation):
-    if typing.get_origin(annotation) in (Union, types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0]
-    return annotation

@@ -21,7 +21,7 @@ from dibs.graph_utils import graph_to_mat
 from dibs.models import DenseNonlinearGaussian, LinearGaussian
 from dibs.models.graph import ErdosReniDAGDistribution, ScaleFreeDAGDistribution
 
-from harness.config import DataSpec
+from harness.study_schema import DataSpec
 from harness.datasets import load_sachs, standardize
 
 

@@ -21,7 +21,7 @@ import json, resource, sys, time
 d, seeds = int(sys.argv[1]), int(sys.argv[2])
 t0 = time.perf_counter()
 import numpy as np
-from harness.config import DataSpec
+from harness.study_schema import DataSpec
 from harness.data import make_dataset
 from harness.exact import all_dags, exact_posterior
 from harness.metrics import exact_reference_metrics

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.config import DataSpec
+from harness.study_schema import DataSpec
 from harness.data import make_dataset
 from harness.metrics import is_cyclic
 from tests.conftest import TINY

@@ -11,7 +11,6 @@ import sys
 import textwrap
 import zipfile
 
-import yaml
 
 from tests.conftest import ROOT, tiny_study, run_pytest
 

@@ -243,7 +243,7 @@ def test_exact_learner_samples_converge_to_the_exact_marginals():
 
     data = {"graph": {"type": "er", "n_vars": 4, "edges_per_node": 1}, "model": {"type": "linear_gaussian"},
             "n_observations": 15, "n_ho_observations": 10, "interventions": {"n_sets": 0}, "exact_posterior": True}
-    from harness.config import DataSpec
+    from harness.study_schema import DataSpec
 
     data = DataSpec.model_validate(data).model_dump()
     dataset = make_dataset(data, 3)
