@@ -84,18 +84,18 @@ def theta_posterior(c, j: int, mask: np.ndarray, *, obs_noise: float, mean_edge:
 
 
 def sample_theta(rng: np.random.Generator, c, graphs: np.ndarray, model: dict) -> np.ndarray:
-    """One Θ [d, d] per graph in ``graphs`` [M, d, d], drawn from p(Θ | G, D) column by column."""
+    """One Θ [d, d] per graph in ``graphs`` [M, d, d], drawn from p(Θ | G, D) column by column (the
+    conjugate posterior is computed once per node and parent set, however many graphs share it)."""
     m, d, _ = graphs.shape
     theta = np.zeros((m, d, d))
     keys = dict(obs_noise=model["obs_noise"], mean_edge=model["mean_edge"], sig_edge=model["sig_edge"])
-    for k in range(m):
-        for j in range(d):
-            mask = graphs[k, :, j]
-            if not mask.any():
-                continue
-            mean, cov = theta_posterior(c, j, mask, **keys)
-            idx = np.flatnonzero(mask)
-            theta[k, idx, j] = rng.multivariate_normal(mean[idx], cov[np.ix_(idx, idx)])
+    for j in range(d):
+        parent_sets, which = np.unique(graphs[:, :, j], axis=0, return_inverse=True)
+        for k, mask in enumerate(parent_sets):
+            rows, idx = np.flatnonzero(which.ravel() == k), np.flatnonzero(mask)
+            if idx.size:
+                mean, cov = theta_posterior(c, j, mask, **keys)
+                theta[rows[:, None], idx, j] = rng.multivariate_normal(mean[idx], cov[np.ix_(idx, idx)], size=len(rows))
     return theta
 
 

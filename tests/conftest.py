@@ -52,15 +52,20 @@ def session_root(tmp_path_factory, worker_id: str) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def temporary_compile_cache(tmp_path_factory, worker_id):
-    """Learners run in this process, and the benchmark sessions it starts, compile into a temporary
-    cache shared by the test session's workers, not the repository's ``.jax_cache/`` (set before
-    the first ``configure_jax``, which reads it once per process). JAX writes cache entries
-    atomically, so concurrent writers are safe; the cache tests that count compilations use their
-    own directories."""
-    path = session_root(tmp_path_factory, worker_id) / "jax_cache"
-    path.mkdir(exist_ok=True)
+def test_compile_cache(worker_id):
+    """Everything the tests compile (in this process, and in the benchmark sessions it starts) goes
+    to one persistent cache of the tests, ``.jax_cache/tests/`` (``HARNESS_TEST_JAX_CACHE`` names
+    another), kept apart from the studies' ``.jax_cache/``: the edit-and-test loop then compiles
+    only what changed since the last run. Results do not depend on the cache (the cache test
+    checks, in its own directories; so do the tests that count compilations). JAX writes entries
+    atomically, so concurrent workers are safe. Set before the first ``configure_jax``, which reads
+    it once per process, and applied here so that the tests' own jitted functions are cached too."""
+    from harness.jax_setup import configure_jax
+
+    path = Path(os.environ.get("HARNESS_TEST_JAX_CACHE") or ROOT / ".jax_cache" / "tests")
+    path.mkdir(parents=True, exist_ok=True)
     os.environ["HARNESS_JAX_CACHE"] = str(path)
+    configure_jax()
 
 
 def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:

@@ -11,8 +11,11 @@ import sys
 import textwrap
 import zipfile
 
+import pytest
 
-from tests.conftest import ROOT, tiny_study, run_pytest
+from tests.conftest import ROOT, run_pytest, tiny_study
+
+pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
 
 # what `[project.entry-points."dibs_bench.learners"]` in a package's pyproject.toml puts in its wheel
 ENTRY_POINTS = """[dibs_bench.learners]

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT, run_pytest
+
+pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
 
 
 def test_chance_level_learner_fails_the_exact_small_bounds(write_study, tmp_path):

@@ -7,9 +7,13 @@ from __future__ import annotations
 import re
 import sqlite3
 
+import pytest
 import yaml
 
 from tests.conftest import run_pytest
+
+pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
+
 
 GATE = {
     "name": "gate",

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.conftest import ROOT, run_pytest
+
+pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
+
 
 BASELINE = ROOT / "benchmarks" / "baselines" / "smoke.yaml"
 DEGRADED = "svgd=tests.broken.degraded_svgd,ensemble=tests.broken.degraded_ensemble"

@@ -7,10 +7,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from matplotlib import image
 
 from harness.store import sqlite_uri
 from tests.conftest import ROOT, TINY, run_pytest
+
+pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
 
 
 def case_metrics(db_path) -> dict[str, dict[str, list[float]]]:

@@ -153,6 +153,7 @@ print(json.dumps({"z": r.posterior.z.tolist(), "cache_hits": counts["/jax/compil
 """
 
 
+@pytest.mark.integration  # fresh processes, each a pytest session's worth of start-up
 def test_persistent_cache_skips_compiling_and_changes_nothing(tiny_case_config, tmp_path):
     import yaml
 

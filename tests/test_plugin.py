@@ -20,6 +20,8 @@ from harness.store import PARENT_TAG, sqlite_uri
 from harness.case_runs import ARTIFACTS
 from tests.conftest import run_pytest, tiny_study
 
+pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
+
 
 def study(**changes):
     return tiny_study(**changes)

@@ -21,6 +21,8 @@ from harness.case_runs import ARTIFACTS
 from tests.conftest import ROOT, benchmark_command, heed_sigint, run_pytest, tiny_study
 from tests.services import missing, mlflow_server, postgres_database
 
+pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
+
 
 @pytest.fixture(scope="session")  # one server per test worker that runs these tests
 def shared_server(tmp_path_factory):

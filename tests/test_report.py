@@ -44,6 +44,7 @@ def build_store(tmp: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
+@pytest.mark.integration
 def test_report_writes_every_file_without_unpickling(store, tmp_path):
     out = tmp_path / "report"
     proc = subprocess.run(
@@ -62,6 +63,7 @@ def test_report_writes_every_file_without_unpickling(store, tmp_path):
     assert "## History (every session of the experiment)" in md and "![history](history.png)" in md
 
 
+@pytest.mark.integration
 def test_report_numbers_equal_the_runs(store, tmp_path):
     from harness.report import build_report
 
@@ -81,6 +83,7 @@ def test_report_numbers_equal_the_runs(store, tmp_path):
     assert eshd.n == 3 and eshd.statement in md
 
 
+@pytest.mark.integration
 def test_the_parent_run_holds_the_paired_comparison(store):
     client = MlflowClient(sqlite_uri(store / "mlflow.db"))
     exp = client.get_experiment_by_name("report_exp")
@@ -89,6 +92,7 @@ def test_the_parent_run_holds_the_paired_comparison(store):
     assert "paired.rep.svgd-ensemble.auroc.diff_mean" in parent.data.metrics
 
 
+@pytest.mark.integration
 def test_report_selects_runs_by_parent_and_filter(store, tmp_path, monkeypatch):
     from harness.__main__ import main
     from harness.report import fetch_cases
@@ -142,6 +146,7 @@ def test_report_never_unpickles_a_runs_particles(tmp_path):
         _read_artifacts(client, case, tmp_path / "download")
     assert not marker.exists()
 
+@pytest.mark.integration
 def test_an_exact_posterior_study_records_what_recomputes_its_metrics_and_reports_them(tmp_path):
     """A real session of an exact-posterior study (the random and exact learners: nothing to
     compile): every case run has ``exact_posterior.npz``, from which (with ``particles.npz``)
@@ -195,6 +200,7 @@ def test_an_exact_posterior_study_records_what_recomputes_its_metrics_and_report
     assert "edge_mae" in header and "exact_eshd" in header
 
 
+@pytest.mark.integration
 def test_the_console_script_runs_the_same_commands(store, tmp_path):
     """``dibs-bench`` (pyproject's console script) is ``python -m harness``."""
     script = Path(sys.executable).parent / "dibs-bench"

@@ -95,6 +95,7 @@ def test_a_broken_cdt_install_is_named_at_collection(write_study, tmp_path):
     assert f"{path}: key 'data.dataset'" in out.stderr and "lacks" in out.stderr
 
 
+@pytest.mark.integration
 def test_shortened_sachs_study_logs_graph_metrics_against_the_consensus(tmp_path):
     proc = run_pytest(["--configs", str(ROOT / "configs" / "sachs.yaml"), "--override", "inference.steps=10",
                        "-k", "sachs-linear_gaussian-s0-svgd", "--run-anywhere"], tmp_path)

@@ -17,6 +17,7 @@ from tests.test_plugin import runs_of, status_read_only
 NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}  # whatever machine runs the tests
 
 
+@pytest.mark.integration
 def test_sessions_started_at_the_same_moment_on_a_fresh_store_all_record(write_study, tmp_path):
     paths = [write_study(tiny_study(name=f"at_once{i}", seeds=[0]), f"s{i}.yaml") for i in range(3)]
     procs = []
@@ -30,6 +31,7 @@ def test_sessions_started_at_the_same_moment_on_a_fresh_store_all_record(write_s
     assert len(parents) == 3 and sorted(r.info.run_name for r in children) == [f"at_once{i}-s0-random" for i in range(3)]
 
 
+@pytest.mark.integration
 def test_a_dead_sessions_runs_are_ended_by_a_later_session_and_a_live_ones_are_not(write_study, tmp_path):
     beat = {"HARNESS_HEARTBEAT_S": "0.5"}  # stale after 2.5 s without a beat
     slow = write_study(tiny_study(name="slow", seeds=[0], learners={"sleepy": {}}), "slow.yaml")
@@ -64,6 +66,7 @@ def test_a_dead_sessions_runs_are_ended_by_a_later_session_and_a_live_ones_are_n
     assert all(r.info.status == "FINISHED" for r in children if r.info.run_name == "quick-s0-random")
 
 
+@pytest.mark.integration
 def test_a_study_that_requires_a_gpu_is_skipped_without_one_and_the_plan_says_what_runs(write_study, tmp_path):
     big = write_study(tiny_study(name="big", seeds=[0], requires=["gpu"]), "big.yaml")
     small = write_study(tiny_study(name="small", seeds=[0]), "small.yaml")

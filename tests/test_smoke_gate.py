@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from tests.conftest import ROOT, run_pytest
+
+pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
 
 
 def smoke_with(learner: str, thresholds_of: str, settings: dict) -> dict:

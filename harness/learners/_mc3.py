@@ -96,15 +96,15 @@ def init_chains(target: Target, keys, c, n):
     return jax.vmap(init_chain, (None, None, None, 0))(target, c, n, keys)
 
 
-def advance(target: Target, steps: int, states, c, n):
-    """``steps`` steps of every chain (burn-in)."""
+def advance(target: Target, steps, states, c, n):
+    """``steps`` steps of every chain (burn-in; a traced count: one executable serves every length)."""
     one = lambda s: jax.lax.fori_loop(0, steps, lambda _, x: step(target, c, n, x), s)  # noqa: E731
     return jax.vmap(one)(states)
 
 
-def collect(target: Target, n_keep: int, thin: int, states, c, n):
-    """``n_keep`` samples per chain, one every ``thin`` steps: (states, graphs [chains, n_keep, d, d],
-    log-posterior trace [chains, n_keep] up to a constant)."""
+def collect(target: Target, n_keep: int, thin, states, c, n):
+    """``n_keep`` samples per chain, one every ``thin`` steps (traced): (states, graphs [chains, n_keep,
+    d, d], log-posterior trace [chains, n_keep] up to a constant)."""
 
     def one(state):
         def keep(s, _):

@@ -85,7 +85,7 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     states = call_compiled(_mc3.init_chains, (target,), (jax.random.split(k_chains, settings.n_chains), c, n), timer)
     done, total = 0, settings.steps_per_chain
     for steps in _mc3.chain_sizes(settings.burnin, CHUNK_STEPS):
-        states = call_compiled(_mc3.advance, (target, steps), (states, c, n), timer)
+        states = call_compiled(_mc3.advance, (target,), (jnp.asarray(steps, jnp.int32), states, c, n), timer)
         done += steps
         if monitor is not None:
             monitor.after_chunk(done, total, lambda: (None, None))
@@ -94,7 +94,8 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     keep_per_call = max(1, CHUNK_STEPS // settings.thin)
     graphs, traces = [], []
     for n_keep in _mc3.chain_sizes(per_chain, keep_per_call):
-        states, g, trace = call_compiled(_mc3.collect, (target, n_keep, settings.thin), (states, c, n), timer)
+        states, g, trace = call_compiled(_mc3.collect, (target, n_keep),
+                                         (jnp.asarray(settings.thin, jnp.int32), states, c, n), timer)
         graphs.append(np.asarray(g))
         traces.append(np.asarray(trace))
         done += n_keep * settings.thin
