@@ -13,7 +13,10 @@ Prints, for a study of `--seeds` seeds x {svgd, ensemble}:
 7. the study's case time with the fused likelihoods vs dibs-lib's classes; with --paper-step also
    seconds per step at the paper's scale (d = 20, 30 particles), dibs-lib's
    likelihood classes vs the fused ones (scripts/bench_step.py, which also breaks a step down)
-8. collection: loading every study in configs/ in a fresh process, and whether it imported JAX
+8. collection: `pytest benchmarks --collect-only -q` as a whole process (median of 5; goal <= 2.5 s),
+   what it imported (`python -X importtime`: the slowest harness-side imports; JAX, MLflow, scipy.stats
+   and pandas must be absent), and loading every study in configs/ alone.
+   `--collection` runs only this section (a few seconds).
 
 Every measurement runs in fresh processes with their own JAX cache and MLflow store in a temp dir.
 """
@@ -121,7 +124,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--steps", type=int, default=None, help="override inference.steps")
     ap.add_argument("--paper-step", action="store_true", help="also section 7 (several minutes on a CPU)")
+    ap.add_argument("--collection", action="store_true", help="only section 8 (collection)")
     args = ap.parse_args()
+    if args.collection:
+        print_collection()
+        return
 
     with tempfile.TemporaryDirectory() as tmp_:
         tmp = Path(tmp_)
@@ -205,8 +212,33 @@ def main() -> None:
             print("\n7b. paper-scale step, dibs-lib's likelihood classes vs fused (scripts/bench_step.py)")
             subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_step.py"), "--no-pieces"], cwd=ROOT,
                            env=env_with(tmp / "cache"), check=True)
-        print("\n8. collection: every study in configs/, loaded in a fresh process")
-        print("   " + collection_figure())
+        print_collection()
+
+
+def print_collection() -> None:
+    print("\n8. collection")
+    runs = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--collect-only", "-q"], cwd=ROOT,
+                       capture_output=True, check=True)
+        runs.append(time.perf_counter() - t)
+    print(f"   pytest benchmarks --collect-only -q: median {statistics.median(runs):.2f} s over 5 runs "
+          f"(min {min(runs):.2f}, max {max(runs):.2f})  (goal <= 2.5 s)")
+    err = subprocess.run([sys.executable, "-X", "importtime", "-m", "pytest", "benchmarks", "--collect-only", "-q",
+                          "-s"], cwd=ROOT, capture_output=True, text=True, check=True).stderr
+    cumulative = {}
+    for line in err.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            cumulative[parts[2].strip()] = int(parts[1]) / 1e6
+    top = sorted(((s, m) for m, s in cumulative.items() if not m.startswith(("_pytest", "pytest", "encodings"))),
+                 reverse=True)[:8]
+    print("   slowest imports (cumulative, python -X importtime): "
+          + ", ".join(f"{m} {s:.2f} s" for s, m in top))
+    heavy = [m for m in ("jax", "mlflow", "scipy.stats", "pandas") if m in cumulative]
+    print(f"   imported of jax, mlflow, scipy.stats, pandas: {', '.join(heavy) or 'none'}")
+    print("   " + collection_figure())
 
 
 def collection_figure() -> str:
@@ -214,7 +246,7 @@ def collection_figure() -> str:
             "cases = load_cases(['configs/*.yaml']); print(len(cases), time.perf_counter() - t, 'jax' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     n, seconds, jax_imported = out.stdout.split()
-    return f"{n} cases in {float(seconds):.2f} s (imports included); JAX imported: {jax_imported}"
+    return f"load_cases(configs/*.yaml) alone: {n} cases in {float(seconds):.2f} s (imports included); JAX imported: {jax_imported}"
 
 if __name__ == "__main__":
     main()
