@@ -24,7 +24,8 @@ def test_degraded_learners_fail_the_smoke_baseline(tmp_path):
     # are scripts/gate_trials.py's detection figures
     caught = [("svgd", "eshd"), ("ensemble", "auroc")]
     # in one process (CI's session uses -n 2: the degraded numbers are far outside either's noise)
-    proc = run_pytest(["-m", "smoke", "--baseline", str(BASELINE)], tmp_path,
+    # the smoke study only (the baseline also holds exact_smoke's cases, which this test leaves out)
+    proc = run_pytest(["--configs", str(ROOT / "configs" / "smoke.yaml"), "--baseline", str(BASELINE)], tmp_path,
                       env={"HARNESS_LEARNERS": DEGRADED, "HARNESS_DEGRADE": "svgd:steps*0.1,ensemble:steps*0.1"})
     assert proc.returncode == 1, proc.stdout[-3000:]
     flagged = set(re.findall(r"^REGRESSION: smoke (\w+) (\w+): ", proc.stdout, re.M))
