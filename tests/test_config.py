@@ -331,7 +331,7 @@ def test_paper_studies_use_the_values_of_the_papers_code(path, model, alpha_line
     """The values of larslorch/dibs (branch full): config/svgd.py's joint_config[...][20] and the
     evaluation defaults of dibs/eval/parser.py, as the study files cite them."""
     cases = load_study(ROOT / path)
-    assert len(cases) == 2 * 10 * 2 and all("paper" in c.marks for c in cases)
+    assert len(cases) == 2 * 30 * 2 and all("paper" in c.marks for c in cases)  # 30 networks per graph type
     assert {c.config["data"]["graph"]["type"] for c in cases} == {"er", "sf"}
     for case in cases:
         data, s = case.config["data"], case.settings
@@ -349,6 +349,8 @@ def test_paper_studies_use_the_values_of_the_papers_code(path, model, alpha_line
             assert s["n_members"] == 30 and "budget_mismatch" not in case.notes
     if model == "nonlinear_gaussian":
         assert cases[0].config["data"]["model"]["hidden_layers"] == [5]
+    else:  # the paper's weights have no minimum magnitude (LinearGaussianGaussian.sample_parameters)
+        assert cases[0].config["data"]["model"]["min_edge"] == 0.0
 
 
 def exact_study(**data_changes):
