@@ -10,6 +10,9 @@ METRICS = (
     "n_cyclic",
     "fit_s",
     "compile_s",
+    # dibs-lib's and the paper's AUROC (diagonal included): for comparison with published numbers only
+    "auroc_diag",
+    "auroc_diag_mixture",
     # exact-posterior studies only (``data.exact_posterior``): the learner against p(G | D) ...
     "edge_mae",
     "graph_tv",

@@ -52,7 +52,7 @@ from harness.store import PARENT_TAG, retry_locked  # noqa: E402
 BOXPLOT_METRICS = (("eshd", "expected SHD (lower is better)"), ("auroc", "AUROC of edge marginals (higher is better)"),
                    ("negll_obs", "neg. log-lik., held-out obs. (lower is better)"),
                    ("negll_intrv", "neg. log-lik., interventional (lower is better)"))
-TABLE_METRICS = ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "fit_s", "eshd_mixture",
+TABLE_METRICS = ("eshd", "auroc", "auroc_diag", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "fit_s", "eshd_mixture",
                  "auroc_mixture", "auprc_mixture", "negll_obs_mixture", "negll_intrv_mixture",
                  "edge_mae", "graph_tv", "graph_kl", "edge_mae_mixture", "graph_tv_mixture", "graph_kl_mixture",
                  "exact_eshd", "exact_auroc")

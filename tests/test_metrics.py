@@ -65,7 +65,8 @@ def test_self_loops_and_two_cycles_are_cyclic():
 def test_all_cyclic_falls_back_to_worst_case_values():
     g = graphs([(0, 1), (1, 0)])
     out = graph_metrics(posterior(g), TRUTH)
-    assert out == {"n_cyclic": 1, "eshd": 3.0, "auroc": 0.5, "auprc": pytest.approx(2 / 6)}
+    # auroc_diag as dibs-lib's threshold_metrics scores no acyclic particle: 0.5
+    assert out == {"n_cyclic": 1, "eshd": 3.0, "auroc": 0.5, "auroc_diag": 0.5, "auprc": pytest.approx(2 / 6)}
 
 
 @pytest.mark.parametrize("model", [LINEAR, {"type": "nonlinear_gaussian", "obs_noise": 0.1, "sig_param": 1.0,
@@ -262,7 +263,7 @@ def test_areas_are_left_out_for_an_empty_or_complete_truth_whatever_the_particle
     assert set(acyclic) == set(cyclic) == {"eshd", "n_cyclic"}
     # SHDs of the two particles: 1 and 0 against the empty truth, 3 and 3 against the complete one
     assert acyclic["eshd"] == (0.5 if what == "no" else 3.0)
-    assert undefined_areas(truth).startswith(f"auroc, auprc: the ground-truth graph has {what} possible edge")
+    assert undefined_areas(truth).startswith(f"auroc, auprc, auroc_diag: the ground-truth graph has {what} possible edge")
     assert undefined_areas(TRUTH) is None
 
 
@@ -274,3 +275,23 @@ def test_a_nan_or_missing_metric_never_passes_a_threshold():
     assert threshold_misses("c", bounds, {"eshd": 1.0}) == [
         "c: auroc was not computed (the run's metrics_not_logged tag says why), but has a threshold "
         "{'min': 0.5, 'max': 1.0}"]
+
+
+def test_auroc_diag_is_dibs_lib_threshold_metrics_on_a_runs_particles():
+    """On the particles of a real (short) svgd run, in both weightings: ``auroc_diag`` is dibs-lib's
+    ``threshold_metrics`` roc_auc (the paper's AUROC, diagonal included), and above ``auroc``."""
+    from harness import load_study, run_case
+    from tests.conftest import ROOT
+
+    case = next(c for c in load_study(ROOT / "configs" / "smoke.yaml", {"inference.steps": 200, "seeds": [3]})
+                if c.learner == "svgd")
+    result = run_case(case)
+    post, truth = result.posterior, jnp.array(result.dataset.g)
+    for suffix, log_weights in (("", post.log_weights), ("_mixture", post.log_weights_mixture)):
+        # in float64, as ours: the DiBS+ weights span hundreds of nats, and in float32 dibs-lib's edge
+        # beliefs of all but the heaviest particles underflow to tied zeros, which moves the ROC
+        with jax.enable_x64(True):
+            dist = dm.ParticleDistribution(logp=jnp.array(log_weights, jnp.float64), g=jnp.array(post.g), theta=None)
+            theirs = dm.threshold_metrics(dist=dist, g=truth)["roc_auc"]
+        assert result.metrics[f"auroc_diag{suffix}"] == pytest.approx(float(theirs), abs=1e-9)
+        assert result.metrics[f"auroc_diag{suffix}"] > result.metrics[f"auroc{suffix}"]
