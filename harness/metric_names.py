@@ -8,6 +8,8 @@ METRICS = (
     "negll_obs",
     "negll_intrv",
     "n_cyclic",
+    "n_edges",
+    "n_edges_mixture",
     "fit_s",
     "compile_s",
     # dibs-lib's and the paper's AUROC (diagonal included): for comparison with published numbers only

@@ -12,6 +12,8 @@
   edge) both are undefined: they are left out, the other metrics are computed, and the run is
   tagged ``metrics_not_logged`` with the reason (:func:`undefined_areas`); a case fails only if a
   threshold names them.
+- ``n_edges`` = Σ_G w_G |edges(G)|, the expected number of edges (0 with no acyclic particle), to
+  read beside the true graph's edge count (the run's ``truth_edges`` tag).
 - ``auroc_diag``: the area under the ROC as dibs-lib's ``threshold_metrics`` and the DiBS paper compute
   it, over all d² entries, the d diagonal zeros counted as negatives (which raises it); logged
   beside ``auroc`` (where ``auroc`` is) only to compare with published numbers.
@@ -115,17 +117,18 @@ def undefined_areas(g_true: np.ndarray) -> str | None:
 
 
 def graph_metrics(post: Posterior, g_true: np.ndarray) -> dict[str, float]:
-    """``eshd``, ``n_cyclic``, and ``auroc``, ``auprc`` and ``auroc_diag`` unless :func:`undefined_areas`
-    says why not."""
+    """``eshd``, ``n_edges``, ``n_cyclic``, and ``auroc``, ``auprc`` and ``auroc_diag`` unless
+    :func:`undefined_areas` says why not."""
     keep, g, lw = acyclic_part(post)
     d = g_true.shape[0]
     truth = off_diagonal(np.asarray(g_true))
     out = {"n_cyclic": int((~keep).sum())}
     areas = undefined_areas(g_true) is None
     if not keep.any():
-        out["eshd"] = d * (d - 1) / 2
+        out |= {"eshd": d * (d - 1) / 2, "n_edges": 0.0}
         return out | ({"auroc": 0.5, "auroc_diag": 0.5, "auprc": float(truth.mean())} if areas else {})
     out["eshd"] = float(np.exp(lw) @ shd(g, g_true))
+    out["n_edges"] = float(np.exp(lw) @ g.sum(axis=(1, 2)))
     if areas:
         marginals = edge_marginals(g, lw)
         p = off_diagonal(marginals)

@@ -52,7 +52,7 @@ from harness.store import PARENT_TAG, retry_locked  # noqa: E402
 BOXPLOT_METRICS = (("eshd", "expected SHD (lower is better)"), ("auroc", "AUROC of edge marginals (higher is better)"),
                    ("negll_obs", "neg. log-lik., held-out obs. (lower is better)"),
                    ("negll_intrv", "neg. log-lik., interventional (lower is better)"))
-TABLE_METRICS = ("eshd", "auroc", "auroc_diag", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "fit_s", "eshd_mixture",
+TABLE_METRICS = ("eshd", "auroc", "auroc_diag", "auprc", "n_edges", "negll_obs", "negll_intrv", "n_cyclic", "fit_s", "eshd_mixture",
                  "auroc_mixture", "auprc_mixture", "negll_obs_mixture", "negll_intrv_mixture",
                  "edge_mae", "graph_tv", "graph_kl", "edge_mae_mixture", "graph_tv_mixture", "graph_kl_mixture",
                  "exact_eshd", "exact_auroc")
@@ -124,7 +124,7 @@ def _read_artifacts(client: MlflowClient, case: CaseData, where: Path) -> None:
 
 
 def _read_curves(client: MlflowClient, case: CaseData) -> None:
-    for metric in ("eshd", "auroc"):
+    for metric in ("eshd", "auroc", "n_edges", "n_cyclic"):
         history = retry_locked(client.get_metric_history, case.run_id, metric)
         if len(history) > 1:
             case.curves[metric] = sorted((m.step, m.value) for m in history)
@@ -281,7 +281,7 @@ def plot_convergence(cases: list[CaseData], config: str, path: Path) -> Path | N
     with_curves = [c for c in cases if c.curves]
     if not with_curves:
         return None
-    metrics = [m for m in ("eshd", "auroc") if any(m in c.curves for c in with_curves)]
+    metrics = [m for m in ("eshd", "auroc", "n_edges", "n_cyclic") if any(m in c.curves for c in with_curves)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for learner in ordered_learners({c.learner for c in with_curves}):
@@ -294,7 +294,8 @@ def plot_convergence(cases: list[CaseData], config: str, path: Path) -> Path | N
             ax.plot(steps, mean, color=COLORS.get(learner), lw=2, label=f"{learner} (mean of {len(curves)} seeds)")
             ax.fill_between(steps, mean - sd, mean + sd, color=COLORS.get(learner), alpha=0.2)
         ax.set_xlabel("optimisation step")
-        ax.set_ylabel(metric + (" (lower is better)" if metric == "eshd" else " (higher is better)"))
+        ax.set_ylabel({"eshd": "eshd (lower is better)", "auroc": "auroc (higher is better)",
+                       "n_edges": "expected number of edges", "n_cyclic": "cyclic particles"}[metric])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"{config}: convergence (band: ± 1 sd over seeds; uniform particle weights; cyclic particles "

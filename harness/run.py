@@ -65,8 +65,9 @@ def run_case(case: Case, *, progress: bool | Callable[[str], None] = False,
 
 
 def convergence_metrics(z, dataset: Dataset) -> dict[str, float]:
-    """eshd and auroc of the particles' current graphs (uniform weights), for the curves."""
+    """eshd, auroc, expected edge count and cyclic particles of the current graphs (uniform weights),
+    for the curves."""
     g = graphs_from_latents(z)
     post = Posterior(z=z, g=g, theta=None, log_weights=np.full(len(g), -np.log(len(g))))
     out = graph_metrics(post, dataset.g)
-    return {k: out[k] for k in ("eshd", "auroc", "n_cyclic") if k in out}
+    return {k: out[k] for k in ("eshd", "auroc", "n_edges", "n_cyclic") if k in out}

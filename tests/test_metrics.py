@@ -47,6 +47,7 @@ def test_eshd_is_the_weighted_mean_shd():
     out = graph_metrics(posterior(g, [0.25, 0.75]), TRUTH)
     assert out["eshd"] == pytest.approx(1.5)
     assert out["n_cyclic"] == 0
+    assert out["n_edges"] == pytest.approx(2.0)  # both particles have two edges
 
 
 def test_cyclic_particles_are_dropped_and_weights_renormalised():
@@ -66,7 +67,8 @@ def test_all_cyclic_falls_back_to_worst_case_values():
     g = graphs([(0, 1), (1, 0)])
     out = graph_metrics(posterior(g), TRUTH)
     # auroc_diag as dibs-lib's threshold_metrics scores no acyclic particle: 0.5
-    assert out == {"n_cyclic": 1, "eshd": 3.0, "auroc": 0.5, "auroc_diag": 0.5, "auprc": pytest.approx(2 / 6)}
+    assert out == {"n_cyclic": 1, "eshd": 3.0, "n_edges": 0.0, "auroc": 0.5, "auroc_diag": 0.5,
+                   "auprc": pytest.approx(2 / 6)}
 
 
 @pytest.mark.parametrize("model", [LINEAR, {"type": "nonlinear_gaussian", "obs_noise": 0.1, "sig_param": 1.0,
@@ -260,7 +262,7 @@ def test_areas_are_left_out_for_an_empty_or_complete_truth_whatever_the_particle
     """The same truth gives the same metric names with acyclic particles and with all cyclic ones."""
     acyclic = graph_metrics(posterior(graphs([(0, 1)], [])), truth)
     cyclic = graph_metrics(posterior(graphs([(0, 1), (1, 0)])), truth)
-    assert set(acyclic) == set(cyclic) == {"eshd", "n_cyclic"}
+    assert set(acyclic) == set(cyclic) == {"eshd", "n_edges", "n_cyclic"}
     # SHDs of the two particles: 1 and 0 against the empty truth, 3 and 3 against the complete one
     assert acyclic["eshd"] == (0.5 if what == "no" else 3.0)
     assert undefined_areas(truth).startswith(f"auroc, auprc, auroc_diag: the ground-truth graph has {what} possible edge")

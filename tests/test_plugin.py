@@ -315,7 +315,7 @@ def test_convergence_curves_are_metric_history(write_study, tmp_path):
     # each recorded point is what the same case ends with when it runs only that many steps
     # (svgd's particles are uniformly weighted, as the curves weight them)
     shorter = {step: run_case(load_study(path, {"learners.svgd.steps": step})[0]).metrics for step in (50, 100, 150)}
-    for metric in ("eshd", "auroc"):
+    for metric in ("eshd", "auroc", "n_edges"):
         history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, metric))
         assert [step for step, _ in history] == [50, 100, 150, 200]
         assert history[-1][1] == run.data.metrics[metric]  # the last point is the final value
