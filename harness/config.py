@@ -37,7 +37,7 @@ from harness.datasets import MissingDataset, sachs_files
 from harness.exact import check_supported as exact_posterior_unsupported
 from harness.learners import LearnerImportError, learner_module, registry, settings_class
 from harness.metric_names import COMPARED, METRICS, is_compared
-from harness.settings import InferenceSettings
+from harness.settings import StudyInference
 from harness.study_errors import StudyFileError, suggest, validate, where_in_sweep
 from harness.study_schema import DEFAULT_EXPERIMENT, StudySpec
 
@@ -50,7 +50,9 @@ UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "regression
 # bound keeps runs comparable with a baseline (and reusable)
 NOT_HASHED = ("thresholds", "regression", "timeout_s", "marks", "requires")
 # (section, key): value at which the key is left out of a case's config (module docstring)
-OFF_BY_DEFAULT = {("data", "exact_posterior"): False}
+OFF_BY_DEFAULT = {("data", "exact_posterior"): False, ("inference", "dtype"): "float32"}
+# inference keys that apply to the whole case, whichever the learner (not DiBS settings a learner takes)
+STUDY_WIDE_INFERENCE = ("dtype",)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,9 +210,6 @@ def resolve_study_paths(patterns) -> list[Path]:
 def _make_case(spec: StudySpec, path: Path, point: dict, seed: int, learner: str, settings: dict,
                notes: dict | None = None) -> Case:
     config = spec.model_dump(mode="json", exclude={"sweep", "learners", "thresholds", "seeds"})
-    for (section, key), off in OFF_BY_DEFAULT.items():
-        if config[section].get(key) == off:
-            del config[section][key]
     config["seeds"] = [seed]
     config["inference"] = _inference_settings(spec, path, point).model_dump(mode="json")
     config["learners"] = {learner: settings}
@@ -218,6 +217,9 @@ def _make_case(spec: StudySpec, path: Path, point: dict, seed: int, learner: str
         config["thresholds"] = {
             learner: {m: b.model_dump(exclude_none=True) for m, b in spec.thresholds[learner].items()}
         }
+    for (section, key), off in OFF_BY_DEFAULT.items():
+        if config[section].get(key) == off:
+            del config[section][key]
     case_id = "-".join([spec.name, *map(id_part, point.values()), f"s{seed}", learner])
     return Case(
         id=case_id,
@@ -247,8 +249,8 @@ def _id_value(value: Any) -> str:
     return str(value)
 
 
-def _inference_settings(spec: StudySpec, path: Path, point: dict) -> InferenceSettings:
-    return validate(InferenceSettings, spec.inference, path, point, prefix=("inference",))
+def _inference_settings(spec: StudySpec, path: Path, point: dict) -> StudyInference:
+    return validate(StudyInference, spec.inference, path, point, prefix=("inference",))
 
 
 def _learner_settings(spec: StudySpec, path: Path, point: dict) -> dict[str, dict]:
@@ -278,7 +280,7 @@ def _check_inference_keys_are_taken(spec: StudySpec, path: Path) -> None:
     silently (e.g. ``h_theta``, an svgd kernel setting, in a study without svgd): refuse it."""
     taken = {k for name in spec.learners for k in settings_class(name).model_fields}
     for key in spec.inference:
-        if key not in taken:
+        if key not in taken and key not in STUDY_WIDE_INFERENCE:
             raise StudyFileError(
                 f"{path}: key 'inference.{key}': no learner of this study takes it "
                 f"(learners: {', '.join(spec.learners)}); give it to a learner that does, or remove it"

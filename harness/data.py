@@ -11,6 +11,7 @@ test data). Interventional data are only used for evaluation (``negll_intrv``), 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,6 +132,15 @@ def make_dataset(data: dict, seed: int) -> Dataset:
         interventions=sets,
         nodes=[f"X{i}" for i in range(d)],
     )
+
+
+def with_dtype(dataset: Dataset, dtype: str) -> Dataset:
+    """The data set with its observations in ``dtype`` (``inference.dtype``): the same draws, cast, so
+    that the float32 and float64 cases of a seed pair."""
+    if dataset.x.dtype == np.dtype(dtype):
+        return dataset
+    sets = [dataclasses.replace(s, x=s.x.astype(dtype)) for s in dataset.interventions]
+    return dataclasses.replace(dataset, x=dataset.x.astype(dtype), x_ho=dataset.x_ho.astype(dtype), interventions=sets)
 
 
 def make_real_dataset(spec: dict, seed: int) -> Dataset:

@@ -195,7 +195,7 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict,
     particle_ids = np.flatnonzero(keep) if keep.any() else np.array([-1])
 
     def negll(x, mask, what: str) -> float:
-        ll = np.asarray(loglik(jnp.asarray(g, jnp.float32), theta, jnp.asarray(x), jnp.asarray(mask)), np.float64)
+        ll = np.asarray(loglik(jnp.asarray(g, x.dtype), theta, jnp.asarray(x), jnp.asarray(mask)), np.float64)
         bad = ~np.isfinite(ll)
         if bad.any():
             raise MetricError(f"log-likelihood of {what} is NaN/inf for particles {particle_ids[bad].tolist()}")
@@ -233,8 +233,8 @@ def mixture_log_weights(post: Posterior, dataset: Dataset, model_config: dict,
     import jax.numpy as jnp
 
     log_joint = _batched_log_density(freeze_section(model_config), dataset.n_vars, likelihood_impl, with_prior=True)
-    x = jnp.asarray(dataset.x, jnp.float32)
-    lw = np.asarray(log_joint(jnp.asarray(post.g, jnp.float32), post.theta, x, jnp.zeros(x.shape, jnp.int32)),
+    x = jnp.asarray(dataset.x)  # in the case's precision (inference.dtype)
+    lw = np.asarray(log_joint(jnp.asarray(post.g, x.dtype), post.theta, x, jnp.zeros(x.shape, jnp.int32)),
                     np.float64)
     bad = np.flatnonzero(~np.isfinite(lw))
     if bad.size:

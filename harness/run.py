@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -9,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from harness.config import Case
-from harness.data import Dataset, case_keys, make_dataset
+from harness.data import Dataset, case_keys, make_dataset, with_dtype
 from harness.exact import ExactPosterior, exact_posterior_of
 from harness.jax_setup import configure_jax
 from harness.learners import learner_module
@@ -43,6 +45,33 @@ def run_case(case: Case, *, progress: bool | Callable[[str], None] = False,
     dataset = make_dataset(case.config["data"], case.seed)
     monitor.check_deadline("after generating the data")
     t1 = time.perf_counter()
+    dtype = case.config["inference"].get("dtype", "float32")
+    with precision(dtype):
+        return _fit_and_score(case, with_dtype(dataset, dtype), monitor, t0, t1)
+
+
+@contextlib.contextmanager
+def precision(dtype: str):
+    """JAX's 64-bit mode on for a float64 case and off for a float32 one, for this case only: the
+    process-wide switch is back as it was when the case ends, so a worker's next case gets the
+    numbers it would get alone. dibs-lib has a switch of its own, the environment variable
+    ``JAX_ENABLE_X64`` (``DenseNonlinearGaussian.sample_parameters`` casts its draws to float32
+    unless it is ``True``); it is set to match for the case and restored after."""
+    import jax
+
+    before = os.environ.get("JAX_ENABLE_X64")
+    os.environ["JAX_ENABLE_X64"] = str(dtype == "float64")
+    try:
+        with jax.enable_x64(dtype == "float64"):
+            yield
+    finally:
+        if before is None:
+            del os.environ["JAX_ENABLE_X64"]
+        else:
+            os.environ["JAX_ENABLE_X64"] = before
+
+
+def _fit_and_score(case: Case, dataset: Dataset, monitor: Monitor, t0: float, t1: float) -> CaseResult:
     module = learner_module(case.learner)
     settings = module.Settings.model_validate(case.settings)
     monitor.eval_every = getattr(settings, "eval_every", None)

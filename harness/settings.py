@@ -38,3 +38,13 @@ class InferenceSettings(Strict):
     eval_every: PositiveInt | None = Field(
         None, description="log eshd/auroc every K steps as MLflow metric history (off by default)"
     )
+
+
+class StudyInference(InferenceSettings):
+    """A study's ``inference`` section: the shared DiBS settings, and the study-wide ``dtype``, which
+    every learner of the study takes (not a learner's key: a learner section naming it is refused)."""
+
+    dtype: Literal["float32", "float64"] = Field(
+        "float32", description="precision of the data (the same draws, cast), the learners and the metrics; "
+        "the DiBS paper's code runs in float64"
+    )

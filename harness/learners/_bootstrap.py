@@ -112,7 +112,7 @@ def fit_bootstrap(dataset, key, n_particles: int, learn: Callable[[np.ndarray], 
         conflicts += conflict
         fallbacks += fallback
     g = np.stack(graphs)
-    return Posterior(z=latents_of_graphs(g), g=g, theta=mle_theta(x, g).astype(np.float32),
+    return Posterior(z=latents_of_graphs(g), g=g, theta=mle_theta(x, g).astype(dataset.x.dtype),
                      log_weights=np.full(n_particles, -np.log(n_particles)), fit_s=time.perf_counter() - start,
                      diagnostics={"bootstrap_conflicts": float(conflicts), "bootstrap_fallbacks": float(fallbacks)})
 

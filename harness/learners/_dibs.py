@@ -236,7 +236,7 @@ def fit_members_one_by_one(problem: Problem, n_members: int, steps: int, dataset
 
 
 def _data(dataset: Dataset):
-    x = jnp.asarray(dataset.x, dtype=jnp.float32)
+    x = jnp.asarray(dataset.x)  # in the case's precision (inference.dtype; harness.run)
     return x, jnp.zeros(x.shape, dtype=jnp.int32)
 
 

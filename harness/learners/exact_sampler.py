@@ -41,6 +41,6 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     picks = np.asarray(jax.random.categorical(k_graphs, jnp.asarray(exact.log_prob), shape=(m,)))
     g = graphs_of(exact.parents[picks])
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_theta)))
-    theta = sample_theta(rng, sufficient_statistics(dataset.x)[0], g, config["data"]["model"]).astype(np.float32)
+    theta = sample_theta(rng, sufficient_statistics(dataset.x)[0], g, config["data"]["model"]).astype(dataset.x.dtype)
     return Posterior(z=latents_of_graphs(g), g=g, theta=theta, log_weights=np.full(m, -np.log(m)),
                      fit_s=time.perf_counter() - start)

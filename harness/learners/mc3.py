@@ -80,7 +80,7 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     d = dataset.n_vars
     target = target_of(config, d, hastings)
     c64, n = sufficient_statistics(dataset.x)
-    c, n = jnp.asarray(c64, jnp.float32), jnp.asarray(n, jnp.float32)
+    c, n = jnp.asarray(c64, dataset.x.dtype), jnp.asarray(n, dataset.x.dtype)  # the case's precision
     k_chains, k_theta = jax.random.split(key)
     states = call_compiled(_mc3.init_chains, (target,), (jax.random.split(k_chains, settings.n_chains), c, n), timer)
     done, total = 0, settings.steps_per_chain
@@ -106,7 +106,7 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     diagnostics = _mc3.diagnostics(graphs, trace, np.asarray(states[5]), settings.thin * per_chain)
     g = graphs.reshape(-1, d, d).astype(np.int32)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_theta)))
-    theta = sample_theta(rng, c64, g, config["data"]["model"]).astype(np.float32)
+    theta = sample_theta(rng, c64, g, config["data"]["model"]).astype(dataset.x.dtype)
     m = len(g)
     return Posterior(z=latents_of_graphs(g), g=g, theta=theta, log_weights=np.full(m, -np.log(m)),
                      fit_s=time.perf_counter() - start, compile_s=timer.compile_s, lower_s=timer.lower_s,
