@@ -205,6 +205,8 @@ def metrics_not_logged(dataset) -> list[str]:
     reasons = [areas] if areas else []
     if dataset.theta is None:
         reasons.append("negll_intrv: real data has no interventional test sets (and no ground-truth parameters exist)")
+    if not len(dataset.x_ho):
+        reasons.append("negll_obs: no held-out rows (n_ho_observations: 0; every row is training data)")
     return reasons
 
 

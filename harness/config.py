@@ -50,7 +50,7 @@ UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "regression
 # bound keeps runs comparable with a baseline (and reusable)
 NOT_HASHED = ("thresholds", "regression", "timeout_s", "marks", "requires")
 # (section, key): value at which the key is left out of a case's config (module docstring)
-OFF_BY_DEFAULT = {("data", "exact_posterior"): False, ("inference", "dtype"): "float32"}
+OFF_BY_DEFAULT = {("data", "exact_posterior"): False, ("data", "split_seed"): None, ("inference", "dtype"): "float32"}
 # inference keys that apply to the whole case, whichever the learner (not DiBS settings a learner takes)
 STUDY_WIDE_INFERENCE = ("dtype",)
 

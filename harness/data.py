@@ -47,6 +47,7 @@ class Dataset:
     x_ho: np.ndarray  # held-out observational data [n_ho_observations, d]
     interventions: list[InterventionSet] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
+    rows: dict[str, np.ndarray] = field(default_factory=dict)  # real data: the file's rows, "training" and "held_out"
 
     @property
     def n_vars(self) -> int:
@@ -144,14 +145,17 @@ def with_dtype(dataset: Dataset, dtype: str) -> Dataset:
 
 
 def make_real_dataset(spec: dict, seed: int) -> Dataset:
-    """A real data set: a seeded random split into disjoint training and held-out samples, then
-    (``standardize``) both scaled with the training samples' column means and sds."""
+    """A real data set: a seeded random split into disjoint training and held-out samples (the seed is
+    ``split_seed`` when given, so that the seeds of a study vary only the learners' keys), then
+    (``standardize``) both scaled with the training samples' column means and sds. With
+    ``n_ho_observations: 0`` there are no held-out rows."""
     x_all, nodes, g = load_sachs(spec["truth"])
-    key, _ = case_keys(seed)
+    key, _ = case_keys(seed if spec["split_seed"] is None else spec["split_seed"])
     order = np.asarray(jax.random.permutation(key, x_all.shape[0]))
     n, n_ho = spec["n_observations"], spec["n_ho_observations"]
-    x, x_ho = x_all[order[:n]], x_all[order[n : n + n_ho]]
+    rows = {"training": order[:n], "held_out": order[n : n + n_ho]}
+    x, x_ho = x_all[rows["training"]], x_all[rows["held_out"]]
     if spec["standardize"]:  # with the training split's statistics only: the held-out rows stay unseen
-        x, x_ho = standardize(x), standardize(x_ho, reference=x)
+        x, x_ho = standardize(x), standardize(x_ho, reference=x) if len(x_ho) else x_ho
     return Dataset(g=g, theta=None, x=x.astype(np.float32), x_ho=x_ho.astype(np.float32), interventions=[],
-                   nodes=nodes)
+                   nodes=nodes, rows=rows)

@@ -74,11 +74,16 @@ class DataSpec(Strict):
     graph: GraphSpec | None = None
     model: ModelSpec
     n_observations: PositiveInt = 100
-    n_ho_observations: PositiveInt = 100
+    n_ho_observations: NonNegativeInt = Field(
+        100, description="held-out rows; 0 only for real data (then the metrics that need them are not logged)"
+    )
     interventions: InterventionSpec = Field(default_factory=InterventionSpec)
     standardize: bool | None = Field(None, description="real data only: standardise each column (default true)")
     truth: Literal["consensus", "cdt"] | None = Field(
         None, description="real data only: the ground-truth graph (harness.datasets; default consensus)"
+    )
+    split_seed: NonNegativeInt | None = Field(
+        None, description="real data only: the seed of the training / held-out split (default: the case's seed)"
     )
     exact_posterior: bool = Field(
         False, description="score every learner against the exact posterior p(G | D) (harness.exact): "
@@ -109,7 +114,10 @@ class DataSpec(Strict):
         if self.dataset is None:
             if self.graph is None or self.graph.n_vars is None:
                 raise ValueError("synthetic data need `graph` with `n_vars` (or name a real `dataset`)")
-            for key in ("standardize", "truth"):
+            if self.n_ho_observations == 0:
+                raise ValueError("synthetic data need held-out rows (n_ho_observations >= 1); 0 is for real data, "
+                                 "where every row may be needed for training")
+            for key in ("standardize", "truth", "split_seed"):
                 if getattr(self, key) is not None:
                     raise ValueError(f"`{key}` applies to a real `dataset` only: synthetic data are used as "
                                      "generated, with their own ground truth (remove the key)")

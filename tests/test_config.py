@@ -395,3 +395,12 @@ def test_a_switch_that_is_off_stays_out_of_the_case_config_and_its_hash(write_st
     assert explicit.config_hash == plain.config_hash
     on = load_study(write_study(exact_study(), "on.yaml"))[0]
     assert on.config_hash != plain.config_hash
+
+
+def test_no_held_out_rows_and_a_fixed_split_are_for_real_data_only(write_study):
+    s = study()
+    s["data"]["n_ho_observations"] = 0
+    assert "synthetic data need held-out rows (n_ho_observations >= 1)" in _error(write_study, s)
+    s = study()
+    s["data"]["split_seed"] = 3
+    assert "`split_seed` applies to a real `dataset` only" in _error(write_study, s)
