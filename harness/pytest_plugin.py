@@ -16,6 +16,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -78,6 +79,8 @@ def _n_workers(config) -> int:
 def pytest_configure(config):
     if config.getoption("jax_cache"):
         os.environ["HARNESS_JAX_CACHE"] = config.getoption("jax_cache")
+    if _wants_benchmarks(config):
+        signal.signal(signal.SIGTERM, _sigterm_handler(config))
     if _is_worker(config):
         info = config.workerinput
         devices.pin_this_process(devices.worker_index(info["workerid"]), info["workercount"], config.getoption("gpus"))
@@ -105,6 +108,38 @@ def pytest_configure(config):
     elif _wants_benchmarks(config):
         # under xdist: open the session here, before the workers exist
         config._harness_session = _open_session(config, _cases_or_usage_error(config))
+
+
+def _sigterm_handler(config):
+    """SIGTERM (what ``timeout``, ``kill``, a cancelled CI job or a batch system send) is handled as
+    Ctrl-C: the controller passes it on to its xdist workers, and every process raises
+    KeyboardInterrupt("SIGTERM"), so the running cases' runs and the session's parent runs end KILLED
+    with that reason instead of staying RUNNING until a later session finds them stale."""
+
+    def handler(signum, frame):
+        if not _is_worker(config):
+            for pid in _child_pids():
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        raise KeyboardInterrupt("SIGTERM")
+
+    return handler
+
+
+def _child_pids() -> list[int]:
+    """This process's children (its xdist workers), from /proc."""
+    me, out = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me:
+                out.append(int(entry.name))
+    return out
 
 
 def pytest_unconfigure(config):

@@ -275,6 +275,44 @@ def test_ctrl_c_marks_the_running_case_and_the_session_killed(write_study, tmp_p
     assert parents[0].info.status == "KILLED"
 
 
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "two-workers"])
+def test_sigterm_ends_the_running_case_and_the_session_killed_with_the_reason(write_study, tmp_path, workers):
+    """A real SIGTERM to the session's (controller) process, as timeout, kill or a cancelled CI job
+    send: handled as Ctrl-C, the workers stop, nothing is left RUNNING for a later session to find."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import ROOT, benchmark_command
+
+    path = write_study(study(seeds=[0], learners={"random": {}, "sleepy": {}}))
+    cmd, env = benchmark_command(["--configs", str(path), *workers], tmp_path)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while status_read_only(tmp_path / "mlflow.db", "tiny-s0-sleepy") != "RUNNING":
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("the sleepy case never started running:\n" + proc.communicate()[0][-3000:])
+            time.sleep(0.5)
+        time.sleep(1.0)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert time.monotonic() - started < 30  # the sleepy case (120 s) was stopped, not waited for
+    assert proc.returncode == 2, out[-3000:]  # pytest's "interrupted"
+    _, parents, children = runs_of(tmp_path)
+    status = {r.info.run_name: r.info.status for r in children}
+    assert status["tiny-s0-sleepy"] == "KILLED" and status.get("tiny-s0-random") in ("FINISHED", "KILLED", None)
+    sleepy = next(r for r in children if r.info.run_name == "tiny-s0-sleepy")
+    assert "SIGTERM" in sleepy.data.tags["failure_reason"]
+    assert parents[0].info.status == "KILLED"
+
+
 # about an hour of work on this machine: it can only end through its time limit
 SLOW_SVGD = {"n_particles": 20, "n_grad_mc_samples": 128, "steps": 1_000_000}
 
