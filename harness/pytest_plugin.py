@@ -389,7 +389,12 @@ class Controller:
                 self.records[record["case_id"]] = record
 
     def pytest_sessionfinish(self, session, exitstatus):
-        if self.config._harness_session is None:
+        if self.config._harness_session is None:  # the only process, and no case ran: no session opened
+            if self.config.getoption("baseline") and exitstatus != pytest.ExitCode.INTERRUPTED:
+                self.gate_lines.append("the gate compared nothing: no case ran in this session (every case was "
+                                       "deselected or skipped), so nothing could be compared with the baseline")
+                self.gate_failed = True
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
         from harness import sessions, summary
 
@@ -420,6 +425,7 @@ class Controller:
 
     def pytest_terminal_summary(self, terminalreporter):
         if not self.records:
+            self._print_gate(terminalreporter)
             return
         from harness import summary
 
@@ -440,14 +446,18 @@ class Controller:
         reused = sorted(r["case_id"] for r in records if r.get("reused"))
         if reused:
             tr.write_line(f"\nreused {len(reused)} case(s) from earlier runs (--reuse): {', '.join(reused)}")
+        self._print_gate(tr)
+        if self.config.getoption("results_csv"):
+            tr.write_line(f"\nper-case CSV: {self.config.getoption('results_csv')}")
+        tr.write_line(f"\nopen the results: {summary.open_command(self.config._harness_session.uri)}")
+
+
+    def _print_gate(self, tr) -> None:
         if self.gate_lines:
             tr.section("regression gate (baseline)")
             tr.write_line("\n".join(self.gate_lines))
             if self.gate_failed:
                 tr.write_line("the regression gate fails this session (exit status 1)", red=True, bold=True)
-        if self.config.getoption("results_csv"):
-            tr.write_line(f"\nper-case CSV: {self.config.getoption('results_csv')}")
-        tr.write_line(f"\nopen the results: {summary.open_command(self.config._harness_session.uri)}")
 
 
 def _save_baseline(config, records: list[dict]) -> str:

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 import yaml
 
-from tests.conftest import run_pytest
+from tests.conftest import ROOT, run_pytest, tiny_study
 
 pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
 
@@ -84,3 +84,15 @@ def test_an_unusable_baseline_is_refused_before_any_case_runs(tmp_path):
     assert proc.returncode == 4  # pytest's usage error
     assert f"{tmp_path / 'nope.yaml'}: cannot read the baseline file" in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "two-workers"])
+def test_a_gate_with_every_case_skipped_fails_saying_it_compared_nothing(write_study, tmp_path, workers):
+    """A session whose cases are all skipped (here: a GPU study on a machine without one) cannot pass
+    a baseline gate: it compared nothing."""
+    study = tiny_study(requires=["gpu"])
+    proc = run_pytest(["--configs", str(write_study(study)), "--baseline", str(ROOT / "benchmarks" / "baselines"
+                                                                                 / "smoke.yaml"), *workers], tmp_path)
+    assert "2 skipped" in proc.stdout, proc.stdout[-3000:]
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "the gate compared nothing" in proc.stdout
