@@ -184,3 +184,39 @@ def test_study_regression_key_is_validated_and_left_out_of_the_hash(write_study)
     study["regression"] = {"fit_s": 1.0}
     with pytest.raises(StudyFileError, match=r"key 'regression\.fit_s': not a metric the baseline gate compares"):
         load_cases([write_study(study, "c.yaml")])
+
+
+def test_the_paired_t_test_alone_can_call_a_regression():
+    """Four seeds clearly worse and one a little better: the exact sign-flip test cannot go below
+    2/32 = 0.0625 (flipping the better seed gives a larger mean), the t-test can (p = 0.0099). A
+    rule with the sign-flip test alone would miss this one."""
+    worse = {s: BASE[s] + w for s, w in zip(BASE, [2.0, 2.0, 2.0, 2.0, -0.1])}
+    (f,) = bl.compare_with_baseline(records(worse), baseline_of(BASE)).findings
+    sd = math.sqrt((4 * 0.42**2 + 1.68**2) / 4)
+    assert f.p_value == pytest.approx(t4_sf(1.58 / (sd / math.sqrt(5))), rel=1e-9) and f.p_value < bl.ALPHA
+    assert f.p_signflip == pytest.approx(2 / 32) and f.p_signflip > bl.ALPHA
+    assert f.regression and f.worse_seeds == [0, 1, 2, 3]
+
+
+# the default minimum effects as docs/regression-gate.md and docs/metrics.md state them; a metric's
+# _mixture variant takes its own default where one is stated, else its metric's
+DOCUMENTED = {"eshd": 0.5, "auroc": 0.025, "auprc": 0.07, "negll_obs": "25%", "negll_intrv": "15%",
+              "edge_mae": 0.02, "graph_tv": 0.05, "graph_kl": "50%",
+              "edge_mae_mixture": 0.1, "graph_tv_mixture": 0.25, "graph_kl_mixture": "250%"}
+
+
+@pytest.mark.parametrize("metric", sorted({*bl.COMPARED, *(f"{m}_mixture" for m in bl.COMPARED)}))
+def test_each_metric_is_gated_at_its_documented_minimum_effect(metric):
+    """A constant shift (every seed equally worse: both paired tests give p = 0) is a regression just
+    above the documented minimum effect and none just below it."""
+    effect = DOCUMENTED.get(metric, DOCUMENTED[metric.removesuffix("_mixture")])
+    base_value = 100.0 if isinstance(effect, str) else 0.5
+    threshold = float(effect.rstrip("%")) / 100 * base_value if isinstance(effect, str) else effect
+    direction = 1 if bl.lower_is_better(metric) else -1
+    verdicts = {}
+    for factor in (0.95, 1.05):
+        current = {s: base_value + direction * factor * threshold for s in BASE}
+        (f,) = bl.compare_with_baseline(records(current, metric), baseline_of({s: base_value for s in BASE}, metric)).findings
+        assert f.min_effect == pytest.approx(threshold)
+        verdicts[factor] = f.regression
+    assert verdicts == {0.95: False, 1.05: True}
