@@ -196,7 +196,7 @@ def test_reuse_after_the_submitting_session_died_waits_for_its_running_task(shar
     url, user, password, _ = shared_server
     path = write_study(tiny_study(name="orphan", experiment="slurm_orphan", seeds=[0], learners={"slow": {}}))
     env = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password,
-           "HARNESS_SLOW_S": "20"}
+           "HARNESS_SLOW_S": "60"}  # still running when the resumed session looks (20 s was timing-fragile)
     job_name = f"harness-test-{secrets.token_hex(4)}"
     args = ["--configs", str(path), "--executor", "slurm", "--slurm-folder", str(tmp_path / "jobs"),
             "--slurm", "cpus_per_task=1", "--slurm", f"name={job_name}"]

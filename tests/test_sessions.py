@@ -33,7 +33,9 @@ def test_sessions_started_at_the_same_moment_on_a_fresh_store_all_record(write_s
 
 @pytest.mark.integration
 def test_a_dead_sessions_runs_are_ended_by_a_later_session_and_a_live_ones_are_not(write_study, tmp_path):
-    beat = {"HARNESS_HEARTBEAT_S": "0.5"}  # stale after 2.5 s without a beat
+    # stale after 10 s without a beat: a live run beats every 2 s, a margin a loaded 2-core machine keeps
+    # (0.5 s beats, stale after 2.5 s, were timing-fragile there)
+    beat = {"HARNESS_HEARTBEAT_S": "2"}
     slow = write_study(tiny_study(name="slow", seeds=[0], learners={"sleepy": {}}), "slow.yaml")
     quick = write_study(tiny_study(name="quick", seeds=[0]), "quick.yaml")
     cmd, env = benchmark_command(["--configs", str(slow)], tmp_path, beat)
@@ -53,7 +55,7 @@ def test_a_dead_sessions_runs_are_ended_by_a_later_session_and_a_live_ones_are_n
         if first.poll() is None:
             first.kill()
             first.wait()
-    time.sleep(3)
+    time.sleep(11)  # past 5 intervals without a beat
     proc = run_pytest(["--configs", str(quick)], tmp_path, beat)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "ended FAILED 2 run(s) left RUNNING by processes that died" in proc.stdout, proc.stdout[-3000:]
