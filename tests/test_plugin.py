@@ -243,17 +243,18 @@ def status_read_only(db, run_name):
     return row[0] if row else None
 
 
-def test_ctrl_c_marks_the_running_case_and_the_session_killed(write_study, tmp_path):
-    import signal
+def interrupt_the_sleepy_case(write_study, tmp_path, signum, workers=(), preexec_fn=None) -> tuple[str, int, float]:
+    """Start a session of a quick case and a sleepy one (120 s), send ``signum`` to its (controller)
+    process once the sleepy case runs: (output, exit status, seconds from the signal to the exit)."""
     import subprocess
     import time
 
-    from tests.conftest import ROOT, benchmark_command, heed_sigint
+    from tests.conftest import ROOT, benchmark_command
 
     path = write_study(study(seeds=[0], learners={"random": {}, "sleepy": {}}))
-    cmd, env = benchmark_command(["--configs", str(path)], tmp_path)
+    cmd, env = benchmark_command(["--configs", str(path), *workers], tmp_path)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=heed_sigint)
+                            preexec_fn=preexec_fn)
     try:
         deadline = time.monotonic() + 120
         while status_read_only(tmp_path / "mlflow.db", "tiny-s0-sleepy") != "RUNNING":
@@ -262,13 +263,23 @@ def test_ctrl_c_marks_the_running_case_and_the_session_killed(write_study, tmp_p
                 pytest.fail("the sleepy case never started running:\n" + proc.communicate()[0][-3000:])
             time.sleep(0.5)
         time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        proc.send_signal(signum)
         out, _ = proc.communicate(timeout=120)
+        return out, proc.returncode, time.monotonic() - sent
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 2, out[-3000:]  # pytest's "interrupted"
+
+
+def test_ctrl_c_marks_the_running_case_and_the_session_killed(write_study, tmp_path):
+    import signal
+
+    from tests.conftest import heed_sigint
+
+    out, status, _ = interrupt_the_sleepy_case(write_study, tmp_path, signal.SIGINT, preexec_fn=heed_sigint)
+    assert status == 2, out[-3000:]  # pytest's "interrupted"
     _, parents, children = runs_of(tmp_path)
     assert {r.info.run_name: r.info.status for r in children} == {
         "tiny-s0-random": "FINISHED", "tiny-s0-sleepy": "KILLED"}
@@ -280,34 +291,13 @@ def test_sigterm_ends_the_running_case_and_the_session_killed_with_the_reason(wr
     """A real SIGTERM to the session's (controller) process, as timeout, kill or a cancelled CI job
     send: handled as Ctrl-C, the workers stop, nothing is left RUNNING for a later session to find."""
     import signal
-    import subprocess
-    import time
 
-    from tests.conftest import ROOT, benchmark_command
-
-    path = write_study(study(seeds=[0], learners={"random": {}, "sleepy": {}}))
-    cmd, env = benchmark_command(["--configs", str(path), *workers], tmp_path)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while status_read_only(tmp_path / "mlflow.db", "tiny-s0-sleepy") != "RUNNING":
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("the sleepy case never started running:\n" + proc.communicate()[0][-3000:])
-            time.sleep(0.5)
-        time.sleep(1.0)
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert time.monotonic() - started < 30  # the sleepy case (120 s) was stopped, not waited for
-    assert proc.returncode == 2, out[-3000:]  # pytest's "interrupted"
+    out, status, seconds = interrupt_the_sleepy_case(write_study, tmp_path, signal.SIGTERM, workers)
+    assert seconds < 30  # the sleepy case (120 s) was stopped, not waited for
+    assert status == 2, out[-3000:]  # pytest's "interrupted"
     _, parents, children = runs_of(tmp_path)
-    status = {r.info.run_name: r.info.status for r in children}
-    assert status["tiny-s0-sleepy"] == "KILLED" and status.get("tiny-s0-random") in ("FINISHED", "KILLED", None)
+    status_of = {r.info.run_name: r.info.status for r in children}
+    assert status_of["tiny-s0-sleepy"] == "KILLED" and status_of.get("tiny-s0-random") in ("FINISHED", "KILLED", None)
     sleepy = next(r for r in children if r.info.run_name == "tiny-s0-sleepy")
     assert "SIGTERM" in sleepy.data.tags["failure_reason"]
     assert parents[0].info.status == "KILLED"
