@@ -33,9 +33,9 @@ MODELS = {
 }
 
 
-def paper_problem(model: str, d: int, impl: str, n_particles: int) -> tuple:
+def paper_problem(model: str, d: int, impl: str, n_particles: int, edges_per_node: int = 2) -> tuple:
     """(problem, svgd state, ensemble state, x, mask) for the paper's d-variable setting."""
-    data = {"graph": {"type": "er", "n_vars": d, "edges_per_node": 2}, "model": dict(MODELS[model]),
+    data = {"graph": {"type": "er", "n_vars": d, "edges_per_node": edges_per_node}, "model": dict(MODELS[model]),
             "n_observations": 100, "n_ho_observations": 100, "interventions": {"n_sets": 0}}
     dataset = make_dataset(data, seed=0)
     settings = SvgdSettings(n_particles=n_particles, likelihood_impl=impl).model_dump()
@@ -125,10 +125,11 @@ def _timed(f, *args) -> float:
     return time.perf_counter() - start
 
 
-def bench_model(model: str, d: int, n_particles: int, reps: int, impls=("dibs", "fused"), pieces: bool = True):
+def bench_model(model: str, d: int, n_particles: int, reps: int, impls=("dibs", "fused"), pieces: bool = True,
+                edges_per_node: int = 2):
     exes, args, flops = {}, {}, {}
     for impl in impls:
-        problem, svgd_state, ens_state, x, mask = paper_problem(model, d, impl, n_particles)
+        problem, svgd_state, ens_state, x, mask = paper_problem(model, d, impl, n_particles, edges_per_node)
         parts = full_steps(problem, svgd_state, ens_state) | (step_pieces(problem, svgd_state, x, mask) if pieces else {})
         for name, fn in parts.items():
             exes[(impl, name)], flops[(impl, name)] = compiled(fn, x, mask)
@@ -161,6 +162,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["nonlinear", "linear"], choices=sorted(MODELS))
     ap.add_argument("--d", type=int, default=20)
     ap.add_argument("--particles", type=int, default=30)
+    ap.add_argument("--edges-per-node", type=int, default=2, help="ER graph density (1 below d = 6)")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--impls", nargs="+", default=["dibs", "fused"])
     ap.add_argument("--no-pieces", action="store_true", help="time the full steps only")
@@ -172,7 +174,8 @@ def main() -> None:
     gflops = matmul_gflops()
     print(f"float32 matmul rate (2048^3, best of 5): {gflops:.0f} GFLOP/s")
     for model in args.models:
-        secs, flops = bench_model(model, args.d, args.particles, args.reps, tuple(args.impls), not args.no_pieces)
+        secs, flops = bench_model(model, args.d, args.particles, args.reps, tuple(args.impls), not args.no_pieces,
+                                  args.edges_per_node)
         report(model, args.d, args.particles, secs, flops, gflops, tuple(args.impls))
 
 
