@@ -17,6 +17,11 @@ Prints, for a study of `--seeds` seeds x {svgd, ensemble}:
    what it imported (`python -X importtime`: the slowest harness-side imports; JAX, MLflow, scipy.stats
    and pandas must be absent), and loading every study in configs/ alone.
    `--collection` runs only this section (a few seconds).
+9. `--small-step [REV]`: milliseconds per step at the small studies' size (d = 5, 10 particles), the
+   harness's svgd and ensemble loops against dibs-lib's own compiled `JointDiBS.sample` loop
+   (scripts/bench_small_step.py); with REV, also the same figures for the code at commit REV (a
+   git worktree), processes alternating, each ratio to dibs-lib taken inside its own process.
+   Runs only this section.
 
 Every measurement runs in fresh processes with their own JAX cache and MLflow store in a temp dir.
 """
@@ -125,9 +130,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="override inference.steps")
     ap.add_argument("--paper-step", action="store_true", help="also section 7 (several minutes on a CPU)")
     ap.add_argument("--collection", action="store_true", help="only section 8 (collection)")
+    ap.add_argument("--small-step", nargs="?", const="", default=None, metavar="REV",
+                    help="only section 9 (small step), against commit REV if given")
     args = ap.parse_args()
     if args.collection:
         print_collection()
+        return
+    if args.small_step is not None:
+        print_small_step(args.small_step or None)
         return
 
     with tempfile.TemporaryDirectory() as tmp_:
@@ -239,6 +249,40 @@ def print_collection() -> None:
     heavy = [m for m in ("jax", "mlflow", "scipy.stats", "pandas") if m in cumulative]
     print(f"   imported of jax, mlflow, scipy.stats, pandas: {', '.join(heavy) or 'none'}")
     print("   " + collection_figure())
+
+
+def print_small_step(rev: str | None, rounds: int = 3) -> None:
+    print("\n9. small step: d = 5 linear Gaussian, 10 particles, 128 gradient MC samples, 100 rows (ms per step)")
+    script = ROOT / "scripts" / "bench_small_step.py"
+    with tempfile.TemporaryDirectory() as tmp_:
+        trees = {"this checkout": ROOT}
+        if rev:
+            tree = Path(tmp_) / "reference"
+            subprocess.run(["git", "worktree", "add", "--detach", "-q", str(tree), rev], cwd=ROOT, check=True)
+            trees[f"commit {rev}"] = tree
+        try:
+            results = {name: [] for name in trees}
+            for _ in range(rounds):  # alternate the processes: this machine is noisy
+                for name, tree in trees.items():
+                    env = env_with(Path(tmp_) / f"cache-{len(results[name])}-{tree.name}", PYTHONPATH=str(tree))
+                    out = subprocess.run([sys.executable, str(script), "--json"], cwd=tree, env=env,
+                                         capture_output=True, text=True, check=True).stdout
+                    results[name].append(json.loads(next(l for l in out.splitlines() if l.startswith("RESULT "))[7:]))
+        finally:
+            if rev:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    ref = "dibs-lib JointDiBS.sample"
+    for name, runs in results.items():
+        for learner in ("svgd", "ensemble"):
+            ms = statistics.median(r[learner] for r in runs)
+            ratio = statistics.median(r[learner] / r[ref] for r in runs)
+            print(f"   {name:18s} {learner:8s} {ms:7.3f} ms per step; / dibs-lib's loop in the same process "
+                  f"{ratio:.3f}  (goal <= 2 ms, <= 0.15)")
+        print(f"   {name:18s} dibs-lib {statistics.median(r[ref] for r in runs):7.3f} ms per step")
+    if rev:
+        for learner in ("svgd", "ensemble"):
+            new, old = (statistics.median(r[learner] / r[ref] for r in runs) for runs in results.values())
+            print(f"   {learner}: this checkout / commit {rev} = {new / old:.3f} (ratios to dibs-lib, each in its process)")
 
 
 def collection_figure() -> str:

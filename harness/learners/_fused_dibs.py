@@ -24,6 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from dibs.inference import JointDiBS
+from dibs.utils.func import zero_diagonal
 from jax import lax, random, vmap
 
 # On a CPU, particles go through the estimators in batches whose largest intermediate
@@ -58,11 +59,8 @@ class FusedJointDiBS(JointDiBS):
         return vmap(self.log_joint_prob, (0, None, None, None, None), 0)(gs, single_theta, self.x, self.interv_mask, None)
 
     def grad_z_likelihood_gumbel(self, single_z, single_theta, single_sf_baseline, t, subk):
-        n_vars = single_z.shape[0]
         subk, subk_ = random.split(subk)  # the same key stream as dibs-lib's estimator
-        eps = random.logistic(subk_, shape=(self.n_grad_mc_samples, n_vars, n_vars))
-        soft_graphs = lambda z: vmap(self.particle_to_soft_graph, (None, 0, None), 0)(z, eps, t)
-        gs, graphs_pullback = jax.vjp(soft_graphs, single_z)
+        gs, graphs_pullback = jax.vjp(self._soft_graphs(subk_, self.n_grad_mc_samples, single_z.shape[0], t), single_z)
         _, weighted_dg = self._weighted_sum_of_gradients(gs, single_theta, "g")
         (grad_z,) = graphs_pullback(weighted_dg)
         return grad_z, single_sf_baseline
@@ -89,13 +87,30 @@ class FusedJointDiBS(JointDiBS):
         small d the products are written as broadcast sums, which XLA fuses (a batched dot of
         5 × 5 matrices is a loop of library calls on a CPU)."""
         n_vars = single_z.shape[0]
-        eps = random.logistic(key, shape=(self.n_acyclicity_mc_samples, n_vars, n_vars))
-        soft_graphs = lambda z: vmap(self.particle_to_soft_graph, (None, 0, None), 0)(z, eps, t)
-        gs, graphs_pullback = jax.vjp(soft_graphs, single_z)
+        gs, graphs_pullback = jax.vjp(self._soft_graphs(key, self.n_acyclicity_mc_samples, n_vars, t), single_z)
         m = jnp.eye(n_vars, dtype=gs.dtype) + gs / n_vars
         grad_h = jnp.swapaxes(matrix_power(m, n_vars - 1), -1, -2)
         (grad_z,) = graphs_pullback(grad_h / self.n_acyclicity_mc_samples)
         return grad_z
+
+    def _soft_graphs(self, key, n_samples: int, n_vars: int, t):
+        """z -> [n_samples, d, d] Gumbel-softmax graphs σ(τ(ε + α(t) u·v)), ε ~ Logistic(0, 1) drawn
+        from ``key`` as ``random.logistic`` draws it (ε = logit(U), U uniform on [tiny, 1)). With
+        τ = 1 (the default) the graphs are computed from U directly, σ(logit(U) + c) =
+        U / (U + (1 − U) e^(−c)), which needs no logarithms per sample and one exponential per
+        particle entry instead of one per sample; other τ use dibs-lib's ``particle_to_soft_graph``."""
+        shape = (n_samples, n_vars, n_vars)
+        if self.tau != 1.0:
+            eps = random.logistic(key, shape=shape)
+            return lambda z: vmap(self.particle_to_soft_graph, (None, 0, None), 0)(z, eps, t)
+        dtype = jnp.result_type(float)
+        u = random.uniform(key, shape, dtype, minval=jnp.finfo(dtype).tiny, maxval=1.0)
+
+        def soft_graphs(z):
+            logits = self.alpha(t) * jnp.einsum("ik,jk->ij", z[..., 0], z[..., 1])
+            return zero_diagonal(sigmoid_of_logit_plus(u, logits))
+
+        return soft_graphs
 
     def _batch(self, zs) -> int:
         n = zs.shape[0]
@@ -124,3 +139,10 @@ def matrix_power(m, power: int):
         if power:
             square = product(square, square)
     return result
+
+
+def sigmoid_of_logit_plus(u, c):
+    """σ(logit(u) + c) for u in (0, 1), without logarithms: u / (u + (1 − u) e^(−c)) for c ≥ 0 and
+    u e^c / (u e^c + 1 − u) otherwise (each exponential ≤ 1, so nothing overflows)."""
+    e = jnp.exp(-jnp.abs(c))
+    return jnp.where(c >= 0, u / (u + (1 - u) * e), u * e / (u * e + (1 - u)))
