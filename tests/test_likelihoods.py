@@ -16,7 +16,7 @@ from dibs.models.graph import ErdosReniDAGDistribution
 
 from harness.data import make_dataset
 from harness.learners import _dibs
-from harness.learners._fused_dibs import FusedJointDiBS
+from harness.learners._fused_dibs import FusedJointDiBS, sigmoid_of_logit_plus
 from harness.likelihoods import (
     FusedDenseNonlinearGaussian,
     FusedLinearGaussian,
@@ -146,6 +146,25 @@ def test_gram_form_is_as_accurate_as_the_direct_form_at_study_data_scales(d, edg
         e = np.asarray(e)
         gram_error, direct_error = np.abs(np.asarray(a) - e).max(), np.abs(np.asarray(b) - e).max()
         assert gram_error <= 4 * direct_error + 1e-6 * np.abs(e).max(), (name, gram_error, direct_error)
+
+
+def test_soft_graph_sigmoid_equals_dibs_lib_form_at_extreme_draws():
+    """σ(logit(u) + c) from u, and its derivative in c, against dibs-lib's sigmoid(logistic noise + c)
+    in float64, over the whole range of draws (down to ``finfo.tiny``, which ``random.logistic``
+    draws once in 2^23) and of logits (α(t)·scores reaches hundreds late in a run): finite, and equal
+    to float32 rounding. (Differentiating the quotient gave NaN at u = tiny, c = 500.)"""
+    tiny = np.finfo(np.float32).tiny
+    u = np.array([tiny, 2.0**-23, 1e-3, 0.3, 0.5, 0.9, 1 - 2.0**-24], np.float32)
+    c = np.array([-800.0, -60.0, -3.0, -1e-3, 0.0, 1e-3, 3.0, 60.0, 800.0], np.float32)
+    uu, cc = (a.ravel() for a in np.meshgrid(u, c))
+    ours = jax.jit(jax.vmap(jax.value_and_grad(sigmoid_of_logit_plus, argnums=1)))(uu, cc)
+    with jax.enable_x64(True):
+        logits = np.log(uu.astype(np.float64)) - np.log1p(-uu.astype(np.float64))
+        ref = jax.vmap(jax.value_and_grad(lambda eps, c: jax.nn.sigmoid(eps + c), argnums=1))(logits, cc.astype(np.float64))
+    for a, e in zip(ours, ref):
+        a, e = np.asarray(a, np.float64), np.asarray(e)
+        assert np.isfinite(a).all()
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("d", [5, 12], ids=["broadcast-products", "dot-products"])

@@ -141,8 +141,22 @@ def matrix_power(m, power: int):
     return result
 
 
+@jax.custom_jvp
 def sigmoid_of_logit_plus(u, c):
     """σ(logit(u) + c) for u in (0, 1), without logarithms: u / (u + (1 − u) e^(−c)) for c ≥ 0 and
-    u e^c / (u e^c + 1 − u) otherwise (each exponential ≤ 1, so nothing overflows)."""
+    u e^c / (u e^c + 1 − u) otherwise (each exponential ≤ 1, so nothing overflows).
+
+    Its derivative in c is σ(1 − σ), as for dibs-lib's ``sigmoid``, written out: differentiating the
+    quotient instead divides by (u + (1 − u) e^(−c))², which underflows to 0 where u is the smallest
+    uniform draw (``finfo.tiny``, one draw in 2^23) and c is large, and gives NaN. ``u`` is a random
+    draw, a constant of the estimators: it gets no derivative."""
     e = jnp.exp(-jnp.abs(c))
     return jnp.where(c >= 0, u / (u + (1 - u) * e), u * e / (u * e + (1 - u)))
+
+
+@sigmoid_of_logit_plus.defjvp
+def _sigmoid_of_logit_plus_jvp(primals, tangents):
+    u, c = primals
+    _, dc = tangents
+    sigma = sigmoid_of_logit_plus(u, c)
+    return sigma, sigma * (1 - sigma) * dc
