@@ -451,7 +451,6 @@ class Controller:
             tr.write_line(f"\nper-case CSV: {self.config.getoption('results_csv')}")
         tr.write_line(f"\nopen the results: {summary.open_command(self.config._harness_session.uri)}")
 
-
     def _print_gate(self, tr) -> None:
         if self.gate_lines:
             tr.section("regression gate (baseline)")

@@ -15,8 +15,11 @@ nonlinear model) in cache; on an accelerator they stay one batch. Same keys, sam
 function: the particles agree with dibs-lib's estimators to float32 rounding
 (``tests/test_likelihoods.py``).
 
-Only the reparameterisation (``grad_estimator_z: reparam``) and Θ estimators are replaced; the
-score-function estimator, the acyclicity prior, the kernel and the optimiser are dibs-lib's.
+Replaced: the reparameterisation (``grad_estimator_z: reparam``) and Θ estimators, and inside the
+acyclicity prior's estimator the gradient of h (written out, ``grad_constraint_gumbel``); both
+reparameterised estimators build their Gumbel-softmax graphs from the uniform draws behind dibs-lib's
+logistic noise (``_soft_graphs``, same draws, same graphs). The score-function estimator, the graph
+prior, the kernel and the optimiser are dibs-lib's.
 """
 
 from __future__ import annotations
