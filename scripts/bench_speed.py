@@ -22,6 +22,12 @@ Prints, for a study of `--seeds` seeds x {svgd, ensemble}:
    (scripts/bench_small_step.py); with REV, also the same figures for the code at commit REV (a
    git worktree), processes alternating, each ratio to dibs-lib taken inside its own process.
    Runs only this section.
+10. `--whole-process`: the first data set of a new process (smoke size), the harness's one-program
+   path against dibs-lib's samplers op by op, each with an empty and with a warm JAX cache (goal
+   <= 3 s and <= 1 s); and an 8-case d = 5 study (seeds 0-3 x svgd, ensemble; 10 particles, 1000
+   steps) as a whole process, `pytest benchmarks -n 0` (empty JAX cache, then warm) against the same
+   study written as a plain dibs-lib loop (scripts/plain_dibs_study.py), goal <= 0.15. Runs only
+   this section (~5 minutes on 2 cores).
 
 Every measurement runs in fresh processes with their own JAX cache and MLflow store in a temp dir.
 """
@@ -107,8 +113,8 @@ def inner_session(study: Path, cache: Path, cores: int | None = None) -> list[di
     return json.loads(line.removeprefix("RESULT "))
 
 
-def pytest_wall(study: Path, n: int, tmp: Path, tag: str) -> float:
-    env = env_with(tmp / f"cache_{tag}", MLFLOW_TRACKING_URI=sqlite_uri(tmp / f"{tag}.db"))
+def pytest_wall(study: Path, n: int, tmp: Path, tag: str, cache_tag: str | None = None) -> float:
+    env = env_with(tmp / f"cache_{cache_tag or tag}", MLFLOW_TRACKING_URI=sqlite_uri(tmp / f"{tag}.db"))
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "--configs", str(study), "-n", str(n), "-q"],
                           cwd=ROOT, env=env, capture_output=True, text=True)
@@ -132,7 +138,12 @@ def main() -> None:
     ap.add_argument("--collection", action="store_true", help="only section 8 (collection)")
     ap.add_argument("--small-step", nargs="?", const="", default=None, metavar="REV",
                     help="only section 9 (small step), against commit REV if given")
+    ap.add_argument("--whole-process", action="store_true", help="only section 10 (first data set, whole study)")
     args = ap.parse_args()
+    if args.whole_process:
+        print_first_data_set()
+        print_whole_process()
+        return
     if args.collection:
         print_collection()
         return
@@ -283,6 +294,69 @@ def print_small_step(rev: str | None, rounds: int = 3) -> None:
         for learner in ("svgd", "ensemble"):
             new, old = (statistics.median(r[learner] / r[ref] for r in runs) for runs in results.values())
             print(f"   {learner}: this checkout / commit {rev} = {new / old:.3f} (ratios to dibs-lib, each in its process)")
+
+
+FIRST_DATA_SET = r"""
+import sys, time, yaml
+from harness.jax_setup import configure_jax
+configure_jax()
+import jax
+jax.numpy.zeros(1).block_until_ready()  # the backend is up: time the data set alone
+from harness.data import dibs_lib_dataset, make_dataset
+from harness.study_schema import DataSpec
+data = yaml.safe_load(open("configs/smoke.yaml"))["data"]
+make = make_dataset if sys.argv[1] == "harness" else lambda d, s: dibs_lib_dataset(DataSpec.model_validate(d).model_dump(), s)
+times = []
+for seed in range(3):
+    t = time.perf_counter()
+    make(data, seed)
+    times.append(time.perf_counter() - t)
+print("RESULT", *times)
+"""
+
+
+def print_first_data_set(rounds: int = 3) -> None:
+    print("\n10a. first data set of a new process: configs/smoke.yaml's data (d = 6, 100 + 100 rows, 5 sets), "
+          f"seconds, median of {rounds} processes each")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp_:
+        for r in range(rounds):  # alternate: this machine is noisy
+            for path in ("harness", "dibs-lib"):
+                cache = Path(tmp_) / f"{path}-{r}"
+                for state in ("empty cache", "warm cache"):  # the second process finds the first one's programs
+                    out = subprocess.run([sys.executable, "-c", FIRST_DATA_SET, path], cwd=ROOT, env=env_with(cache),
+                                         capture_output=True, text=True, check=True).stdout
+                    times = [float(t) for t in next(l for l in out.splitlines() if l.startswith("RESULT ")).split()[1:]]
+                    results.setdefault((path, state), []).append(times)
+    for (path, state), runs in results.items():
+        first = statistics.median(t[0] for t in runs)
+        later = statistics.median(statistics.mean(t[1:]) for t in runs)
+        goal = "  (goal <= 3 s)" if state == "empty cache" else "  (goal <= 1 s)"
+        print(f"   {path:9s} {state:11s}: first {first:5.2f} s, seeds 1-2 {later:5.2f} s each"
+              + (goal if path == "harness" else ""))
+    for state in ("empty cache", "warm cache"):
+        ratio = statistics.median(h[0] / d[0] for h, d in zip(results[("harness", state)], results[("dibs-lib", state)]))
+        print(f"   harness / dibs-lib, first data set, {state}: {ratio:.2f}")
+
+
+def print_whole_process() -> None:
+    print("\n10b. an 8-case d = 5 study as a whole process (seeds 0-3 x svgd, ensemble; 10 particles, 1000 steps)")
+    with tempfile.TemporaryDirectory() as tmp_:
+        tmp = Path(tmp_)
+        study = yaml.safe_load(bench_study(str(ROOT / "configs" / "smoke.yaml"), 4, 1000, tmp).read_text())
+        study["data"]["graph"]["n_vars"] = 5
+        path = tmp / "bench.yaml"
+        path.write_text(yaml.safe_dump(study))
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, str(ROOT / "scripts" / "plain_dibs_study.py"), "--d", "5", "--seeds", "4"],
+                             cwd=ROOT, env=env_with("off"), capture_output=True, text=True, check=True).stdout
+        plain = time.perf_counter() - start
+        fits = [l.split()[:5] for l in out.splitlines() if l.startswith("seed ")]
+        print(f"   plain dibs-lib loop: {plain:.1f} s (fits: " + ", ".join(f"{f[3]} s" for f in fits[:4]) + ", ...)")
+        for label in ("empty JAX cache", "warm JAX cache"):  # a new store each, the second finds the first's cache
+            wall = pytest_wall(path, 0, tmp, label.split()[0], cache_tag="whole")
+            print(f"   harness, pytest benchmarks -n 0, {label}: {wall:.1f} s -> harness / plain = "
+                  f"{wall / plain:.3f}  (goal <= 0.15)")
 
 
 def collection_figure() -> str:

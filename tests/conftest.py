@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import fcntl
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.store import prepare_store, sqlite_uri
+from harness.store import sqlite_uri
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,17 +83,6 @@ def built_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
     return path
 
 
-@pytest.fixture(scope="session", autouse=True)
-def empty_store(tmp_path_factory, worker_id):
-    """An empty MLflow SQLite store, created by the harness once per test session. A session of
-    :func:`benchmark_command` starts on a copy of it instead of creating (migrating) its own, which
-    costs each session ~3 s; the tests of store creation itself ask for a fresh store. Its path is
-    handed to :func:`benchmark_command` in ``HARNESS_TEST_EMPTY_STORE``."""
-    build = lambda path: prepare_store(sqlite_uri(path / "mlflow.db"))  # noqa: E731
-    path = built_once(tmp_path_factory, worker_id, "empty_store", build) / "mlflow.db"
-    os.environ["HARNESS_TEST_EMPTY_STORE"] = str(path)
-
-
 @pytest.fixture
 def write_study(tmp_path):
     """write_study(dict or text, name=...) -> path of a study file in a temp dir."""
@@ -107,15 +95,12 @@ def write_study(tmp_path):
     return write
 
 
-def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None,
-                      fresh_store: bool = False) -> tuple[list[str], dict]:
+def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None) -> tuple[list[str], dict]:
     """``python -m pytest benchmarks ...`` as a user types it, with its own MLflow store in
-    ``tmp_path`` unless ``env`` says otherwise: (command, environment). A new store starts as a
-    copy of :func:`empty_store` unless ``fresh_store``. The JAX compile cache is
+    ``tmp_path`` unless ``env`` says otherwise: (command, environment). The JAX compile cache is
     the test session's temporary one, shared by its sessions (compiling the same tiny step loops
     in every session is most of a short session's time; results do not depend on the cache)."""
-    full_env = {k: v for k, v in os.environ.items()
-                if not k.startswith(("PYTEST_", "MLFLOW_")) and k != "HARNESS_TEST_EMPTY_STORE"}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLFLOW_"))}
     db = tmp_path / "mlflow.db"
     full_env.update(
         {
@@ -127,9 +112,6 @@ def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None,
         }
     )
     full_env.update(env or {})
-    template = os.environ.get("HARNESS_TEST_EMPTY_STORE")
-    if full_env["MLFLOW_TRACKING_URI"] == sqlite_uri(db) and not fresh_store and not db.exists() and template:
-        shutil.copyfile(template, db)
     return [sys.executable, "-m", "pytest", "benchmarks", *args], full_env
 
 
@@ -141,8 +123,7 @@ def heed_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_pytest(args: list[str], tmp_path: Path, env: dict | None = None, timeout: int = 600,
-               fresh_store: bool = False):
+def run_pytest(args: list[str], tmp_path: Path, env: dict | None = None, timeout: int = 600):
     """Run :func:`benchmark_command` from the repo root and wait for it."""
-    cmd, full_env = benchmark_command(args, tmp_path, env, fresh_store)
+    cmd, full_env = benchmark_command(args, tmp_path, env)
     return subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -80,7 +80,7 @@ def test_a_session_is_gated_on_a_file_and_on_earlier_sessions(write_study, tmp_p
 
 
 def test_an_unusable_baseline_is_refused_before_any_case_runs(tmp_path):
-    proc = run_pytest(["-m", "smoke", "--baseline", str(tmp_path / "nope.yaml")], tmp_path, fresh_store=True)
+    proc = run_pytest(["-m", "smoke", "--baseline", str(tmp_path / "nope.yaml")], tmp_path)
     assert proc.returncode == 4  # pytest's usage error
     assert f"{tmp_path / 'nope.yaml'}: cannot read the baseline file" in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()

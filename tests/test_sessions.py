@@ -21,8 +21,8 @@ NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}  # whatever machine runs the tests
 def test_sessions_started_at_the_same_moment_on_a_fresh_store_all_record(write_study, tmp_path):
     paths = [write_study(tiny_study(name=f"at_once{i}", seeds=[0]), f"s{i}.yaml") for i in range(3)]
     procs = []
-    for path in paths:
-        cmd, env = benchmark_command(["--configs", str(path)], tmp_path, fresh_store=True)
+    for path in paths:  # and with no store template yet: they race to build that too
+        cmd, env = benchmark_command(["--configs", str(path)], tmp_path, {"XDG_CACHE_HOME": str(tmp_path / "cache")})
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outputs):

@@ -119,3 +119,36 @@ def test_tracking_uri_order_environment_then_option_then_local_store(monkeypatch
     monkeypatch.chdir(tmp_path / "..")
     assert resolve_uri(None, tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlruns' / 'mlflow.db'}"
     assert (tmp_path / "mlruns").is_dir()
+
+
+def _tables(db):
+    import sqlite3
+
+    with sqlite3.connect(db) as c:
+        schema = c.execute("SELECT type, name, sql FROM sqlite_master WHERE name != 'sqlite_sequence' ORDER BY name").fetchall()
+        rows = {name: sorted(map(repr, c.execute(f'SELECT * FROM "{name}"')))
+                for kind, name, _ in schema if kind == "table" and name not in ("experiments", "sqlite_sequence")}
+        experiments = c.execute("SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments").fetchall()
+    c.close()
+    return schema, rows, experiments
+
+
+def test_a_store_from_the_template_is_the_store_mlflow_creates(tmp_path, monkeypatch):
+    """A new store is a copy of an empty template (not MLflow's migrations each time): the same
+    schema and revision, the Default experiment with this store's artifact location, the same ids
+    after it, whichever way the store began; and a template is built where none is yet."""
+    from harness.store import empty_store_template, prepare_store
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    empty_store_template()  # built from another directory than the stores' sessions run in
+    monkeypatch.chdir(tmp_path)
+    by_mlflow, by_template = tmp_path / "mlflow.db", tmp_path / "template.db"
+    MlflowClient(sqlite_uri(by_mlflow)).search_experiments()
+    prepare_store(sqlite_uri(by_template))
+    assert empty_store_template().parent == tmp_path / "cache" / "dibs-bench"
+    assert _tables(by_template) == _tables(by_mlflow)
+    assert _tables(by_template)[2] == [(0, "Default", (tmp_path / "mlruns" / "0").as_posix(), "active")]
+    ids = [MlflowClient(sqlite_uri(db)).create_experiment("x") for db in (by_mlflow, by_template)]
+    assert ids[0] == ids[1] == "1"
