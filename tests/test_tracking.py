@@ -125,7 +125,11 @@ def _tables(db):
     import sqlite3
 
     with sqlite3.connect(db) as c:
-        schema = c.execute("SELECT type, name, sql FROM sqlite_master WHERE name != 'sqlite_sequence' ORDER BY name").fetchall()
+        # the clauses of a CREATE statement sorted: MLflow's migrations order a table's CHECK
+        # constraints differently from one process to the next (they come from a set)
+        schema = [(kind, name, sorted((sql or "").split(", \n")))
+                  for kind, name, sql in c.execute("SELECT type, name, sql FROM sqlite_master "
+                                                   "WHERE name != 'sqlite_sequence' ORDER BY name")]
         rows = {name: sorted(map(repr, c.execute(f'SELECT * FROM "{name}"')))
                 for kind, name, _ in schema if kind == "table" and name not in ("experiments", "sqlite_sequence")}
         experiments = c.execute("SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments").fetchall()
