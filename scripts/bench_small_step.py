@@ -43,8 +43,8 @@ def problem_and_states(d: int, n_particles: int):
 
 
 def harness_runner(loop, problem, steps: int, state, x, mask):
-    args = (jnp.asarray(0, jnp.int32), state, x, mask)
-    exe = jax.jit(loop, static_argnums=(0, 1)).lower(problem, steps, *args).compile()
+    args = (jnp.asarray(0, jnp.int32), jnp.asarray(steps, jnp.int32), state, x, mask)
+    exe = jax.jit(loop, static_argnums=0).lower(problem, *args).compile()
     return lambda: jax.block_until_ready(exe(*args))
 
 

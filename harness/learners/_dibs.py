@@ -113,7 +113,7 @@ def svgd_init(problem: Problem, n_particles: int, key, x, mask):
     return dibs.opt_init(z), dibs.opt_init(theta), key, jnp.zeros(n_particles)
 
 
-def svgd_loop(problem: Problem, steps: int, t0, state, x, mask):
+def svgd_loop(problem: Problem, t0, steps, state, x, mask):
     dibs = problem.dibs(x, mask)
     return jax.lax.fori_loop(t0, t0 + steps, lambda t, s: dibs._svgd_step(t, *s), state)
 
@@ -129,11 +129,14 @@ def fit_svgd(problem: Problem, n_particles: int, steps: int, dataset: Dataset, k
 
 
 def run_chunked(loop, problem: Problem, steps: int, state, x, mask, timer: Timer, monitor=None):
-    """Run ``loop`` for ``steps`` steps in chunks (see ``harness.monitor``), one executable per
-    chunk length, checking the monitor (deadline, progress, curves) between chunks."""
+    """Run ``loop`` for ``steps`` steps in chunks (see ``harness.monitor``), checking the monitor
+    (deadline, progress, curves) between chunks. The first step and the chunk's length are arguments
+    of the compiled loop, not constants: one executable per problem and shapes serves every chunk
+    length and step count (the same steps, compiled fewer times)."""
     done = 0
     for n in chunk_lengths(steps, monitor.eval_every if monitor else None):
-        state = call_compiled(loop, (problem, n), (jnp.asarray(done, jnp.int32), state, x, mask), timer)
+        step_range = (jnp.asarray(done, jnp.int32), jnp.asarray(n, jnp.int32))
+        state = call_compiled(loop, (problem,), (*step_range, state, x, mask), timer)
         done += n
         if monitor is not None:
             state = jax.block_until_ready(state)
@@ -193,7 +196,7 @@ def member_step_keys(key):
     return key, k_theta, k_z, k_prior
 
 
-def ensemble_loop(problem: Problem, steps: int, t0, states, x, mask):
+def ensemble_loop(problem: Problem, t0, steps, states, x, mask):
     dibs = problem.dibs(x, mask)
     return jax.lax.fori_loop(t0, t0 + steps, lambda t, s: ensemble_step(dibs, t, s), states)
 
