@@ -158,8 +158,9 @@ def make_linear_gaussian_dataset(spec: dict, seed: int) -> Dataset:
     d = spec["graph"]["n_vars"]
     iv = spec["interventions"]
     n_samples = iv["n_samples"] or spec["n_ho_observations"]
+    data_key, _ = case_keys(seed)  # outside the program: PRNGKey takes 64-bit seeds, a traced int32 would not
     draws = jax.device_get(_linear_gaussian_draws(
-        seed, freeze_section(spec["graph"]), freeze_section(spec["model"]), spec["n_observations"],
+        data_key, freeze_section(spec["graph"]), freeze_section(spec["model"]), spec["n_observations"],
         spec["n_ho_observations"], n_samples, iv["n_sets"], math.ceil(d * iv["perc_intervened"])))
     g_ig = _graph_from_draws(spec["graph"], draws)
     model = spec["model"]
@@ -186,7 +187,7 @@ def make_linear_gaussian_dataset(spec: dict, seed: int) -> Dataset:
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6, 7))
-def _linear_gaussian_draws(seed, graph: tuple, model: tuple, n_obs: int, n_ho: int, n_samples: int,
+def _linear_gaussian_draws(data_key, graph: tuple, model: tuple, n_obs: int, n_ho: int, n_samples: int,
                            n_sets: int, n_targets: int) -> dict:
     """Every random draw of a linear Gaussian data set, with the keys and calls of the op-by-op
     version: the graph (ER: dibs-lib's ``sample_G(return_mat=True)``; SF: the inputs of its igraph
@@ -195,8 +196,7 @@ def _linear_gaussian_draws(seed, graph: tuple, model: tuple, n_obs: int, n_ho: i
     an FMA and rounds differently from op-by-op JAX (an optimization barrier does not stop it)."""
     graph, model = thaw_section(graph), thaw_section(model)
     d = graph["n_vars"]
-    key, _ = jax.random.split(jax.random.PRNGKey(seed))
-    key, k_graph, k_theta, k_obs, k_ho = jax.random.split(key, 5)
+    key, k_graph, k_theta, k_obs, k_ho = jax.random.split(data_key, 5)
     out = {"theta": jax.random.normal(k_theta, shape=(d, d))}  # LinearGaussian.sample_parameters
     if graph["type"] == "er":
         out["g"] = make_graph_model(graph).sample_G(k_graph, return_mat=True)
