@@ -54,7 +54,7 @@ def prepare_store(uri: str) -> None:
     same moment on a fresh store do not race to create them (MLflow creates them on first use, and
     the loser fails with "table ... already exists"). A server creates its own store.
 
-    A new store starts as a copy of :func:`empty_store_template`: MLflow's ~130 schema migrations
+    A new store starts as a copy of :func:`empty_store_template`: MLflow's 68 schema migrations
     took ~1.2 s per new store (every test's, every fresh study's); the copy takes milliseconds."""
     if not is_local_sqlite(uri):
         return
