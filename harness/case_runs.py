@@ -30,6 +30,7 @@ from mlflow.utils.validation import (
 )
 
 import harness
+from harness import interrupts
 from harness.config import Case
 from harness.heartbeat import Heartbeat
 from harness.provenance import git_commit, version_tags
@@ -327,7 +328,7 @@ class CaseRun:
     def fail(self, exc: BaseException) -> None:
         if self.status != "RUNNING":
             return
-        self.error = f"{type(exc).__name__}: {exc}"
+        self.error = interrupts.describe(exc)
         try:
             retry_locked(self.client.log_text, self.run_id, "".join(traceback.format_exception(exc)), "traceback.txt")
             retry_locked(self.client.set_tag, self.run_id, "failure_reason", _truncate(self.error, 5000))

@@ -2,7 +2,8 @@
 
 Learners run their compiled step loop in chunks and call :meth:`Monitor.after_chunk` between
 chunks (the same executable serves every chunk, so this costs no compilation). The checks are
-cooperative: a timeout is noticed at the next chunk boundary (at most ``CHUNK`` steps late).
+cooperative: a timeout, or a stop signal that a library swallowed, is noticed at the next chunk
+boundary (at most ``CHUNK`` steps late).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
+
+from harness import interrupts
 
 CHUNK = 100
 
@@ -43,7 +46,10 @@ class Monitor:
     start: float = field(default_factory=time.perf_counter)
     _last_print: float = 0.0
 
-    def check_deadline(self, where: str) -> None:
+    def check(self, where: str) -> None:
+        """Raise if the session was stopped (a stop signal that a library swallowed, see
+        ``harness.interrupts``) or the case is past its deadline."""
+        interrupts.raise_if_stopped()
         if self.timeout_s is not None and time.perf_counter() - self.start > self.timeout_s:
             raise CaseTimeout(
                 f"{self.case_id} ran past its timeout_s = {self.timeout_s:g} s ({where}, "
@@ -58,7 +64,7 @@ class Monitor:
             self.eval_s += time.perf_counter() - t
         if self.progress:
             self._print_progress(done, total)
-        self.check_deadline(f"at step {done} of {total}")
+        self.check(f"at step {done} of {total}")
 
     def _print_progress(self, done: int, total: int) -> None:
         now = time.perf_counter()

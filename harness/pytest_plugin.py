@@ -80,7 +80,7 @@ def pytest_configure(config):
     if config.getoption("jax_cache"):
         os.environ["HARNESS_JAX_CACHE"] = config.getoption("jax_cache")
     if _wants_benchmarks(config):
-        signal.signal(signal.SIGTERM, _sigterm_handler(config))
+        _handle_stop_signals(config)
     if _is_worker(config):
         info = config.workerinput
         devices.pin_this_process(devices.worker_index(info["workerid"]), info["workercount"], config.getoption("gpus"))
@@ -110,22 +110,29 @@ def pytest_configure(config):
         config._harness_session = _open_session(config, _cases_or_usage_error(config))
 
 
-def _sigterm_handler(config):
-    """SIGTERM (what ``timeout``, ``kill``, a cancelled CI job or a batch system send) is handled as
-    Ctrl-C: the controller passes it on to its xdist workers, and every process raises
-    KeyboardInterrupt("SIGTERM"), so the running cases' runs and the session's parent runs end KILLED
-    with that reason instead of staying RUNNING until a later session finds them stale."""
+def _handle_stop_signals(config) -> None:
+    """SIGTERM is handled as Ctrl-C, with the signal's name as the reason: the running cases' runs
+    and the session's parent runs end KILLED instead of staying RUNNING until a later session finds
+    them stale. The controller passes it on to its xdist workers; a worker also takes SIGINT (what
+    execnet sends a worker still busy 5 s after the session ended) through the same handler, which
+    keeps a second signal from cutting short the recording of the first (``harness.interrupts``).
+    The controller's and a lone process's SIGINT stay Python's, so a second Ctrl-C still stops a
+    slow teardown."""
+    from harness import interrupts
 
-    def handler(signum, frame):
-        if not _is_worker(config):
-            for pid in _child_pids():
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        raise KeyboardInterrupt("SIGTERM")
+    if _is_worker(config):
+        signal.signal(signal.SIGTERM, interrupts.stop_handler())
+        signal.signal(signal.SIGINT, interrupts.stop_handler())
+    else:
+        signal.signal(signal.SIGTERM, interrupts.stop_handler(also=_pass_on_to_children))
 
-    return handler
+
+def _pass_on_to_children(signum: int) -> None:
+    for pid in _child_pids():
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 def _child_pids() -> list[int]:

@@ -43,7 +43,7 @@ def run_case(case: Case, *, progress: bool | Callable[[str], None] = False,
     monitor = Monitor(case_id=case.id, timeout_s=case.config.get("timeout_s") or default_timeout_s, progress=progress)
     t0 = time.perf_counter()
     dataset = make_dataset(case.config["data"], case.seed)
-    monitor.check_deadline("after generating the data")
+    monitor.check("after generating the data")
     t1 = time.perf_counter()
     dtype = case.config["inference"].get("dtype", "float32")
     with precision(dtype):
@@ -79,7 +79,7 @@ def _fit_and_score(case: Case, dataset: Dataset, monitor: Monitor, t0: float, t1
     _, learner_key = case_keys(case.seed)
     posterior = module.fit(dataset, case.config, settings, learner_key, monitor)
     t2 = time.perf_counter()
-    monitor.check_deadline("after the learner")
+    monitor.check("after the learner")
     exact = exact_posterior_of(case.config["data"], dataset.x) if case.config["data"].get("exact_posterior") else None
     t3 = time.perf_counter()
     metrics = compute_metrics(posterior, dataset, case.config["data"]["model"],

@@ -106,7 +106,7 @@ def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None) 
         {
             "MLFLOW_TRACKING_URI": sqlite_uri(db),
             "HARNESS_LEARNERS": "crash=tests.broken.crash,nan_theta=tests.broken.nan_theta,"
-            "transposed_svgd=tests.broken.transposed_svgd,die=tests.broken.die,sleepy=tests.broken.sleepy,slow=tests.broken.slow,"
+            "transposed_svgd=tests.broken.transposed_svgd,die=tests.broken.die,sleepy=tests.broken.sleepy,stuck_in_c=tests.broken.stuck_in_c,swallows_stop=tests.broken.swallows_stop,slow=tests.broken.slow,"
             "env_probe=tests.broken.env_probe",
             "PYTHONPATH": str(ROOT),
         }
