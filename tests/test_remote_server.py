@@ -195,27 +195,41 @@ def test_reuse_after_the_submitting_session_died_waits_for_its_running_task(shar
     slurm_available()
     url, user, password, _ = shared_server
     path = write_study(tiny_study(name="orphan", experiment="slurm_orphan", seeds=[0], learners={"slow": {}}))
+    go = tmp_path / "the_slow_task_may_end"
+    # the task runs until the resumed session has seen it running (a fixed 20 s was timing-fragile,
+    # 60 s cost a minute of CI), at most 170 s
     env = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password,
-           "HARNESS_SLOW_S": "60"}  # still running when the resumed session looks (20 s was timing-fragile)
+           "BROKEN_LEARNER_GO": str(go), "HARNESS_SLOW_S": "170", "PYTHONUNBUFFERED": "1"}
     job_name = f"harness-test-{secrets.token_hex(4)}"
     args = ["--configs", str(path), "--executor", "slurm", "--slurm-folder", str(tmp_path / "jobs"),
             "--slurm", "cpus_per_task=1", "--slurm", f"name={job_name}"]
     cmd, full_env = benchmark_command(args, tmp_path, env)
     client = client_of(shared_server, monkeypatch)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    resumed = None
     try:
         first = wait_until(lambda: runs_in(client, "slurm_orphan")[1], "the slow task never started", proc)[0]
         proc.kill()  # the submitting session dies mid-case; its task runs on
         proc.wait()
-        resumed = run_pytest([*args, "--reuse"], tmp_path, env)
+        resumed_cmd, _ = benchmark_command([*args, "--reuse"], tmp_path, env)
+        resumed = subprocess.Popen(resumed_cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        out = ""
+        for line in resumed.stdout:  # until the resumed session has looked at the running task
+            out += line
+            if "still running in an earlier session's array" in line:
+                break
+        go.touch()
+        out += resumed.communicate(timeout=300)[0]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        for p in (proc, resumed):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
         subprocess.run(["scancel", "--name", job_name])
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "1 case(s) still running in an earlier session's array" in resumed.stdout, resumed.stdout[-3000:]
-    assert "submitted" not in resumed.stdout and "reused 1 case(s)" in resumed.stdout
+    assert resumed.returncode == 0, out[-3000:]
+    assert "1 case(s) still running in an earlier session's array" in out, out[-3000:]
+    assert "submitted" not in out and "reused 1 case(s)" in out
     children = runs_in(client, "slurm_orphan")[1]
     assert [r.info.run_id for r in children] == [first.info.run_id]  # waited for, not run again
     assert children[0].info.status == "FINISHED"
