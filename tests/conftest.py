@@ -35,6 +35,16 @@ TINY_INFERENCE = {"steps": 20, "n_grad_mc_samples": 8, "n_acyclicity_mc_samples"
 DIBS_LEARNERS = {"svgd", "ensemble", "transposed_svgd"}
 
 
+# tests that spend most of their time waiting (on Slurm's scheduler and time limits, on the MLflow
+# server): run first, so that under xdist their waits overlap with the other tests instead of
+# keeping one worker busy alone at the end (they ran last, 50 s after the other worker had finished)
+MOSTLY_WAITING = {"test_remote_server.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.path.name not in MOSTLY_WAITING)  # stable: the rest keep their order
+
+
 def tiny_study(**changes) -> dict:
     """TINY with ``changes``; with a DiBS learner and no ``inference`` given, TINY_INFERENCE."""
     s = copy.deepcopy(TINY)
