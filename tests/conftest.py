@@ -35,14 +35,18 @@ TINY_INFERENCE = {"steps": 20, "n_grad_mc_samples": 8, "n_acyclicity_mc_samples"
 DIBS_LEARNERS = {"svgd", "ensemble", "transposed_svgd"}
 
 
-# tests that spend most of their time waiting (on Slurm's scheduler and time limits, on the MLflow
-# server): run first, so that under xdist their waits overlap with the other tests instead of
-# keeping one worker busy alone at the end (they ran last, 50 s after the other worker had finished)
-MOSTLY_WAITING = {"test_remote_server.py"}
+# Longest first, for xdist's load balancing (it sends consecutive tests in batches and cannot take
+# back what it sent): the modules whose tests wait on Slurm or the MLflow server, then those whose
+# tests each run whole benchmark sessions in subprocesses (20-60 s a test). Their waits then overlap
+# with the other tests, and the last tests are short ones; in collection order the two workers of
+# `pytest tests -n 2` ended 50 s apart, whichever worker got a batch of long tests last.
+LONGEST_FIRST = ["test_remote_server.py", "test_plugin.py", "test_sessions.py", "test_gate_sessions.py",
+                 "test_history.py", "test_report.py"]
 
 
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=lambda item: item.path.name not in MOSTLY_WAITING)  # stable: the rest keep their order
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))  # stable: the rest keep their order
 
 
 def tiny_study(**changes) -> dict:
