@@ -35,13 +35,19 @@ TINY_INFERENCE = {"steps": 20, "n_grad_mc_samples": 8, "n_acyclicity_mc_samples"
 DIBS_LEARNERS = {"svgd", "ensemble", "transposed_svgd"}
 
 
-# Longest first, for xdist's load balancing (it sends consecutive tests in batches and cannot take
-# back what it sent): the modules whose tests wait on Slurm or the MLflow server, then those whose
-# tests each run whole benchmark sessions in subprocesses (20-60 s a test). Their waits then overlap
-# with the other tests, and the last tests are short ones; in collection order the two workers of
-# `pytest tests -n 2` ended 50 s apart, whichever worker got a batch of long tests last.
+# Longest first: the modules whose tests wait on Slurm or the MLflow server, then those whose tests
+# each run whole benchmark sessions in subprocesses (20-60 s a test); the last tests are then short
+# ones, and the waits overlap with other tests. xdist sends each worker only one or two tests at a
+# time here (maxschedchunk 1): by default it sends a worker its first 38 tests in one batch and
+# cannot take them back, so one worker got every long test and ended 220 s after the other. In
+# collection order the two workers of `pytest tests -n 2` ended 50 s apart.
 LONGEST_FIRST = ["test_remote_server.py", "test_plugin.py", "test_sessions.py", "test_gate_sessions.py",
                  "test_history.py", "test_report.py"]
+
+
+def pytest_configure(config):
+    if getattr(config.option, "maxschedchunk", "absent") is None:  # xdist's, unless given on the command line
+        config.option.maxschedchunk = 1
 
 
 def pytest_collection_modifyitems(config, items):
