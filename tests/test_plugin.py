@@ -41,15 +41,11 @@ def test_new_study_with_two_workers_leaves_complete_recomputable_runs(write_stud
               learners={"random": {"n_particles": 6}, "svgd": {"n_particles": 3, "steps": 30}})
     path = write_study(s)
     csv_path = tmp_path / "results.csv"
-    cache = tmp_path / "cache_from_option"
-    proc = run_pytest(["--configs", str(path), "-n", "2", "--results-csv", str(csv_path), "-s",
-                       "--jax-cache", str(cache)], tmp_path, env={"HARNESS_JAX_CACHE": str(tmp_path / "jax_cache")})
+    proc = run_pytest(["--configs", str(path), "-n", "2", "--results-csv", str(csv_path), "-s"], tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # -s: each svgd case printed its progress from its worker
     for seed in (0, 1):
         assert re.search(rf"fresh-s{seed}-svgd: step 30/30 \(\d+ steps/s\)", proc.stderr), proc.stderr[-2000:]
-    # --jax-cache DIR: the workers compiled into DIR, not into the environment's HARNESS_JAX_CACHE
-    assert any(cache.iterdir()) and not (tmp_path / "jax_cache").exists()
     client, parents, children = runs_of(tmp_path, "fresh_exp")
     assert len(parents) == 1
     cases = {c.id: c for c in load_study(path)}
@@ -183,11 +179,15 @@ def runs_of_any(tmp_path):
 
 
 def test_sixteen_cases_on_four_workers_into_one_sqlite_store(write_study, tmp_path):
-    # the tiny study's shapes, which other tests have compiled into the shared cache
     s = study(name="many", seeds={"start": 0, "stop": 16}, learners={"random": {"n_particles": 4}})
     path = write_study(s)
-    proc = run_pytest(["--configs", str(path), "-n", "4"], tmp_path)
+    # a cache of its own: random DAGs compile only the data draws, so starting empty costs little
+    cache = tmp_path / "cache_from_option"
+    proc = run_pytest(["--configs", str(path), "-n", "4", "--jax-cache", str(cache)], tmp_path,
+                      env={"HARNESS_JAX_CACHE": str(tmp_path / "jax_cache")})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # --jax-cache DIR: the workers compiled into DIR, not into the environment's HARNESS_JAX_CACHE
+    assert any(cache.iterdir()) and not (tmp_path / "jax_cache").exists()
     client, parents, children = runs_of(tmp_path)
     assert len(parents) == 1 and len(children) == 16
     assert len({r.info.run_name for r in children}) == 16
@@ -318,7 +318,7 @@ SLOW_SVGD = {"n_particles": 20, "n_grad_mc_samples": 128, "steps": 1_000_000}
 
 
 def test_a_case_past_its_timeout_fails_and_the_others_go_on(write_study, tmp_path):
-    s = study(seeds=[0], timeout_s=25, learners={"random": {}, "svgd": SLOW_SVGD})
+    s = study(seeds=[0], timeout_s=8, learners={"random": {}, "svgd": SLOW_SVGD})
     # the study's timeout_s takes precedence over --case-timeout (which would fail both cases)
     proc = run_pytest(["--configs", str(write_study(s)), "--case-timeout", "1e-9"], tmp_path)
     assert proc.returncode == 1
@@ -329,7 +329,7 @@ def test_a_case_past_its_timeout_fails_and_the_others_go_on(write_study, tmp_pat
     status = {r.info.run_name: r.info.status for r in children}
     assert status == {"tiny-s0-random": "FINISHED", "tiny-s0-svgd": "FAILED"}
     slow = next(r for r in children if r.info.run_name == "tiny-s0-svgd")
-    assert "ran past its timeout_s = 25 s" in slow.data.tags["failure_reason"]
+    assert "ran past its timeout_s = 8 s" in slow.data.tags["failure_reason"]
     assert "at step" in slow.data.tags["failure_reason"]
 
 
