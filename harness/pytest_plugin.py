@@ -121,8 +121,9 @@ def _handle_stop_signals(config) -> None:
     from harness import interrupts
 
     if _is_worker(config):
-        signal.signal(signal.SIGTERM, interrupts.stop_handler())
-        signal.signal(signal.SIGINT, interrupts.stop_handler())
+        handler = interrupts.stop_handler()
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
     else:
         signal.signal(signal.SIGTERM, interrupts.stop_handler(also=_pass_on_to_children))
 

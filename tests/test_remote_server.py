@@ -219,8 +219,7 @@ def test_reuse_after_the_submitting_session_died_waits_for_its_running_task(shar
         first = wait_until(lambda: runs_in(client, "slurm_orphan")[1], "the slow task never started", proc)[0]
         proc.kill()  # the submitting session dies mid-case; its task runs on
         proc.wait()
-        resumed_cmd, _ = benchmark_command([*args, "--reuse"], tmp_path, env)
-        resumed = subprocess.Popen(resumed_cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+        resumed = subprocess.Popen([*cmd, "--reuse"], cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)
         out = ""
         for line in resumed.stdout:  # until the resumed session has looked at the running task
