@@ -21,12 +21,12 @@ import os as _os
 # in the environment turns it back on.
 _os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from harness.config import Case, StudyFileError, load_cases, load_study  # noqa: E402
+from harness.study.loading import Case, StudyFileError, load_cases, load_study  # noqa: E402
 
 
 def run_case(case, **options):
-    """Data, learner and metrics of one case (see :func:`harness.run.run_case`)."""
-    from harness.run import run_case as _run_case
+    """Data, learner and metrics of one case (see :func:`harness.execution.run.run_case`)."""
+    from harness.execution.run import run_case as _run_case
 
     return _run_case(case, **options)
 

@@ -1,4 +1,4 @@
-"""How long the exact posterior takes (harness/exact.py), per number of variables.
+"""How long the exact posterior takes (harness/exact/enumeration.py), per number of variables.
 
     python scripts/bench_exact.py [--max-vars 6] [--seeds 3]
 
@@ -21,10 +21,10 @@ import json, resource, sys, time
 d, seeds = int(sys.argv[1]), int(sys.argv[2])
 t0 = time.perf_counter()
 import numpy as np
-from harness.study_schema import DataSpec
+from harness.data.spec import DataSpec
 from harness.data import make_dataset
-from harness.exact import all_dags, exact_posterior
-from harness.metrics import exact_reference_metrics
+from harness.exact.enumeration import all_dags, exact_posterior
+from harness.evaluation.metrics import exact_reference_metrics
 t_import = time.perf_counter() - t0
 data = DataSpec.model_validate({"graph": {"type": "er", "n_vars": d, "edges_per_node": 1},
                                 "model": {"type": "linear_gaussian"}, "n_observations": 100,

@@ -29,7 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.store import sqlite_uri  # noqa: E402
+from harness.tracking.store import sqlite_uri  # noqa: E402
 from tests.services import mlflow_server  # noqa: E402
 
 

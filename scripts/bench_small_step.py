@@ -64,7 +64,7 @@ def dibs_lib_runner(settings: dict, d: int, n_particles: int, steps: int, x, mas
 
 
 def measure(d: int, n_particles: int, steps: int, reps: int) -> dict:
-    from harness.jax_setup import configure_jax
+    from harness.execution.jax_setup import configure_jax
     from harness.learners import _dibs
 
     problem, settings, states, x, mask = problem_and_states(d, n_particles)

@@ -49,7 +49,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.store import sqlite_uri  # noqa: E402
+from harness.tracking.store import sqlite_uri  # noqa: E402
 
 INNER = r"""
 import json, os, sys, tempfile, time
@@ -57,9 +57,9 @@ if len(sys.argv) > 2:  # run on this many cores only (as a pinned xdist worker w
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: int(sys.argv[2])])
 from pathlib import Path
 from harness import load_study, run_case
-from harness.case_runs import CaseRun
-from harness.sessions import open_session
-from harness.store import sqlite_uri
+from harness.tracking.case_runs import CaseRun
+from harness.tracking.sessions import open_session
+from harness.tracking.store import sqlite_uri
 
 # seed by seed, so that variants of one seed run side by side (this machine is noisy)
 cases = sorted(load_study(sys.argv[1]), key=lambda c: (c.seed, c.learner, c.id))
@@ -298,12 +298,13 @@ def print_small_step(rev: str | None, rounds: int = 3) -> None:
 
 FIRST_DATA_SET = r"""
 import sys, time, yaml
-from harness.jax_setup import configure_jax
+from harness.execution.jax_setup import configure_jax
 configure_jax()
 import jax
 jax.numpy.zeros(1).block_until_ready()  # the backend is up: time the data set alone
-from harness.data import dibs_lib_dataset, make_dataset
-from harness.study_schema import DataSpec
+from harness.data.synthetic import dibs_lib_dataset
+from harness.data import make_dataset
+from harness.data.spec import DataSpec
 data = yaml.safe_load(open("configs/smoke.yaml"))["data"]
 make = make_dataset if sys.argv[1] == "harness" else lambda d, s: dibs_lib_dataset(DataSpec.model_validate(d).model_dump(), s)
 times = []

@@ -167,7 +167,7 @@ def main() -> None:
     ap.add_argument("--impls", nargs="+", default=["dibs", "fused"])
     ap.add_argument("--no-pieces", action="store_true", help="time the full steps only")
     args = ap.parse_args()
-    from harness.jax_setup import configure_jax
+    from harness.execution.jax_setup import configure_jax
 
     configure_jax()
     print(f"device: {jax.devices()[0].device_kind} ({jax.devices()[0].platform}), jax {jax.__version__}")

@@ -30,8 +30,9 @@ import jax
 if precision == "float64":
     jax.config.update("jax_enable_x64", True)
 from harness import load_study
-from harness.data import make_dataset, with_dtype
-from harness.jax_setup import configure_jax
+from harness.data import make_dataset
+from harness.data.dataset import with_dtype
+from harness.execution.jax_setup import configure_jax
 from harness.learners import _dibs
 configure_jax()
 result = {}

@@ -10,7 +10,7 @@ study's back, case ids and config hashes unchanged) and seed set, the degraded l
 that seed set's ``-n 2`` run; the table lists the metrics flagged per learner.
 
 Every session runs as a user runs it (``python -m pytest benchmarks ... --save-baseline FILE``, its
-own MLflow store); the verdicts are computed here from those files with ``harness.baseline``, the
+own MLflow store); the verdicts are computed here from those files with ``harness.analysis.baseline``, the
 same functions the gate uses, so a changed rule can be re-evaluated without rerunning the learners:
 with ``--keep DIR``, sessions whose file exists are not run again. About 3-5 minutes per session on
 2 cores. (Thresholds are not part of the verdict here.)
@@ -29,8 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import baseline as bl  # noqa: E402
-from harness.store import sqlite_uri  # noqa: E402
+from harness.analysis import baseline as bl  # noqa: E402
+from harness.tracking.store import sqlite_uri  # noqa: E402
 
 DEFAULT_DEGRADATIONS = ["steps*0.5", "steps*0.25", "n_particles*0.3,n_members*0.3", "h_latent*100"]
 

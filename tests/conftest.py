@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.store import sqlite_uri
+from harness.tracking.store import sqlite_uri
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +79,7 @@ def test_compile_cache(worker_id):
     checks, in its own directories; so do the tests that count compilations). JAX writes entries
     atomically, so concurrent workers are safe. Set before the first ``configure_jax``, which reads
     it once per process, and applied here so that the tests' own jitted functions are cached too."""
-    from harness.jax_setup import configure_jax
+    from harness.execution.jax_setup import configure_jax
 
     path = Path(os.environ.get("HARNESS_TEST_JAX_CACHE") or ROOT / ".jax_cache" / "tests")
     path.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The baseline gate's rule and file (harness.baseline), on hand-made per-seed numbers whose
+"""The baseline gate's rule and file (harness.analysis.baseline), on hand-made per-seed numbers whose
 statistics are computed here by hand."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import math
 import pytest
 import yaml
 
-from harness import baseline as bl
-from harness.config import StudyFileError, load_cases
+from harness.analysis import baseline as bl
+from harness.study.loading import StudyFileError, load_cases
 
 T_975_DF4 = 2.7764451051977934  # 97.5% quantile of Student's t with 4 degrees of freedom (tables: 2.776)
 

@@ -20,11 +20,13 @@ from causallearn.utils.DAG2CPDAG import dag2cpdag
 from sklearn.linear_model import LinearRegression
 
 from harness import load_study
-from harness.config import StudyFileError
-from harness.data import Dataset, make_dataset
-from harness.exact import exact_posterior
-from harness.learners import _bootstrap, bootstrap_ges, bootstrap_pc, mc3, random_dags
-from harness.metrics import exact_metrics, is_cyclic
+from harness.study.loading import StudyFileError
+from harness.data.dataset import Dataset
+from harness.data import make_dataset
+from harness.exact.enumeration import exact_posterior
+from harness.learners import _bootstrap, bootstrap_ges, bootstrap_pc, mc3, random as random_learner
+from harness.evaluation.metrics import exact_metrics
+from harness.models.graphs import is_cyclic
 from tests.conftest import ROOT, tiny_study
 
 
@@ -54,7 +56,7 @@ def test_mc3_edge_marginals_converge_to_the_exact_ones(config, seed):
         post = mc3.fit(dataset, case.config, mc3.Settings(n_particles=400, n_chains=4, burnin=1000, thin=thin),
                        jax.random.PRNGKey(0))
         maes.append(exact_metrics(post, exact)["edge_mae"])
-    chance = random_dags.fit(dataset, case.config, random_dags.Settings(n_particles=400), jax.random.PRNGKey(0))
+    chance = random_learner.fit(dataset, case.config, random_learner.Settings(n_particles=400), jax.random.PRNGKey(0))
     assert maes[0] > maes[1] > maes[2]
     assert maes[2] < 0.02
     assert maes[2] < exact_metrics(chance, exact)["edge_mae"] / 2

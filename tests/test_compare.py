@@ -1,4 +1,4 @@
-"""The paired comparison of learners (harness.compare) on hand-made per-seed numbers, with the
+"""The paired comparison of learners (harness.analysis.compare) on hand-made per-seed numbers, with the
 statistics computed here by hand: mean difference, t-interval, exact Wilcoxon p, direction."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from harness.compare import paired_comparisons
+from harness.analysis.compare import paired_comparisons
 
 T_975_DF4 = 2.7764451051977934  # Student's t, 97.5% quantile, 4 degrees of freedom (tables: 2.776)
 

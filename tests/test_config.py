@@ -9,8 +9,8 @@ import sys
 import pytest
 from dibs.kernel import JointAdditiveFrobeniusSEKernel
 
-from harness.config import StudyFileError, StudyWarning, id_part, load_cases, load_study
-from harness.case_runs import case_tags
+from harness.study.loading import StudyFileError, StudyWarning, id_part, load_cases, load_study
+from harness.tracking.case_runs import case_tags
 from tests.conftest import ROOT, tiny_study
 
 
@@ -290,7 +290,7 @@ def test_collecting_the_benchmarks_imports_neither_jax_nor_mlflow():
 
 
 def test_overrides_are_yaml_apply_to_every_case_change_the_hash_and_are_validated(write_study):
-    from harness.config import parse_overrides
+    from harness.study.loading import parse_overrides
 
     overrides = parse_overrides(["inference.steps=10", "seeds=[1]", "data.model.obs_noise=0.01"])
     assert overrides == {"inference.steps": 10, "seeds": [1], "data.model.obs_noise": 0.01}
@@ -310,7 +310,7 @@ def test_overrides_are_yaml_apply_to_every_case_change_the_hash_and_are_validate
 
 
 def test_configs_accepts_files_folders_globs_repeated_without_duplicates(tmp_path):
-    from harness.config import resolve_study_paths
+    from harness.study.loading import resolve_study_paths
 
     (tmp_path / "sub").mkdir()
     a, b, c = tmp_path / "a.yaml", tmp_path / "sub" / "b.yaml", tmp_path / "sub" / "c.yaml"

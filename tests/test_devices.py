@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.devices import THREAD_VARS, cpu_share, detect_gpus, parse_gpu_list, worker_env, worker_index
+from harness.execution.devices import THREAD_VARS, cpu_share, detect_gpus, parse_gpu_list, worker_env, worker_index
 
 
 def test_worker_index_from_xdist_ids():

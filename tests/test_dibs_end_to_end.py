@@ -86,7 +86,7 @@ def test_svgd_case_equals_dibs_lib_joint_dibs_sample(model, tmp_path, monkeypatc
     result = run_case(case)
 
     seed = study["seeds"][0]
-    learner_key = jax.random.split(jax.random.PRNGKey(seed))[1]  # the seed's second key (harness.data)
+    learner_key = jax.random.split(jax.random.PRNGKey(seed))[1]  # the seed's second key (harness.data.synthetic)
     dataset = make_dataset(case.config["data"], seed)  # float32 draws; the case casts them to float64
     monkeypatch.setenv("JAX_ENABLE_X64", "True")  # dibs-lib's own float64 switch (its nonlinear parameters)
     with jax.enable_x64(True):

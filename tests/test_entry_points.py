@@ -27,7 +27,7 @@ ECHO = '''
 """A learner of another package: the random learner's DAGs, a fixed number of them."""
 from pydantic import PositiveInt
 
-from harness.settings import Strict
+from harness.data.spec import Strict
 
 
 class Settings(Strict):
@@ -35,9 +35,9 @@ class Settings(Strict):
 
 
 def fit(dataset, config, settings, key, monitor=None):
-    from harness.learners import random_dags
+    from harness.learners import random as random_learner
 
-    return random_dags.fit(dataset, config, random_dags.Settings(n_particles=settings.n_particles), key)
+    return random_learner.fit(dataset, config, random_learner.Settings(n_particles=settings.n_particles), key)
 '''
 
 
@@ -92,7 +92,7 @@ def test_an_installed_package_adds_a_learner_and_a_broken_one_is_refused_alone(t
     # collecting with the package installed still imports neither JAX nor mlflow
     probe = textwrap.dedent(f"""
         import sys
-        from harness.config import load_study
+        from harness.study.loading import load_study
         cases = load_study({str(good)!r})
         assert [c.learner for c in cases] == ["echo", "echo"]
         assert "jax" not in sys.modules and "mlflow" not in sys.modules, sorted(m for m in sys.modules if m in ("jax", "mlflow"))

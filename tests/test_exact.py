@@ -1,4 +1,4 @@
-"""The exact posterior (harness.exact), its metrics and the ``exact`` learner, each checked against a
+"""The exact posterior (harness.exact.enumeration), its metrics and the ``exact`` learner, each checked against a
 reference that does not go through the formula under test: Monte Carlo integration with dibs-lib's
 own densities, dibs-lib's graph models, brute force over adjacency matrices, autodiff of dibs-lib's
 log joint, and posteriors built by hand."""
@@ -15,12 +15,15 @@ import pytest
 from dibs.graph_utils import mat_to_graph
 from dibs.models import BGe, LinearGaussian
 
-from harness.data import make_graph_model
-from harness.exact import (ExactPosterior, all_dags, exact_posterior, graphs_of, local_log_marginal,
-                           log_graph_prior_table, parent_masks, sufficient_statistics, theta_posterior)
-from harness.learners import exact_sampler
-from harness.metrics import exact_metrics, exact_reference_metrics, is_cyclic
-from harness.posterior import Posterior
+from harness.data.synthetic import make_graph_model
+from harness.exact.enumeration import ExactPosterior, all_dags, exact_posterior
+from harness.models.graphs import graphs_of, parent_masks
+from harness.models.scores import local_log_marginal, sufficient_statistics, theta_posterior
+from harness.models.graph_priors import log_graph_prior_table
+from harness.learners import exact as exact_learner
+from harness.evaluation.metrics import exact_metrics, exact_reference_metrics
+from harness.models.graphs import is_cyclic
+from harness.models.posterior import Posterior
 
 MODEL = {"type": "linear_gaussian", "obs_noise": 0.5, "mean_edge": 0.3, "sig_edge": 0.8, "min_edge": 0.5}
 ER = {"type": "er", "n_vars": 3, "edges_per_node": 0.5}
@@ -247,14 +250,14 @@ def test_exact_learner_samples_converge_to_the_exact_marginals():
 
     data = {"graph": {"type": "er", "n_vars": 4, "edges_per_node": 1}, "model": {"type": "linear_gaussian"},
             "n_observations": 15, "n_ho_observations": 10, "interventions": {"n_sets": 0}, "exact_posterior": True}
-    from harness.study_schema import DataSpec
+    from harness.data.spec import DataSpec
 
     data = DataSpec.model_validate(data).model_dump()
     dataset = make_dataset(data, 3)
     exact = exact_posterior(dataset.x, data["model"], data["graph"])
     assert np.exp(exact.log_prob).max() < 0.5  # a spread posterior, so that sampling is tested
     n = 20_000
-    post = exact_sampler.fit(dataset, {"data": data}, exact_sampler.Settings(n_particles=n), jax.random.PRNGKey(0))
+    post = exact_learner.fit(dataset, {"data": data}, exact_learner.Settings(n_particles=n), jax.random.PRNGKey(0))
     p = exact.edge_marginals
     freq = post.g.mean(axis=0)
     assert np.all(np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-9)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from matplotlib import image
 
-from harness.store import sqlite_uri
+from harness.tracking.store import sqlite_uri
 from tests.conftest import ROOT, TINY, run_pytest
 
 pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
@@ -35,7 +35,7 @@ def case_metrics(db_path) -> dict[str, dict[str, list[float]]]:
 
 def test_history_lists_every_session_in_time_order_with_its_means(write_study, tmp_path):
     # two cheap learners: random DAGs, and the same under another name (listed after it)
-    learners = {"HARNESS_LEARNERS": "svgd=harness.learners.random_dags"}
+    learners = {"HARNESS_LEARNERS": "svgd=harness.learners.random"}
     study = {**TINY, "seeds": [0, 1, 2], "learners": {"random": {"n_particles": 5}, "svgd": {"n_particles": 3}}}
     path = write_study(study)
     for extra in ([], ["-k", "random", "--override", "data.n_observations=40"]):
@@ -66,7 +66,7 @@ def test_history_lists_every_session_in_time_order_with_its_means(write_study, t
 
     # the report reads the latest session by default and says so; with every session it never
     # pairs runs of the full study with those of the shortened one (another comparison hash)
-    from harness.report import build_report
+    from harness.analysis.report import build_report
 
     uri = sqlite_uri(tmp_path / "mlflow.db")
     latest = build_report(uri, "dibs_vs_ensembles", tmp_path / "latest").read_text()
@@ -82,7 +82,7 @@ def test_history_lists_every_session_in_time_order_with_its_means(write_study, t
     assert every.splitlines().count("Paired comparison:") == 1
     from mlflow.tracking import MlflowClient
 
-    from harness.compare import paired_comparisons
+    from harness.analysis.compare import paired_comparisons
 
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("dibs_vs_ensembles").experiment_id])

@@ -1,4 +1,4 @@
-"""JAX settings of harness.jax_setup: the unrolled threefry lowering on the CPU gives JAX's own bits."""
+"""JAX settings of harness.execution.jax_setup: the unrolled threefry lowering on the CPU gives JAX's own bits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import jax
 import numpy as np
 
-from harness.jax_setup import configure_jax
+from harness.execution.jax_setup import configure_jax
 
 DRAWS = """
 import jax, numpy as np

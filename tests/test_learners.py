@@ -12,8 +12,9 @@ import pytest
 from dibs.inference.dibs import DiBS
 
 from harness import load_study, run_case
-from harness.data import case_keys, make_dataset
-from harness.learners import _compiled, _dibs, random_dags
+from harness.data.dataset import case_keys
+from harness.data import make_dataset
+from harness.learners import _compiled, _dibs, random as random_learner
 from tests.conftest import ROOT, TINY
 
 SMALL = {"steps": 25, "n_grad_mc_samples": 8, "n_acyclicity_mc_samples": 4}
@@ -128,8 +129,8 @@ def test_posterior_shapes(cases):
 def test_random_learner_gives_dags_matching_their_latents(cases):
     case = cases["tiny-s0-svgd"]
     data = make_dataset(case.config["data"], 0)
-    post = random_dags.fit(data, case.config, random_dags.Settings(n_particles=50), case_keys(0)[1])
-    from harness.metrics import is_cyclic
+    post = random_learner.fit(data, case.config, random_learner.Settings(n_particles=50), case_keys(0)[1])
+    from harness.models.graphs import is_cyclic
 
     assert not is_cyclic(post.g).any()
     off = ~np.eye(4, dtype=bool)
@@ -180,7 +181,7 @@ def test_persistent_cache_skips_compiling_and_changes_nothing(tiny_case_config, 
 
 
 def test_chunk_lengths():
-    from harness.monitor import chunk_lengths
+    from harness.learners._compiled import chunk_lengths
 
     assert chunk_lengths(0) == [] and chunk_lengths(40) == [40]
     assert chunk_lengths(1000) == [100] * 10 and chunk_lengths(3000) == [100] * 30
@@ -191,7 +192,7 @@ def test_chunk_lengths():
 
 def test_curves_and_chunking_do_not_change_the_result(cases):
 
-    from harness.monitor import Monitor
+    from harness.execution.monitor import Monitor
 
     case = cases["tiny-s0-ensemble"]
     data = make_dataset(case.config["data"], 0)

@@ -17,7 +17,7 @@ from dibs.models.graph import ErdosReniDAGDistribution
 from harness.data import make_dataset
 from harness.learners import _dibs
 from harness.learners._fused_dibs import FusedJointDiBS, sigmoid_of_logit_plus
-from harness.likelihoods import (
+from harness.models.likelihoods import (
     FusedDenseNonlinearGaussian,
     FusedLinearGaussian,
     linear_gaussian_log_likelihoods,

@@ -10,11 +10,19 @@ from dibs import metrics as dm
 from dibs.models import LinearGaussian
 from scipy.stats import norm
 
-from harness.data import Dataset, InterventionSet
-from harness.metrics import (MetricError, compute_metrics, graph_metrics, is_cyclic, likelihood_metrics,
-                             mixture_log_weights, shd, undefined_areas)
-from harness.posterior import Posterior
-from harness.thresholds import threshold_misses
+from harness.data.dataset import Dataset, InterventionSet
+from harness.evaluation.metrics import (
+    MetricError,
+    compute_metrics,
+    graph_metrics,
+    likelihood_metrics,
+    mixture_log_weights,
+    shd,
+    undefined_areas,
+)
+from harness.models.graphs import is_cyclic
+from harness.models.posterior import Posterior
+from harness.analysis.thresholds import threshold_misses
 
 LINEAR = {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0, "min_edge": 0.5}
 

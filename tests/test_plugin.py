@@ -13,11 +13,11 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from harness import load_study, run_case
-from harness.devices import cpu_share, worker_index
-from harness.metrics import graph_metrics
-from harness.posterior import Posterior
-from harness.store import PARENT_TAG, sqlite_uri
-from harness.case_runs import ARTIFACTS
+from harness.execution.devices import cpu_share, worker_index
+from harness.evaluation.metrics import graph_metrics
+from harness.models.posterior import Posterior
+from harness.tracking.store import PARENT_TAG, sqlite_uri
+from harness.tracking.case_runs import ARTIFACTS
 from tests.conftest import run_pytest, tiny_study
 
 pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
@@ -294,7 +294,7 @@ def test_ctrl_c_marks_the_running_case_and_the_session_killed(write_study, tmp_p
 def test_sigterm_ends_the_running_case_and_the_session_killed_with_the_reason(write_study, tmp_path, workers, sleepy):
     """A real SIGTERM to the session's (controller) process, as timeout, kill or a cancelled CI job
     send: handled as Ctrl-C, the workers stop, nothing is left RUNNING for a later session to find,
-    and the stopped case's reason says SIGTERM (``harness.interrupts``), even where
+    and the stopped case's reason says SIGTERM (``harness.execution.interrupts``), even where
 
     - the KeyboardInterrupt it raised was swallowed (``swallows_stop``, as by JAX's bare ``except:``
       around a freshly compiled executable): the next check point raises it again;

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness import load_study, run_case
-from harness.config import StudyFileError
+from harness.study.loading import StudyFileError
 from tests.conftest import ROOT, tiny_study
 
 RUN = r"""

@@ -12,15 +12,15 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from harness.compare import paired_comparisons
-from harness.store import sqlite_uri
+from harness.analysis.compare import paired_comparisons
+from harness.tracking.store import sqlite_uri
 from tests.conftest import ROOT, TINY, built_once, run_pytest
 
 AUDIT = """
 import sys
 events = []
 sys.addaudithook(lambda event, args: event.startswith("pickle") and events.append(event))
-from harness.__main__ import main
+from harness.cli import main
 main(sys.argv[1:])
 assert not events, events
 print("NO_PICKLE")
@@ -65,7 +65,7 @@ def test_report_writes_every_file_without_unpickling(store, tmp_path):
 
 @pytest.mark.integration
 def test_report_numbers_equal_the_runs(store, tmp_path):
-    from harness.report import build_report
+    from harness.analysis.report import build_report
 
     md = build_report(sqlite_uri(store / "mlflow.db"), "report_exp", tmp_path / "r").read_text()
     client = MlflowClient(sqlite_uri(store / "mlflow.db"))
@@ -94,9 +94,9 @@ def test_the_parent_run_holds_the_paired_comparison(store):
 
 @pytest.mark.integration
 def test_report_selects_runs_by_parent_and_filter(store, tmp_path, monkeypatch):
-    from harness.__main__ import main
-    from harness.report import fetch_cases
-    from harness.store import PARENT_TAG
+    from harness.cli import main
+    from harness.analysis.report import fetch_cases
+    from harness.tracking.store import PARENT_TAG
 
     uri = sqlite_uri(store / "mlflow.db")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -130,7 +130,7 @@ class _WritesAFileWhenUnpickled:
 def test_report_never_unpickles_a_runs_particles(tmp_path):
     """A particles.npz holding a pickled object (here: one that creates a file when unpickled) is
     refused by the report's reader, and the object is never unpickled."""
-    from harness.report import CaseData, _read_artifacts
+    from harness.analysis.report import CaseData, _read_artifacts
 
     marker = tmp_path / "unpickled"
     npz = tmp_path / "particles.npz"
@@ -154,9 +154,10 @@ def test_an_exact_posterior_study_records_what_recomputes_its_metrics_and_report
     learner's marginals against the exact ones and lists the exact posterior's own scores."""
     from scipy.special import logsumexp
 
-    from harness.exact import parent_masks
-    from harness.metrics import is_cyclic, off_diagonal
-    from harness.report import build_report
+    from harness.models.graphs import parent_masks
+    from harness.models.graphs import is_cyclic
+    from harness.evaluation.metrics import off_diagonal
+    from harness.analysis.report import build_report
 
     study = copy.deepcopy(TINY)
     study.update(name="ex", experiment="exact_exp", seeds=[0, 1], learners={"random": {"n_particles": 6},

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from harness.config import StudyFileError, load_study
+from harness.study.loading import StudyFileError, load_study
 from harness.data import make_dataset
-from harness.datasets import load_sachs, standardize
-from harness.metrics import is_cyclic
-from harness.store import sqlite_uri
+from harness.data.real import load_sachs, standardize
+from harness.models.graphs import is_cyclic
+from harness.tracking.store import sqlite_uri
 from tests.conftest import ROOT, run_pytest
 
 SACHS = {
@@ -66,7 +66,7 @@ def test_the_papers_sachs_protocol_uses_every_row_for_every_seed_and_logs_no_hel
     standardised with their own statistics, no held-out rows, cdt's graph, ER with 2 edges per node,
     the same data for every seed."""
     from harness import run_case
-    from harness.case_runs import metrics_not_logged
+    from harness.tracking.case_runs import metrics_not_logged
 
     cases = {c.seed: c for c in load_study(ROOT / "configs" / "sachs_paper.yaml", {"inference.steps": 2})
              if c.learner == "svgd"}

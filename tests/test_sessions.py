@@ -97,7 +97,7 @@ def test_a_study_that_requires_a_gpu_is_skipped_without_one_and_the_plan_says_wh
 
 @pytest.mark.parametrize("bad", [["cpu"], "gpu"])
 def test_requires_names_only_known_resources(write_study, bad):
-    from harness.config import StudyFileError, load_study
+    from harness.study.loading import StudyFileError, load_study
 
     with pytest.raises(StudyFileError, match=r"key 'requires"):
         load_study(write_study(tiny_study(requires=bad)))

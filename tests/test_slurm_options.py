@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.slurm import SlurmError, asks_for_gpu, parse_parameters
+from harness.execution.slurm import SlurmError, asks_for_gpu, parse_parameters
 
 
 def test_generic_and_slurm_keys_become_submitit_parameters_with_yaml_values():

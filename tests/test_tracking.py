@@ -7,7 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-from harness.case_runs import (
+from harness.tracking.case_runs import (
     ARTIFACTS,
     TRUNCATION_MARKER,
     flatten_config,
@@ -15,8 +15,8 @@ from harness.case_runs import (
     log_config_as_params,
     plain_numpy,
 )
-from harness.sessions import aggregate_metrics, open_session
-from harness.store import resolve_uri, sqlite_uri
+from harness.tracking.sessions import aggregate_metrics, open_session
+from harness.tracking.store import resolve_uri, sqlite_uri
 
 
 def test_flatten_nested_mappings_to_dotted_keys():
@@ -141,7 +141,7 @@ def test_a_store_from_the_template_is_the_store_mlflow_creates(tmp_path, monkeyp
     """A new store is a copy of an empty template (not MLflow's migrations each time): the same
     schema and revision, the Default experiment with this store's artifact location, the same ids
     after it, whichever way the store began; and a template is built where none is yet."""
-    from harness.store import empty_store_template, prepare_store
+    from harness.tracking.store import empty_store_template, prepare_store
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     (tmp_path / "elsewhere").mkdir()

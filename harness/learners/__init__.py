@@ -35,8 +35,8 @@ ENTRY_POINT_GROUP = "dibs_bench.learners"
 REGISTRY: dict[str, str] = {
     "svgd": "harness.learners.svgd",
     "ensemble": "harness.learners.ensemble",
-    "random": "harness.learners.random_dags",
-    "exact": "harness.learners.exact_sampler",
+    "random": "harness.learners.random",
+    "exact": "harness.learners.exact",
     "mc3": "harness.learners.mc3",
     "bootstrap_ges": "harness.learners.bootstrap_ges",
     "bootstrap_pc": "harness.learners.bootstrap_pc",

@@ -33,7 +33,8 @@ from typing import Callable
 
 import numpy as np
 
-from harness.posterior import Posterior, latents_of_graphs
+from harness.models.posterior import Posterior
+from harness.models.graphs import latents_of_graphs
 
 
 def pdag_of(graph: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:

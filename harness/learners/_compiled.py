@@ -35,3 +35,18 @@ def call_compiled(fn, static: tuple, args: tuple, timer: Timer):
         timer.compile_s += time.perf_counter() - start
         _EXECUTABLES[signature] = exe
     return exe(*args)
+
+
+CHUNK = 100
+
+
+def chunk_lengths(steps: int, every: int | None = None) -> list[int]:
+    """Split ``steps`` into loop chunks: ``every`` steps each when convergence curves are on,
+    else equal chunks of at most ``CHUNK`` steps (one compiled executable where possible)."""
+    if steps <= 0:
+        return []
+    size = every or next((c for c in range(min(CHUNK, steps), 9, -1) if steps % c == 0), min(CHUNK, steps))
+    lengths = [size] * (steps // size)
+    if steps % size:
+        lengths.append(steps % size)
+    return lengths

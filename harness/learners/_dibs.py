@@ -9,7 +9,7 @@ JAX's persistent cache) for every seed and data set of that shape.
 Both learners use dibs-lib's gradient estimators (``eltwise_grad_z_likelihood``,
 ``eltwise_grad_theta_likelihood``, ``eltwise_grad_latent_prior``), optimiser and schedules; with
 ``likelihood_impl: fused`` (the default) the two likelihood estimators are computed in one pass each
-(``_fused_dibs.FusedJointDiBS``) over the fused likelihoods of ``harness.likelihoods``, the same
+(``_fused_dibs.FusedJointDiBS``) over the fused likelihoods of ``harness.models.likelihoods``, the same
 functions to float32 rounding; ``likelihood_impl: dibs`` runs dibs-lib's classes unchanged.
 ``svgd`` applies dibs-lib's ``_svgd_step`` (kernel-weighted gradients plus repulsion);
 ``ensemble`` gives each member its own key and moves it along its own posterior gradient only.
@@ -27,12 +27,15 @@ from dibs.inference import JointDiBS
 from jax.example_libraries import optimizers
 from jax.tree_util import tree_map
 
-from harness.data import Dataset, freeze_section, make_graph_model, thaw_section
+from harness.data.dataset import Dataset
+from harness.data.spec import freeze_section, thaw_section
+from harness.data.synthetic import make_graph_model
 from harness.learners._compiled import Timer, call_compiled
 from harness.learners._fused_dibs import FusedJointDiBS
-from harness.likelihoods import make_inference_model
-from harness.monitor import chunk_lengths
-from harness.posterior import Posterior, graphs_from_latents
+from harness.models.likelihoods import make_inference_model
+from harness.learners._compiled import chunk_lengths
+from harness.models.posterior import Posterior
+from harness.models.graphs import graphs_from_latents
 
 DIBS_KEYS = (
     "optimizer",
@@ -129,7 +132,7 @@ def fit_svgd(problem: Problem, n_particles: int, steps: int, dataset: Dataset, k
 
 
 def run_chunked(loop, problem: Problem, steps: int, state, x, mask, timer: Timer, monitor=None):
-    """Run ``loop`` for ``steps`` steps in chunks (see ``harness.monitor``), checking the monitor
+    """Run ``loop`` for ``steps`` steps in chunks (see ``harness.execution.monitor``), checking the monitor
     (deadline, progress, curves) between chunks. The first step and the chunk's length are arguments
     of the compiled loop, not constants: one executable per problem and shapes serves every chunk
     length and step count (the same steps, compiled fewer times)."""
@@ -239,7 +242,7 @@ def fit_members_one_by_one(problem: Problem, n_members: int, steps: int, dataset
 
 
 def _data(dataset: Dataset):
-    x = jnp.asarray(dataset.x)  # in the case's precision (inference.dtype; harness.run)
+    x = jnp.asarray(dataset.x)  # in the case's precision (inference.dtype; harness.execution.run)
     return x, jnp.zeros(x.shape, dtype=jnp.int32)
 
 

@@ -2,7 +2,7 @@
 jitted, vmapped loop.
 
 Target: the marginal posterior p(G | D) ∝ p(G) p(D | G) with the closed-form linear Gaussian score
-of :mod:`harness.exact` (the same function, in JAX) and dibs-lib's graph prior as its per-node
+of :mod:`harness.exact.enumeration` (the same function, in JAX) and dibs-lib's graph prior as its per-node
 table. Moves: add, delete or reverse one edge, proposed uniformly among the moves that keep the
 graph acyclic. The neighbourhood of G differs from that of G', so the acceptance probability carries
 the Hastings correction |N(G)| / |N(G')| (``hastings=False`` drops it, as the DiBS paper's
@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harness.exact import local_log_marginal
+from harness.models.scores import local_log_marginal
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Target:
     obs_noise: float
     mean_edge: float
     sig_edge: float
-    prior: tuple  # log prior of one node's parent set by its size (harness.exact.log_graph_prior_table)
+    prior: tuple  # log prior of one node's parent set by its size (harness.models.graph_priors.log_graph_prior_table)
     hastings: bool = True
 
     def node_score(self, c, n, j, parents):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pydantic import Field, PositiveInt
 
 from harness.learners._bootstrap import linear_gaussian_only
-from harness.settings import Strict
+from harness.data.spec import Strict
 
 check_data = linear_gaussian_only("bootstrap_pc")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import PositiveInt
 
-from harness.settings import InferenceSettings
+from harness.learners.settings import InferenceSettings
 
 
 class Settings(InferenceSettings):

@@ -5,7 +5,7 @@
 Hastings correction for the neighbourhood sizes). Each chain discards ``burnin`` steps, then keeps
 one graph every ``thin`` steps: ``n_particles`` graphs in all (the budget, as svgd's
 ``n_particles``), so a chain runs ``burnin + thin * n_particles / n_chains`` steps. The target is
-the closed-form linear Gaussian marginal posterior of ``harness.exact`` (the learners' model and
+the closed-form linear Gaussian marginal posterior of ``harness.exact.enumeration`` (the learners' model and
 graph prior), at any d. Θ of each kept graph is drawn from the conjugate p(Θ | G, D), so every
 metric works. Uniform weights.
 
@@ -22,7 +22,7 @@ import time
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from harness.settings import Strict
+from harness.data.spec import Strict
 
 CHUNK_STEPS = 20_000  # steps per compiled call: the deadline and progress are checked in between
 
@@ -57,7 +57,7 @@ def check_data(data: dict) -> str | None:
 
 
 def target_of(config: dict, n_vars: int, hastings: bool = True):
-    from harness.exact import log_graph_prior_table
+    from harness.models.graph_priors import log_graph_prior_table
     from harness.learners._mc3 import Target
 
     model = config["data"]["model"]
@@ -71,10 +71,11 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     import jax.numpy as jnp
     import numpy as np
 
-    from harness.exact import sample_theta, sufficient_statistics
+    from harness.models.scores import sample_theta, sufficient_statistics
     from harness.learners import _mc3
     from harness.learners._compiled import Timer, call_compiled
-    from harness.posterior import Posterior, latents_of_graphs
+    from harness.models.posterior import Posterior
+    from harness.models.graphs import latents_of_graphs
 
     start, timer = time.perf_counter(), Timer()
     d = dataset.n_vars

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, PositiveFloat, PositiveInt
 
-from harness.settings import InferenceSettings
+from harness.learners.settings import InferenceSettings
 
 
 class Settings(InferenceSettings):

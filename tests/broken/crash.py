@@ -1,6 +1,6 @@
 """A learner that raises: its case must end FAILED with a traceback, the others unharmed."""
 
-from harness.learners.random_dags import Settings  # noqa: F401
+from harness.learners.random import Settings  # noqa: F401
 
 
 def fit(dataset, config, settings, key, monitor=None):

@@ -2,7 +2,7 @@
 
 import os
 
-from harness.learners.random_dags import Settings  # noqa: F401
+from harness.learners.random import Settings  # noqa: F401
 
 
 def fit(dataset, config, settings, key, monitor=None):

@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from harness.learners import random_dags
-from harness.learners.random_dags import Settings  # noqa: F401
+from harness.learners import random as random_learner
+from harness.learners.random import Settings  # noqa: F401
 
 
 def fit(dataset, config, settings, key, monitor=None):
-    post = random_dags.fit(dataset, config, settings, key, monitor)
+    post = random_learner.fit(dataset, config, settings, key, monitor)
     post.theta = np.array(post.theta, copy=True)
     post.theta[1] = np.nan
     return post

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from harness.learners.random_dags import Settings, fit as random_fit  # noqa: F401
+from harness.learners.random import Settings, fit as random_fit  # noqa: F401
 
 
 def fit(dataset, config, settings, key, monitor=None):

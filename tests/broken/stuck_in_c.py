@@ -13,7 +13,7 @@ ends the worker 10 s later and the case fails as "ended before the case did".)
 import signal
 import socket
 
-from harness.learners.random_dags import Settings  # noqa: F401
+from harness.learners.random import Settings  # noqa: F401
 from tests.broken import tell_the_test_it_is_ready
 
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}

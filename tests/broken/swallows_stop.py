@@ -5,7 +5,7 @@ the harness's learners do."""
 
 import time
 
-from harness.learners.random_dags import Settings  # noqa: F401
+from harness.learners.random import Settings  # noqa: F401
 from tests.broken import tell_the_test_it_is_ready
 
 

@@ -1,0 +1,500 @@
+"""The harness as a pytest plugin: options, case parametrisation, device pinning, the session
+controller (plan, parent runs, summary, CSV, baseline gate), and what the ``case_run`` fixture of
+the root ``conftest.py`` opens and closes around each case.
+
+Registered once, by the root ``conftest.py`` (``pytest_plugins``), not as a ``pytest11`` entry
+point. The controller (the xdist master, or the only process) creates the experiments and parent
+runs before any worker starts and hands their ids to the workers; workers only create child runs.
+
+Collecting (``pytest benchmarks --collect-only``) imports neither JAX nor MLflow, scipy or pandas:
+the modules that need them are imported where a session, a case or a summary needs them. With
+``--collect-only`` the plan therefore gives no time estimate (it would read the MLflow store).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.execution import devices
+from harness.study import plan
+from harness.study.loading import StudyFileError, load_cases, parse_overrides
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "benchmarks"
+DEFAULT_CONFIGS = str(ROOT / "configs" / "*.yaml")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("harness", "benchmark harness")
+    group.addoption("--configs", action="append", metavar="PATH_OR_GLOB",
+                    help="study files to collect instead of configs/*.yaml (repeatable)")
+    group.addoption("--override", action="append", metavar="KEY=VALUE",
+                    help="set a dotted study key in every collected study, e.g. inference.steps=10 (repeatable)")
+    group.addoption("--mlflow-uri", help="tracking URI when MLFLOW_TRACKING_URI is not set "
+                    "(default: sqlite:///mlruns/mlflow.db)")
+    group.addoption("--gpus", help="comma-separated GPU ids to spread workers over (default: all visible)")
+    group.addoption("--jax-cache", help="JAX persistent compilation cache directory, or 'off' (default: .jax_cache)")
+    group.addoption("--results-csv", metavar="PATH", help="write one row per case to this CSV file")
+    group.addoption("--reuse", action="store_true",
+                    help="skip a case whose experiment already has a FINISHED run of the same config hash "
+                    "and harness version; report that run's metrics")
+    group.addoption("--save-baseline", metavar="PATH",
+                    help="write this session's per-case metrics as a baseline file (YAML) for --baseline")
+    group.addoption("--baseline", metavar="PATH|mlflow:RUN_ID|mlflow:latest",
+                    help="fail the session where a learner got worse than in this baseline, paired by seed "
+                    "(rule: harness.analysis.baseline, docs/regression-gate.md)")
+    group.addoption("--case-timeout", type=float, metavar="SECONDS",
+                    help="fail a case running longer than this (a study's timeout_s takes precedence)")
+    group.addoption("--executor", choices=("local", "slurm"), default="local",
+                    help="local: this machine's pytest process and xdist workers (default); slurm: one Slurm job "
+                    "array of the selected cases (docs/cluster.md)")
+    group.addoption("--slurm", action="append", metavar="KEY=VALUE",
+                    help="a submitit Slurm parameter for --executor slurm, e.g. partition=gpu, gpus_per_node=1, "
+                    "timeout_min=600 (repeatable; values are YAML)")
+    group.addoption("--slurm-folder", default="slurm_jobs", metavar="DIR",
+                    help="submitit's folder for the array's scripts, pickles and logs, on a file system the "
+                    "nodes share (default: slurm_jobs)")
+    group.addoption("--run-anywhere", action="store_true",
+                    help="run cases of studies with `requires: [gpu]` on a machine without a GPU (skipped otherwise)")
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _n_workers(config) -> int:
+    if _is_worker(config):
+        return int(config.workerinput["workercount"])
+    n = getattr(config.option, "numprocesses", None)
+    return n if isinstance(n, int) else 0
+
+
+def pytest_configure(config):
+    if config.getoption("jax_cache"):
+        os.environ["HARNESS_JAX_CACHE"] = config.getoption("jax_cache")
+    if _wants_benchmarks(config):
+        _handle_stop_signals(config)
+    if _is_worker(config):
+        info = config.workerinput
+        devices.pin_this_process(devices.worker_index(info["workerid"]), info["workercount"], config.getoption("gpus"))
+        session = json.loads(info.get("harness_session") or "null")
+        if session:
+            from harness.tracking import sessions
+
+            config._harness_session = sessions.Session.from_dict(session)
+        else:
+            config._harness_session = None
+        return
+    config._harness_session = None
+    if config.getoption("baseline"):
+        from harness.analysis import baseline
+
+        try:
+            baseline.parse_source(config.getoption("baseline"))
+        except baseline.BaselineError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    if config.getoption("executor") == "slurm":
+        _check_slurm_options(config)
+    config.pluginmanager.register(Controller(config), "harness-controller")
+    if _n_workers(config) == 0:
+        devices.pin_this_process(0, 1, config.getoption("gpus"))
+    elif _wants_benchmarks(config):
+        # under xdist: open the session here, before the workers exist
+        config._harness_session = _open_session(config, _cases_or_usage_error(config))
+
+
+def _handle_stop_signals(config) -> None:
+    """SIGTERM is handled as Ctrl-C, with the signal's name as the reason: the running cases' runs
+    and the session's parent runs end KILLED instead of staying RUNNING until a later session finds
+    them stale. The controller passes it on to its xdist workers; a worker also takes SIGINT (what
+    execnet sends a worker still busy 5 s after the session ended) through the same handler, which
+    keeps a second signal from cutting short the recording of the first (``harness.execution.interrupts``).
+    The controller's and a lone process's SIGINT stay Python's, so a second Ctrl-C still stops a
+    slow teardown."""
+    from harness.execution import interrupts
+
+    if _is_worker(config):
+        handler = interrupts.stop_handler()
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+    else:
+        signal.signal(signal.SIGTERM, interrupts.stop_handler(also=_pass_on_to_children))
+
+
+def _pass_on_to_children(signum: int) -> None:
+    for pid in _child_pids():
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _child_pids() -> list[int]:
+    """This process's children (its xdist workers), from /proc."""
+    me, out = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me:
+                out.append(int(entry.name))
+    return out
+
+
+def pytest_unconfigure(config):
+    # the process exits next: without this, the interpreter's final garbage collection walks every
+    # object of mlflow, JAX and scikit-learn, 1-2 s of CPU in each controller and worker process
+    gc.freeze()
+
+
+def _check_slurm_options(config) -> None:
+    """Refuse a Slurm session that cannot work, before anything is submitted."""
+    import shutil
+
+    from harness.execution import slurm
+    from harness.tracking import store
+
+    if _n_workers(config) > 0:
+        raise pytest.UsageError("--executor slurm: the cases run as Slurm array tasks and this process waits for "
+                                "them; leave out -n (xdist workers)")
+    try:
+        slurm.check_store(store.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir))
+        config._harness_slurm = slurm.parse_parameters(config.getoption("slurm"))
+    except slurm.SlurmError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if shutil.which("sbatch") is None:
+        raise pytest.UsageError("--executor slurm: sbatch is not on the PATH (run from a Slurm login node; "
+                                "scripts/local_slurm.sh start runs a one-node Slurm here)")
+
+
+def _wants_benchmarks(config) -> bool:
+    if config.getoption("configs"):
+        return True
+    for arg in config.args:
+        path = (Path(config.invocation_params.dir) / arg.split("::")[0]).resolve()
+        if path == BENCHMARKS or BENCHMARKS in path.parents or path in BENCHMARKS.parents:
+            return True
+    return False
+
+
+def _cases_or_usage_error(config):
+    try:
+        return _load(config)
+    except StudyFileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _load(config):
+    """The collected studies' cases, loaded once per process."""
+    if not hasattr(config, "_harness_cases"):
+        overrides = parse_overrides(config.getoption("override"))
+        config._harness_cases = load_cases(config.getoption("configs") or [DEFAULT_CONFIGS], overrides)
+    return config._harness_cases
+
+
+def _open_session(config, cases):
+    from harness.tracking import sessions, store
+
+    uri = store.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir)
+    name = time.strftime("session-%Y%m%d-%H%M%S")
+    return sessions.open_session(uri, [c.experiment for c in cases], name)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """xdist (controller): hand the session's store and parent runs to each worker."""
+    session = node.config._harness_session
+    node.workerinput["harness_session"] = json.dumps(session.to_dict() if session else None)
+
+
+def _has_gpu(config) -> bool:
+    """Whether the cases get a GPU: this machine's (``--gpus`` or detected), or with
+    ``--executor slurm`` the array's (``--slurm gpus_per_node=N`` and the like)."""
+    if not hasattr(config, "_harness_has_gpu"):
+        if config.getoption("executor") == "slurm":
+            from harness.execution import slurm
+
+            config._harness_has_gpu = slurm.asks_for_gpu(slurm.parse_parameters(config.getoption("slurm")))
+        else:
+            listed = devices.parse_gpu_list(config.getoption("gpus"))
+            config._harness_has_gpu = bool(devices.detect_gpus() if listed is None else listed)
+    return config._harness_has_gpu
+
+
+def _skip_reasons(config, cases) -> dict[str, str]:
+    """case id -> why it is skipped on this machine (``requires``)."""
+    reasons = {c.id: plan.skip_reason(c, _has_gpu(config), config.getoption("run_anywhere")) for c in cases}
+    return {k: v for k, v in reasons.items() if v}
+
+
+def _case_of(item):
+    """The benchmark case a collected item runs, or None (an item of another test)."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("case") if callspec is not None else None
+
+
+def pytest_collection_modifyitems(config, items):
+    reasons = _skip_reasons(config, [c for c in map(_case_of, items) if c is not None])
+    for item in items:
+        case = _case_of(item)
+        if case is not None and case.id in reasons:
+            item.add_marker(pytest.mark.skip(reason=reasons[case.id]))
+
+
+def pytest_generate_tests(metafunc):
+    if "case" not in metafunc.fixturenames:
+        return
+    try:
+        cases, error = _load(metafunc.config), None
+    except StudyFileError as exc:
+        cases, error = [], str(exc)
+    if error:
+        pytest.fail(error, pytrace=False)
+    params = []
+    for case in cases:
+        for mark in case.marks:
+            metafunc.config.addinivalue_line("markers", f"{mark}: given by a study file")
+        params.append(pytest.param(case, id=case.id, marks=[getattr(pytest.mark, m) for m in case.marks]))
+    metafunc.parametrize("case", params)
+
+
+def _session_for(config):
+    if config._harness_session is None:  # the only process: open lazily, on the first case
+        config._harness_session = _open_session(config, _cases_or_usage_error(config))
+    return config._harness_session
+
+
+def open_case_run(request):
+    """The case's child MLflow run (for the root conftest's ``case_run`` fixture): a new run, a
+    reused one (``--reuse``), or the run of its Slurm task."""
+    from harness.tracking import case_runs
+
+    case = request.node.callspec.params["case"]
+    worker = request.config.workerinput["workerid"] if _is_worker(request.config) else "main"
+    session = _session_for(request.config)
+    job = getattr(request.config, "_harness_jobs", {}).get(case.id)
+    running_task = getattr(request.config, "_harness_running_tasks", {}).get(case.id)
+    if job is not None:
+        from harness.execution.slurm import SlurmCaseRun
+
+        run = SlurmCaseRun(session, case, job)
+    elif running_task is not None:
+        from harness.execution.slurm import RunningTaskCaseRun
+
+        run = RunningTaskCaseRun(session, case, running_task)
+    else:
+        run = case_runs.CaseRun(session, case, devices.describe_device(), worker, reuse=request.config.getoption("reuse"))
+    run.run_options = {
+        "default_timeout_s": request.config.getoption("case_timeout"),
+        "progress": _progress_writer(request.config),
+    }
+    return run
+
+
+def close_case_run(request, run) -> None:
+    """Never leave the run RUNNING; send its record to the controller (through xdist's report)."""
+    run.close()
+    request.node.user_properties.append(("harness_case", json.dumps(run.record())))
+
+
+def _progress_writer(config):
+    """Where a case's progress goes: stderr with ``-s`` (an xdist worker's stderr reaches the
+    terminal); with a single process, the terminal even while pytest captures the output; else
+    nowhere (a worker's captured output is only shown for a failed test)."""
+    if config.getoption("capture") == "no":
+        return True
+    if _n_workers(config) > 0:
+        return False
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def write(text: str) -> None:
+        with capture.global_and_fixture_disabled():
+            sys.stderr.write(text)
+            sys.stderr.flush()
+
+    return write
+
+
+class Controller:
+    """Hooks of the controller process only: collects case records, closes the session."""
+
+    def __init__(self, config):
+        self.config = config
+        self.records: dict[str, dict] = {}
+        self.gate_lines: list[str] = []
+        self.gate_failed = False
+
+    def pytest_collection_finish(self, session):
+        """The only process (-n 0, or xdist with --collect-only): the plan of what was selected;
+        with --executor slurm, the selected cases go out as one job array."""
+        self._print_plan([item.nodeid for item in session.items])
+        if self.config.getoption("executor") == "slurm" and not self.config.getoption("collectonly"):
+            self._submit_to_slurm(session.items)
+
+    def _submit_to_slurm(self, items) -> None:
+        from harness.execution import slurm
+
+        cases = [_case_of(item) for item in items if _case_of(item) is not None and item.get_closest_marker("skip") is None]
+        harness_session = _session_for(self.config)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self.config.getoption("reuse"):
+            cases, self.config._harness_running_tasks = slurm.left_to_submit(harness_session, cases)
+            if running := self.config._harness_running_tasks:
+                tasks = sorted(run.data.tags[slurm.TASK_TAG] for run in running.values())
+                reporter.write_line(f"harness: {len(running)} case(s) still running in an earlier session's array "
+                                    f"({', '.join(tasks)}): waiting for them, not submitting them again")
+        if not cases:
+            return
+        self.config._harness_jobs = slurm.submit(harness_session, cases, self.config.getoption("slurm_folder"),
+                                                 self.config._harness_slurm, self.config.getoption("case_timeout"))
+        reporter.write_line(f"harness: submitted {len(cases)} case(s) as Slurm job array "
+                            f"{slurm.array_id(self.config._harness_jobs)} (logs: {self.config.getoption('slurm_folder')})")
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node, ids):
+        """xdist: every worker collects the same items; the first to finish gives the plan."""
+        self._print_plan(ids)
+
+    def _print_plan(self, node_ids: list[str]) -> None:
+        if getattr(self, "_plan_printed", False):
+            return
+        selected = {nid.rpartition("[")[2].rstrip("]") for nid in node_ids if "test_case[" in nid}
+        if not selected:
+            return
+        self._plan_printed = True
+        cases = [c for c in _load(self.config) if c.id in selected]
+        history = plan.History() if self.config.getoption("collectonly") else self._history(cases)
+        lines = plan.plan_lines(cases, _skip_reasons(self.config, cases), history, _n_workers(self.config),
+                                reuse=self.config.getoption("reuse"))
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        for line in lines:
+            reporter.write_line(line) if reporter else print(line)
+
+    def _history(self, cases) -> "plan.History":
+        """Earlier runs of these cases in the store, for the time estimate."""
+        from harness.tracking import sessions, store
+
+        try:
+            uri = store.resolve_uri(self.config.getoption("mlflow_uri"), root=self.config.invocation_params.dir)
+            return plan.earlier_runs(uri, sessions.experiment_ids(uri, {c.experiment for c in cases}))
+        except Exception as exc:  # an estimate is not worth failing a session for
+            print(f"harness: no time estimate ({type(exc).__name__}: {exc})")
+            return plan.History()
+
+    def pytest_runtest_logreport(self, report):
+        # xdist forwards the workers' reports, with the record the fixture attached
+        for name, value in report.user_properties:
+            if name == "harness_case":
+                record = json.loads(value)
+                self.records[record["case_id"]] = record
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        if self.config._harness_session is None:  # the only process, and no case ran: no session opened
+            if self.config.getoption("baseline") and exitstatus != pytest.ExitCode.INTERRUPTED:
+                self.gate_lines.append("the gate compared nothing: no case ran in this session (every case was "
+                                       "deselected or skipped), so nothing could be compared with the baseline")
+                self.gate_failed = True
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+        from harness.tracking import sessions
+        from harness.analysis import summary
+
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        jobs = getattr(self.config, "_harness_jobs", None)
+        if interrupted and jobs:
+            from harness.execution import slurm
+
+            slurm.cancel(jobs)
+            slurm.wait_until_gone(jobs)
+        records = list(self.records.values())
+        status = "KILLED" if interrupted else "FINISHED"
+        for orphan in sessions.close_session(self.config._harness_session, records, status):
+            self.records.setdefault(orphan["case_id"], orphan)
+        records = list(self.records.values())
+        if self.config.getoption("results_csv") and records:
+            summary.write_csv(records, self.config.getoption("results_csv"))
+        if interrupted:
+            return
+        if self.config.getoption("save_baseline"):
+            self.gate_lines.append(_save_baseline(self.config, records))
+        if self.config.getoption("baseline"):
+            lines, failed = _gate(self.config, records)
+            self.gate_lines += lines
+            if failed:
+                self.gate_failed = True
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.records:
+            self._print_gate(terminalreporter)
+            return
+        from harness.analysis import summary
+
+        records = list(self.records.values())
+        tr = terminalreporter
+        tr.section("benchmark cases")
+        ended = self.config._harness_session.ended_stale
+        if ended:
+            tr.write_line(f"ended FAILED {len(ended)} run(s) left RUNNING by processes that died (no heartbeat): "
+                          + ", ".join(ended))
+        tr.write_line(summary.case_table(records))
+        tr.section("learners (mean ± sd over seeds)")
+        tr.write_line(summary.learner_table(records))
+        comparisons = summary.paired_lines(records)
+        if comparisons:
+            tr.section("paired comparison (same seed, same data)")
+            tr.write_line(comparisons)
+        reused = sorted(r["case_id"] for r in records if r.get("reused"))
+        if reused:
+            tr.write_line(f"\nreused {len(reused)} case(s) from earlier runs (--reuse): {', '.join(reused)}")
+        self._print_gate(tr)
+        if self.config.getoption("results_csv"):
+            tr.write_line(f"\nper-case CSV: {self.config.getoption('results_csv')}")
+        tr.write_line(f"\nopen the results: {summary.open_command(self.config._harness_session.uri)}")
+
+    def _print_gate(self, tr) -> None:
+        if self.gate_lines:
+            tr.section("regression gate (baseline)")
+            tr.write_line("\n".join(self.gate_lines))
+            if self.gate_failed:
+                tr.write_line("the regression gate fails this session (exit status 1)", red=True, bold=True)
+
+
+def _save_baseline(config, records: list[dict]) -> str:
+    from harness.analysis import baseline
+    from harness.tracking import provenance
+
+    command = ["pytest", *config.invocation_params.args]
+    meta = baseline.provenance(provenance.git_commit(), provenance.version_tags(), command)
+    recorded = baseline.baseline_from_records(records, meta=meta)
+    saved = baseline.save_baseline(recorded, config.getoption("save_baseline"))
+    return f"saved a baseline of {len(recorded.cases)} finished case(s) of {len(records)} to {saved}"
+
+
+def _gate(config, records: list[dict]) -> tuple[list[str], bool]:
+    """The baseline comparison's lines, and whether it fails the session."""
+    from harness.analysis import baseline
+    from harness.tracking import sessions
+
+    session = config._harness_session
+    try:
+        base = baseline.load_baseline(
+            config.getoption("baseline"), session.uri, list(session.parents),
+            exclude_runs={ids["run_id"] for ids in session.parents.values()},
+        )
+    except baseline.BaselineError as exc:
+        return [f"baseline gate failed: {exc}"], True
+    effects = {c.id: c.config.get("regression", {}) for c in _load(config)}
+    result = baseline.compare_with_baseline(records, base, effects)
+    sessions.tag_session(session, {"baseline": base.source, "baseline_regressions": str(len(result.regressions))})
+    return result.lines(), result.failed

@@ -1,0 +1,49 @@
+"""``exact``: a perfect sampler, the reference for what ``n_particles`` samples can score.
+
+Graphs are drawn i.i.d. from the exact posterior p(G | D) (:mod:`harness.exact.enumeration`, by enumeration),
+Θ of each from the conjugate Gaussian p(Θ | G, D); uniform weights. Only in studies with
+``data.exact_posterior: true`` (linear Gaussian synthetic data, n_vars ≤ 6). Its ``graph_tv`` and
+``edge_mae`` show how close a finite sample of the true posterior comes: a learner with the same
+budget cannot be expected to do better on average.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import PositiveInt
+
+from harness.data.spec import Strict
+
+
+class Settings(Strict):
+    n_particles: PositiveInt = 20
+
+
+def check_data(data: dict) -> str | None:
+    if not data.get("exact_posterior"):
+        return "the exact learner samples the exact posterior: set data.exact_posterior: true"
+    return None
+
+
+def fit(dataset, config: dict, settings: Settings, key, monitor=None):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from harness.exact.enumeration import exact_posterior_of
+    from harness.models.graphs import graphs_of
+    from harness.models.scores import sample_theta, sufficient_statistics
+    from harness.models.posterior import Posterior
+    from harness.models.graphs import latents_of_graphs
+
+    start = time.perf_counter()
+    m = settings.n_particles
+    exact = exact_posterior_of(config["data"], dataset.x)
+    k_graphs, k_theta = jax.random.split(key)
+    picks = np.asarray(jax.random.categorical(k_graphs, jnp.asarray(exact.log_prob), shape=(m,)))
+    g = graphs_of(exact.parents[picks])
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(k_theta)))
+    theta = sample_theta(rng, sufficient_statistics(dataset.x)[0], g, config["data"]["model"]).astype(dataset.x.dtype)
+    return Posterior(z=latents_of_graphs(g), g=g, theta=theta, log_weights=np.full(m, -np.log(m)),
+                     fit_s=time.perf_counter() - start)

@@ -1,0 +1,39 @@
+"""The settings every DiBS learner shares (a study's ``inference`` section, a learner's own keys
+over them), validated; the study schema imports them.
+
+Kept free of JAX so that loading and validating studies (pytest collection) stays fast.
+Defaults follow dibs-lib 1.3.3's ``JointDiBS`` where a setting exists there.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from harness.data.spec import Strict
+
+
+class InferenceSettings(Strict):
+    """DiBS settings shared by all DiBS learners (a learner's own keys override them)."""
+
+    steps: int = Field(1000, ge=0)
+    n_dim: PositiveInt | None = Field(None, description="latent dimension k of Z; default d")
+    optimizer: Literal["rmsprop", "gd"] = "rmsprop"
+    stepsize: PositiveFloat = 0.005
+    alpha_linear: float = Field(0.05, ge=0)
+    beta_linear: float = Field(1.0, ge=0)
+    tau: PositiveFloat = 1.0
+    n_grad_mc_samples: PositiveInt = 128
+    n_acyclicity_mc_samples: PositiveInt = 32
+    grad_estimator_z: Literal["reparam", "score"] = "reparam"
+    score_function_baseline: float = Field(0.0, ge=0, le=1)
+    latent_prior_std: PositiveFloat | None = None
+    likelihood_impl: Literal["fused", "dibs"] = Field(
+        "fused", description="fused: harness.models.likelihoods (same function, faster); dibs: dibs-lib's own classes"
+    )
+    eval_every: PositiveInt | None = Field(
+        None, description="log eshd/auroc every K steps as MLflow metric history (off by default)"
+    )
+
+

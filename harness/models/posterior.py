@@ -1,0 +1,40 @@
+"""What every learner returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Posterior:
+    """A weighted particle approximation of p(G, Θ | D).
+
+    ``z`` latent particles [M, d, k, 2]; ``g`` graphs [M, d, d] (``g[m, i, j] = 1`` for i → j);
+    ``theta`` a pytree of numpy arrays with leading dimension M; ``log_weights`` [M]
+    (normalised; uniform unless a learner says otherwise). ``fit_s`` is the learner's wall time,
+    ``compile_s`` the part of it spent compiling (0 when a compiled loop was reused), of which
+    ``lower_s`` is tracing and lowering (what a persistent compilation cache cannot skip).
+    ``log_weights_mixture`` [M] are the DiBS+ weights, unnormalised (see
+    :func:`harness.evaluation.metrics.mixture_log_weights`; set by ``compute_metrics``, not by learners).
+    ``diagnostics``: a learner's own figures, logged with the metrics under their names (which
+    ``harness.evaluation.registry`` registers), e.g. mc3's acceptance rate and effective sample sizes.
+    """
+
+    z: np.ndarray
+    g: np.ndarray
+    theta: Any
+    log_weights: np.ndarray
+    fit_s: float = float("nan")
+    compile_s: float = 0.0
+    lower_s: float = 0.0
+    log_weights_mixture: np.ndarray | None = None
+    diagnostics: dict = field(default_factory=dict)
+
+    @property
+    def n_particles(self) -> int:
+        return self.g.shape[0]
+
+
