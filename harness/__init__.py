@@ -7,21 +7,15 @@ Usable without pytest::
     result = run_case(cases[0])
     result.metrics["eshd"]
 
-Importing ``harness`` (and validating studies) does not import JAX.
+Importing ``harness`` (and validating studies) imports no JAX and changes no environment variable
+or global setting; ``run_case(case, setup_jax=True)`` applies the JAX settings the pytest plugin
+uses (compile cache, threefry lowering: the same numbers, faster).
 """
 
-__version__ = "0.1.0"
+from harness.study.loading import Case, StudyFileError, load_cases, load_study
+from harness.tracking.provenance import harness_version
 
-import os as _os
-
-# MLflow's usage telemetry is off in every harness process (and so in the Slurm tasks, which inherit
-# the environment): a study sends nothing anywhere but to its tracking store, and MLflow 3.17's
-# telemetry thread races with requests of other threads (a heartbeat), failing them with
-# KeyError '_MLFLOW_TELEMETRY_SESSION_ID' (seen in a Slurm task). MLFLOW_DISABLE_TELEMETRY=false
-# in the environment turns it back on.
-_os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-from harness.study.loading import Case, StudyFileError, load_cases, load_study  # noqa: E402
+__version__ = harness_version()
 
 
 def run_case(case, **options):

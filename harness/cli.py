@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     history.add_argument("--mlflow-uri", help="tracking URI when MLFLOW_TRACKING_URI is not set")
     args = parser.parse_args(argv)
 
-    from harness.tracking.store import resolve_uri
+    from harness.tracking.store import disable_mlflow_telemetry, resolve_uri
+
+    disable_mlflow_telemetry()
 
     out = args.out or Path("reports") / args.experiment
     if args.command == "history":

@@ -57,7 +57,7 @@ if len(sys.argv) > 2:  # run on this many cores only (as a pinned xdist worker w
     os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: int(sys.argv[2])])
 from pathlib import Path
 from harness import load_study, run_case
-from harness.tracking.case_runs import CaseRun
+from harness.tracking.case_runs import RunWriter
 from harness.tracking.sessions import open_session
 from harness.tracking.store import sqlite_uri
 
@@ -67,10 +67,10 @@ out = []
 with tempfile.TemporaryDirectory() as store:
     session = open_session(sqlite_uri(Path(store) / "mlflow.db"), [c.experiment for c in cases], "bench")
     for case in cases:
-        result = run_case(case)
+        result = run_case(case, setup_jax=True)
         t = time.perf_counter()
-        run = CaseRun(session, case, "bench", "bench")
-        run.log_result(result)
+        run = RunWriter.create(session, case, "bench", "bench")
+        run.log_result(case, result, [])
         tracking_s = time.perf_counter() - t
         out.append({"id": case.id, "learner": case.learner, "seed": case.seed, "point": case.sweep_point,
                     **result.timings,

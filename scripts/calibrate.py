@@ -30,7 +30,7 @@ def main() -> None:
             continue
         for seed in range(a, b + 1):
             c = dataclasses.replace(case, seed=seed, id=f"{case.study}-s{seed}-{learner}")
-            r = run_case(c)
+            r = run_case(c, setup_jax=True)
             rows.append({"learner": learner, "seed": seed, **r.metrics})
             print(rows[-1], flush=True)
     df = pd.DataFrame(rows)

@@ -37,7 +37,7 @@ if sys.argv[1] != "own":
     study["data"]["graph"]["n_vars"] = int(sys.argv[1])
 path = Path(tempfile.mkdtemp()) / "probe.yaml"
 path.write_text(yaml.safe_dump(study))
-fits = {case.seed: run_case(case).metrics["fit_s"] for case in sorted(load_study(str(path)), key=lambda c: c.seed)}
+fits = {case.seed: run_case(case, setup_jax=True).metrics["fit_s"] for case in sorted(load_study(str(path)), key=lambda c: c.seed)}
 print("RESULT", json.dumps({"fit_s": fits[1], "n_vars": study["data"]["graph"]["n_vars"]}))
 """
 

@@ -10,6 +10,7 @@ import yaml
 
 from harness.analysis import baseline as bl
 from harness.study.loading import StudyFileError, load_cases
+from harness.tracking.records import CaseRecord
 
 T_975_DF4 = 2.7764451051977934  # 97.5% quantile of Student's t with 4 degrees of freedom (tables: 2.776)
 
@@ -20,9 +21,9 @@ def t4_sf(t: float) -> float:
     return 0.5 - (3 / 8) * (t / math.sqrt(1 + x)) * (1 - t * t / (12 * (1 + x)))
 
 
-def records(values: dict[int, float], metric: str = "eshd", learner: str = "svgd", config_hash: str = "h") -> list[dict]:
-    return [{"case_id": f"st-s{s}-{learner}", "learner": learner, "seed": s, "config_hash": config_hash,
-             "status": "FINISHED", "metrics": {metric: v}} for s, v in values.items()]
+def records(values: dict[int, float], metric: str = "eshd", learner: str = "svgd", config_hash: str = "h") -> list[CaseRecord]:
+    return [CaseRecord(case_id=f"st-s{s}-{learner}", learner=learner, seed=s, config_hash=config_hash,
+                       status="FINISHED", metrics={metric: v}) for s, v in values.items()]
 
 
 def baseline_of(values: dict[int, float], metric: str = "eshd", learner: str = "svgd", config_hash: str = "h"):
@@ -76,7 +77,7 @@ def test_each_part_of_the_rule_is_needed():
     (small,) = bl.compare_with_baseline(records(worse), baseline_of(BASE)).findings
     assert not small.regression and small.p_value < bl.ALPHA
     # the study's own effect size (regression: {eshd: 0.3}) makes it one
-    effects = {r["case_id"]: {"eshd": 0.3} for r in records(worse)}
+    effects = {r.case_id: {"eshd": 0.3} for r in records(worse)}
     (strict,) = bl.compare_with_baseline(records(worse), baseline_of(BASE), effects).findings
     assert strict.regression and strict.min_effect == 0.3
     # one bad seed: large mean, but neither paired test calls it
@@ -123,17 +124,16 @@ def test_changed_config_hash_is_not_comparable_and_an_empty_gate_fails():
 
 def test_failed_cases_and_non_finite_values_are_left_out():
     current = records({s: BASE[s] + WORSE[s] for s in BASE})
-    current[0]["status"] = "FAILED"
-    current[1]["metrics"]["eshd"] = math.nan
+    current[0].status = "FAILED"
+    current[1].metrics["eshd"] = math.nan
     (f,) = bl.compare_with_baseline(current, baseline_of(BASE)).findings
     assert f.seeds == [2, 3, 4]
 
 
 def test_baseline_file_round_trip(tmp_path):
     recs = records(BASE) + records({0: 0.5}, "auroc", "ensemble")
-    recs[0]["metrics"]["fit_s"] = 12.0  # machine-dependent: not recorded
-    recs.append({"case_id": "st-s9-svgd", "learner": "svgd", "seed": 9, "config_hash": "h", "status": "FAILED",
-                 "metrics": {}})
+    recs[0].metrics["fit_s"] = 12.0  # machine-dependent: not recorded
+    recs.append(CaseRecord(case_id="st-s9-svgd", learner="svgd", seed=9, config_hash="h", status="FAILED"))
     meta = bl.provenance("abc123", {"dibs_version": "1.3.3"}, ["pytest", "benchmarks"])
     path = bl.save_baseline(bl.baseline_from_records(recs, meta=meta), tmp_path / "b" / "base.yaml")
     doc = yaml.safe_load(path.read_text())

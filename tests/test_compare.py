@@ -4,18 +4,21 @@ statistics computed here by hand: mean difference, t-interval, exact Wilcoxon p,
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from harness.analysis.compare import paired_comparisons
+from harness.tracking.records import CaseRecord
 
 T_975_DF4 = 2.7764451051977934  # Student's t, 97.5% quantile, 4 degrees of freedom (tables: 2.776)
 
 
-def records(metric: str, a: list[float], b: list[float]) -> list[dict]:
+def records(metric: str, a: list[float], b: list[float], learners=("svgd", "ensemble")) -> list[CaseRecord]:
     out = []
-    for learner, values in (("svgd", a), ("ensemble", b)):
-        out += [{"case_id": f"st-s{s}-{learner}", "learner": learner, "seed": s, "metrics": {metric: v}}
+    for learner, values in zip(learners, (a, b)):
+        out += [CaseRecord(case_id=f"st-s{s}-{learner}", learner=learner, seed=s, metrics={metric: v})
                 for s, v in enumerate(values)]
     return out
 
@@ -76,12 +79,28 @@ def test_wilcoxon_counts_the_non_zero_pairs_and_names_the_smallest_possible_p():
 def test_runs_of_other_settings_are_never_paired_with_each_other():
     """The same config name and seeds with two comparison hashes (a full and a shortened session):
     two comparisons, each of its own runs; a later record of a case replaces an earlier one."""
-    full = [{**r, "comparison_hash": "aaaaaaaa11"} for r in records("eshd", [b + 1.0 for b in B], B)]
-    short = [{**r, "comparison_hash": "bbbbbbbb22"} for r in records("eshd", [b - 2.0 for b in B], B)]
-    rerun = {**full[0], "metrics": {"eshd": B[0] + 3.0}}  # svgd seed 0 again, later
+    full = [replace(r, comparison_hash="aaaaaaaa11") for r in records("eshd", [b + 1.0 for b in B], B)]
+    short = [replace(r, comparison_hash="bbbbbbbb22") for r in records("eshd", [b - 2.0 for b in B], B)]
+    rerun = replace(full[0], metrics={"eshd": B[0] + 3.0})  # svgd seed 0 again, later
     by_label = {p.config: p for p in paired_comparisons(full + short + [rerun])}
     assert set(by_label) == {"st (aaaaaaaa)", "st (bbbbbbbb)"}
     assert by_label["st (bbbbbbbb)"].diff_mean == pytest.approx(-2.0) and by_label["st (bbbbbbbb)"].n == 5
     assert by_label["st (aaaaaaaa)"].diff_mean == pytest.approx((3.0 + 4 * 1.0) / 5) and by_label["st (aaaaaaaa)"].n == 5
     # one hash only: the plain config name
     assert {p.config for p in paired_comparisons(full)} == {"st"}
+
+
+def test_pairs_by_the_runs_seed_and_learner_not_by_parsing_case_ids():
+    """A learner whose name contains '-' (nothing forbids it) pairs with the others of its config;
+    a regex over case ids took 'my-learner' as part of the config and compared nothing."""
+    a, b = [1.0, 2.0, 3.0], [2.0, 3.0, 5.0]
+    (p,) = paired_comparisons(records("eshd", a, b, learners=("my-learner", "svgd")))
+    assert (p.config, p.a, p.b, p.n, p.a_better) == ("st", "svgd", "my-learner", 3, 0)
+    assert p.diff_mean == pytest.approx(np.mean(np.subtract(b, a)))
+
+
+def test_config_label_strips_only_the_seed_and_learner():
+    from harness.tracking.records import config_label
+
+    assert config_label("grid-sf-10-s1-my-learner", 1, "my-learner") == "grid-sf-10"
+    assert config_label("a-s1-b-s2-svgd", 2, "svgd") == "a-s1-b"

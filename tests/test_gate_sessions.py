@@ -35,7 +35,7 @@ def parent_runs(tmp_path) -> list[tuple[str, str]]:
     """(run id, baseline tag) of each session's parent run, oldest first."""
     with sqlite3.connect(f"file:{tmp_path / 'mlflow.db'}?mode=ro", uri=True) as db:
         rows = db.execute(
-            "select r.run_uuid, (select value from tags t where t.run_uuid = r.run_uuid and t.key = 'harness.analysis.baseline') "
+            "select r.run_uuid, (select value from tags t where t.run_uuid = r.run_uuid and t.key = 'harness.baseline') "
             "from runs r join tags t on t.run_uuid = r.run_uuid and t.key = 'harness.role' order by r.start_time"
         ).fetchall()
     db.close()

@@ -83,12 +83,13 @@ def test_history_lists_every_session_in_time_order_with_its_means(write_study, t
     from mlflow.tracking import MlflowClient
 
     from harness.analysis.compare import paired_comparisons
+    from harness.tracking.records import CaseRecord
 
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("dibs_vs_ensembles").experiment_id])
     parent_of = {r.info.run_id: r.info.run_name for r in runs if r.data.tags.get("harness.role") == "session"}
-    records = {name: [{"case_id": r.data.tags["case_id"], "learner": r.data.tags["learner"],
-                       "seed": int(r.data.tags["seed"]), "metrics": r.data.metrics}
+    records = {name: [CaseRecord(case_id=r.data.tags["case_id"], learner=r.data.tags["learner"],
+                                 seed=int(r.data.tags["seed"]), metrics=r.data.metrics)
                       for r in runs if parent_of.get(r.data.tags.get("mlflow.parentRunId")) == name]
                for name in sessions}
 
@@ -96,5 +97,5 @@ def test_history_lists_every_session_in_time_order_with_its_means(write_study, t
         return next(p for p in paired_comparisons(recs) if p.metric == "negll_obs_mixture").statement
 
     own = negll_statement(records[sessions[0]])
-    mixed = negll_statement([r for r in records[sessions[0]] if r["learner"] == "svgd"] + records[sessions[-1]])
+    mixed = negll_statement([r for r in records[sessions[0]] if r.learner == "svgd"] + records[sessions[-1]])
     assert own in every and mixed != own

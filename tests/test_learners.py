@@ -126,7 +126,7 @@ def test_posterior_shapes(cases):
         np.testing.assert_array_equal(post.g, np.asarray(DiBS.particle_to_g_lim(None, post.z)))
 
 
-def test_random_learner_gives_dags_matching_their_latents(cases):
+def test_random_learner_gives_equally_weighted_dags_without_latents(cases):
     case = cases["tiny-s0-svgd"]
     data = make_dataset(case.config["data"], 0)
     post = random_learner.fit(data, case.config, random_learner.Settings(n_particles=50), case_keys(0)[1])
@@ -134,7 +134,8 @@ def test_random_learner_gives_dags_matching_their_latents(cases):
 
     assert not is_cyclic(post.g).any()
     off = ~np.eye(4, dtype=bool)
-    np.testing.assert_array_equal(post.g, np.asarray(DiBS.particle_to_g_lim(None, post.z)))
+    assert post.z is None
+    np.testing.assert_allclose(post.log_weights, np.log(np.full(50, 1 / 50)))
     # edge density near the ER prior's p = edges_per_node * d / (d (d - 1) / 2) = 2/3
     density = post.g[:, off].mean() * 2  # each node pair has one possible direction in a DAG
     assert 0.45 < density < 0.85
@@ -148,7 +149,7 @@ counts = {"/jax/compilation_cache/cache_hits": 0, "/jax/compilation_cache/cache_
 jax.monitoring.register_event_listener(
     lambda event, **kw: event in counts and counts.__setitem__(event, counts[event] + 1))
 case = [c for c in load_study(sys.argv[1]) if c.id == "tiny-s0-svgd"][0]
-r = run_case(case)
+r = run_case(case, setup_jax=True)
 print(json.dumps({"z": r.posterior.z.tolist(), "cache_hits": counts["/jax/compilation_cache/cache_hits"],
                   "cache_writes": counts["/jax/compilation_cache/cache_misses"]}))
 """

@@ -16,7 +16,7 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness.tracking.store import PARENT_TAG
+from harness.tracking.tags import PARENT_TAG
 from harness.tracking.case_runs import ARTIFACTS
 from tests.conftest import ROOT, benchmark_command, heed_sigint, run_pytest, tiny_study
 from tests.services import missing, mlflow_server, postgres_database

@@ -13,6 +13,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from harness.analysis.compare import paired_comparisons
+from harness.tracking.records import CaseRecord
 from harness.tracking.store import sqlite_uri
 from tests.conftest import ROOT, TINY, built_once, run_pytest
 
@@ -77,8 +78,8 @@ def test_report_numbers_equal_the_runs(store, tmp_path):
             cell = f"{vals.mean():.3f} ± {vals.std(ddof=1):.3f}"
             row = next(line for line in md.splitlines() if line.startswith(f"| {learner} "))
             assert cell in row, (learner, metric, cell, row)
-    records = [{"case_id": r.data.tags["case_id"], "learner": r.data.tags["learner"],
-                "seed": int(r.data.tags["seed"]), "metrics": r.data.metrics} for r in runs]
+    records = [CaseRecord(case_id=r.data.tags["case_id"], learner=r.data.tags["learner"],
+                          seed=int(r.data.tags["seed"]), metrics=r.data.metrics) for r in runs]
     eshd = next(p for p in paired_comparisons(records) if p.metric == "eshd")
     assert eshd.n == 3 and eshd.statement in md
 
@@ -96,7 +97,7 @@ def test_the_parent_run_holds_the_paired_comparison(store):
 def test_report_selects_runs_by_parent_and_filter(store, tmp_path, monkeypatch):
     from harness.cli import main
     from harness.analysis.report import fetch_cases
-    from harness.tracking.store import PARENT_TAG
+    from harness.tracking.tags import PARENT_TAG
 
     uri = sqlite_uri(store / "mlflow.db")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -134,7 +135,7 @@ def test_report_never_unpickles_a_runs_particles(tmp_path):
 
     marker = tmp_path / "unpickled"
     npz = tmp_path / "particles.npz"
-    np.savez(npz, z=np.array([_WritesAFileWhenUnpickled(marker)], dtype=object), g=np.zeros((1, 2, 2)),
+    np.savez(npz, z=np.zeros((1, 2, 2, 2)), g=np.array([_WritesAFileWhenUnpickled(marker)], dtype=object),
              log_weights=np.zeros(1))
     (tmp_path / "ground_truth.yaml").write_text("g: [[0, 1], [0, 0]]\n")
     client = MlflowClient(sqlite_uri(tmp_path / "mlflow.db"))

@@ -66,7 +66,7 @@ def test_the_papers_sachs_protocol_uses_every_row_for_every_seed_and_logs_no_hel
     standardised with their own statistics, no held-out rows, cdt's graph, ER with 2 edges per node,
     the same data for every seed."""
     from harness import run_case
-    from harness.tracking.case_runs import metrics_not_logged
+    from harness.evaluation.run_tags import metrics_not_logged
 
     cases = {c.seed: c for c in load_study(ROOT / "configs" / "sachs_paper.yaml", {"inference.steps": 2})
              if c.learner == "svgd"}

@@ -7,15 +7,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-from harness.tracking.case_runs import (
-    ARTIFACTS,
-    TRUNCATION_MARKER,
-    flatten_config,
-    log_artifacts_selectively,
-    log_config_as_params,
-    plain_numpy,
-)
-from harness.tracking.sessions import aggregate_metrics, open_session
+from harness.analysis.summary import aggregate_metrics
+from harness.tracking.case_runs import ARTIFACTS, TRUNCATION_MARKER, flatten_config, log_artifacts_selectively, plain_numpy
+from harness.tracking.records import CaseRecord
+from harness.tracking.sessions import open_session
 from harness.tracking.store import resolve_uri, sqlite_uri
 
 
@@ -55,16 +50,6 @@ def client_and_run(tmp_path):
     return client, run.info.run_id
 
 
-def test_log_config_as_params_logs_everything_mlflow_accepts(client_and_run):
-    client, run_id = client_and_run
-    config = {f"k{i}": {"v": i, "l": [i, None]} for i in range(80)}  # 160 params: two batches
-    config["weird key!"] = "y" * 7000
-    logged = log_config_as_params(client, run_id, config)
-    params = client.get_run(run_id).data.params
-    assert params == logged
-    assert len(params) == 161 and params["k3.l"] == "3,None" and params["weird key_"].endswith(TRUNCATION_MARKER)
-
-
 def test_log_artifacts_selectively_logs_only_the_allowed_files(client_and_run, tmp_path):
     client, run_id = client_and_run
     out = tmp_path / "out"
@@ -91,9 +76,9 @@ def test_open_session_reuses_experiments_and_puts_artifacts_under_mlruns_dir(tmp
 
 def test_aggregates_are_per_learner_with_prefixed_names():
     records = [
-        {"learner": "svgd", "metrics": {"eshd": 1.0, "auroc": 0.9}},
-        {"learner": "svgd", "metrics": {"eshd": 3.0, "auroc": 0.7}},
-        {"learner": "ensemble", "metrics": {"eshd": 2.0, "auroc": 0.8}},
+        CaseRecord(case_id="st-s0-svgd", learner="svgd", seed=0, metrics={"eshd": 1.0, "auroc": 0.9}),
+        CaseRecord(case_id="st-s1-svgd", learner="svgd", seed=1, metrics={"eshd": 3.0, "auroc": 0.7}),
+        CaseRecord(case_id="st-s0-ensemble", learner="ensemble", seed=0, metrics={"eshd": 2.0, "auroc": 0.8}),
     ]
     agg = aggregate_metrics(records)
     assert agg["svgd.eshd_mean"] == 2.0 and agg["svgd.eshd_std"] == pytest.approx(np.sqrt(2))

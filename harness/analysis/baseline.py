@@ -45,7 +45,9 @@ import numpy as np
 import yaml
 from scipy import stats
 
-from harness.analysis.compare import config_of, ordered_learners, t_interval
+from harness.analysis.compare import ordered_learners, t_interval
+from harness.tracking import tags as T
+from harness.tracking.records import CaseRecord
 from harness.evaluation.registry import COMPARED, is_compared, lower_is_better
 
 ALPHA = 0.05
@@ -102,22 +104,16 @@ class Baseline:
 # ---------------------------------------------------------------------------------------------
 
 
-def baseline_from_records(records: list[dict], source: str = "this session", meta: dict | None = None) -> Baseline:
+def baseline_from_records(records: list[CaseRecord], source: str = "this session", meta: dict | None = None) -> Baseline:
     """The finished cases of a session (records as the pytest plugin collects them)."""
     cases = {}
     for r in records:
-        if not _finished(r):
+        if not r.finished:
             continue
-        metrics = {k: float(v) for k, v in r["metrics"].items() if k not in NOT_RECORDED}
-        cases[r["case_id"]] = BaselineCase(
-            r["case_id"], r["learner"], int(r["seed"]), r["config_hash"], metrics, r.get("study", ""),
-            r.get("experiment", ""),
-        )
+        metrics = {k: float(v) for k, v in r.metrics.items() if k not in NOT_RECORDED}
+        cases[r.case_id] = BaselineCase(r.case_id, r.learner, int(r.seed), r.config_hash, metrics, r.study,
+                                        r.experiment)
     return Baseline(source, cases, meta or {})
-
-
-def _finished(record: dict) -> bool:
-    return record.get("status") == "FINISHED" and bool(record.get("metrics"))
 
 
 def save_baseline(baseline: Baseline, path: str | Path) -> Path:
@@ -187,11 +183,12 @@ def load_mlflow(run_ref: str, uri: str, experiments: list[str], exclude_runs: se
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from harness.tracking.store import PARENT_TAG, retry_locked
+    from harness.tracking.store import retry_locked
 
     client = MlflowClient(uri)
     if run_ref == "latest":
-        parents = [p for name in experiments if (p := _latest_session(client, name, exclude_runs))]
+        parents = [p for name in experiments
+                   if (p := T.latest_session(client, name, finished_only=True, exclude=exclude_runs))]
         if not parents:
             raise BaselineError(f"--baseline mlflow:latest: no finished earlier session of "
                                 f"{', '.join(experiments) or 'these experiments'} in {uri}")
@@ -200,34 +197,21 @@ def load_mlflow(run_ref: str, uri: str, experiments: list[str], exclude_runs: se
             parents = [retry_locked(client.get_run, run_ref)]
         except MlflowException as exc:
             raise BaselineError(f"--baseline mlflow:{run_ref}: no such run in {uri} ({exc.message})") from None
-        if parents[0].data.tags.get("harness.role") != "session":
+        if not T.is_session(parents[0]):
             raise BaselineError(f"--baseline mlflow:{run_ref}: not a session's parent run "
                                 "(expected the run tagged harness.role = session)")
     cases = {}
     for parent in parents:
-        query = f"tags.`{PARENT_TAG}` = '{parent.info.run_id}' and attributes.status = 'FINISHED'"
-        for run in retry_locked(client.search_runs, [parent.info.experiment_id], query, max_results=50000):
+        for run in T.children(client, parent.info.experiment_id, parent.info.run_id, status="FINISHED"):
             t = run.data.tags
-            if "case_id" not in t:
+            if T.CASE_ID_TAG not in t:
                 continue
             metrics = {k: v for k, v in run.data.metrics.items() if k not in NOT_RECORDED}
-            cases[t["case_id"]] = BaselineCase(t["case_id"], t["learner"], int(t["seed"]), t.get("config_hash", ""),
-                                               metrics, t.get("config_name", ""), "")
-    commits = sorted({p.data.tags.get("git_commit", "unknown") for p in parents})
+            cases[t[T.CASE_ID_TAG]] = BaselineCase(t[T.CASE_ID_TAG], t[T.LEARNER_TAG], int(t[T.SEED_TAG]),
+                                                   t.get(T.CONFIG_HASH_TAG, ""), metrics, t.get(T.STUDY_TAG, ""), "")
+    commits = sorted({p.data.tags.get(T.GIT_COMMIT_TAG, "unknown") for p in parents})
     source = "mlflow:" + ",".join(p.info.run_id for p in parents)
     return Baseline(source, cases, {"git_commit": ",".join(commits)})
-
-
-def _latest_session(client, experiment: str, exclude_runs: set[str]):
-    from harness.tracking.store import retry_locked
-
-    exp = retry_locked(client.get_experiment_by_name, experiment)
-    if exp is None:
-        return None
-    runs = retry_locked(client.search_runs, [exp.experiment_id],
-                        "tags.`harness.role` = 'session' and attributes.status = 'FINISHED'",
-                        order_by=["attributes.start_time DESC"], max_results=50)
-    return next((r for r in runs if r.info.run_id not in exclude_runs), None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,26 +289,26 @@ def effect_threshold(effect: float | str, baseline_mean: float) -> float:
     return float(effect)
 
 
-def compare_with_baseline(records: list[dict], baseline: Baseline, min_effects: dict[str, dict] | None = None) -> GateResult:
-    """``records``: the session's case records (``case_id``, ``learner``, ``seed``, ``config_hash``,
-    ``metrics``); ``min_effects``: per case id, the study's ``regression`` section."""
+def compare_with_baseline(records: list[CaseRecord], baseline: Baseline,
+                          min_effects: dict[str, dict] | None = None) -> GateResult:
+    """``records``: the session's case records; ``min_effects``: per case id, the study's
+    ``regression`` section."""
     result = GateResult(baseline)
-    groups: dict[tuple[str, str], list[tuple[dict, BaselineCase]]] = {}
-    for r in sorted(records, key=lambda r: r["case_id"]):
-        if not _finished(r):
+    groups: dict[tuple[str, str], list[tuple[CaseRecord, BaselineCase]]] = {}
+    for r in sorted(records, key=lambda r: r.case_id):
+        if not r.finished:
             continue  # failed or killed: its own test already fails
-        base = baseline.cases.get(r["case_id"])
+        base = baseline.cases.get(r.case_id)
         if base is None:
-            result.without_baseline.append(r["case_id"])
-        elif base.config_hash != r.get("config_hash"):
-            result.not_comparable.append(f"{r['case_id']}: config hash {r.get('config_hash')} "
-                                         f"(baseline {base.config_hash})")
+            result.without_baseline.append(r.case_id)
+        elif base.config_hash != r.config_hash:
+            result.not_comparable.append(f"{r.case_id}: config hash {r.config_hash} (baseline {base.config_hash})")
         else:
-            groups.setdefault((config_of(r["case_id"]), r["learner"]), []).append((r, base))
+            groups.setdefault((r.config, r.learner), []).append((r, base))
     order = {l: i for i, l in enumerate(ordered_learners({k[1] for k in groups}))}
     for (config, learner), pairs in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
-        effects = {**DEFAULT_MIN_EFFECT, **((min_effects or {}).get(pairs[0][0]["case_id"]) or {})}
-        metrics = sorted({m for r, b in pairs for m in r["metrics"] if is_compared(m) and m in b.metrics},
+        effects = {**DEFAULT_MIN_EFFECT, **((min_effects or {}).get(pairs[0][0].case_id) or {})}
+        metrics = sorted({m for r, b in pairs for m in r.metrics if is_compared(m) and m in b.metrics},
                          key=_metric_order)
         for metric in metrics:
             finding = _compare_metric(config, learner, metric, pairs, effects)
@@ -339,8 +323,8 @@ def _metric_order(metric: str) -> tuple:
 
 
 def _compare_metric(config, learner, metric, pairs, effects) -> Finding | None:
-    rows = [(int(r["seed"]), float(r["metrics"][metric]), b.metrics[metric]) for r, b in pairs
-            if metric in r["metrics"] and math.isfinite(r["metrics"][metric]) and math.isfinite(b.metrics[metric])]
+    rows = [(int(r.seed), float(r.metrics[metric]), b.metrics[metric]) for r, b in pairs
+            if metric in r.metrics and math.isfinite(r.metrics[metric]) and math.isfinite(b.metrics[metric])]
     if not rows:
         return None
     seeds = [s for s, _, _ in rows]

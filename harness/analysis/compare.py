@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,14 +19,7 @@ from scipy import stats
 
 from harness.evaluation.registry import COMPARED, MIXTURE, lower_is_better
 
-CASE_ID = re.compile(r"^(?P<config>.+)-s(?P<seed>\d+)-(?P<learner>[^-]+)$")
 PREFERRED_ORDER = ("svgd", "ensemble")
-
-
-def config_of(case_id: str) -> str:
-    """``smoke-s3-svgd`` -> ``smoke``; ``paper-sf-s0-ensemble`` -> ``paper-sf``."""
-    m = CASE_ID.match(case_id)
-    return m.group("config") if m else case_id
 
 
 @dataclass
@@ -75,17 +67,19 @@ class Paired:
                 f"{prefix}.n_nonzero": float(self.n_nonzero), f"{prefix}.p_min": self.min_p}
 
 
-def paired_comparisons(records: list[dict]) -> list[Paired]:
-    """``records``: dicts with ``case_id``, ``learner``, ``seed``, ``metrics`` (finished cases) and
-    ``comparison_hash`` (absent in runs older than it: those form one group). Cases are paired only
+def paired_comparisons(records) -> list[Paired]:
+    """``records``: case records (``harness.tracking.records.CaseRecord``, or anything with its
+    ``config``, ``learner``, ``seed``, ``metrics`` and ``comparison_hash``; the config comes from
+    the runs' tags, not from parsing case ids), ``comparison_hash`` None in runs older than it
+    (those form one group). Cases are paired only
     within one (config, comparison hash): runs of the same config name with other settings (a
     shortened ``--override`` session, say) are a separate comparison, labelled ``config (hash)``.
     A later record of the same learner and seed in a group replaces an earlier one."""
     table: dict[tuple[str, str | None], dict[str, dict[int, dict]]] = {}
     for r in records:
-        if r.get("metrics"):
-            group = table.setdefault((config_of(r["case_id"]), r.get("comparison_hash")), {})
-            group.setdefault(r["learner"], {})[int(r["seed"])] = r["metrics"]
+        if r.metrics:
+            group = table.setdefault((r.config, r.comparison_hash), {})
+            group.setdefault(r.learner, {})[int(r.seed)] = r.metrics
     hashes_of: dict[str, int] = {}
     for config, _ in table:
         hashes_of[config] = hashes_of.get(config, 0) + 1

@@ -24,9 +24,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from harness.analysis.compare import COMPARED, config_of, ordered_learners, t_interval  # noqa: E402
+from harness.analysis.compare import COMPARED, ordered_learners, t_interval  # noqa: E402
 from harness.evaluation.registry import lower_is_better  # noqa: E402
-from harness.tracking.store import PARENT_TAG, retry_locked  # noqa: E402
+from harness.tracking import tags as T  # noqa: E402
+from harness.tracking.records import config_label  # noqa: E402
+from harness.tracking.store import retry_locked  # noqa: E402
 
 COLUMNS = ["session", "started", "git_commit", "config", "learner", "metric", "n", "mean", "ci_low", "ci_high",
            "cases_hash"]
@@ -37,16 +39,16 @@ def fetch_history(client: MlflowClient, experiment: str, metrics: tuple[str, ...
     exp = retry_locked(client.get_experiment_by_name, experiment)
     if exp is None:
         raise SystemExit(f"no experiment named {experiment!r} in this tracking store")
-    runs = retry_locked(client.search_runs, [exp.experiment_id], "attributes.status = 'FINISHED'",
-                        max_results=50000)
-    sessions = {r.info.run_id: r for r in retry_locked(
-        client.search_runs, [exp.experiment_id], "tags.`harness.role` = 'session'", max_results=50000)}
+    runs = T.runs_with_status(client, [exp.experiment_id], "FINISHED")
+    sessions = {r.info.run_id: r for r in T.sessions(client, exp.experiment_id)}
     groups: dict[tuple, list] = {}
     for run in runs:
         tags = run.data.tags
-        parent = tags.get(PARENT_TAG)
-        if "case_id" in tags and parent in sessions:
-            groups.setdefault((parent, config_of(tags["case_id"]), tags.get("learner", "?")), []).append(run)
+        parent = tags.get(T.PARENT_TAG)
+        if T.CASE_ID_TAG in tags and parent in sessions:
+            learner = tags.get(T.LEARNER_TAG, "?")
+            config = config_label(tags[T.CASE_ID_TAG], tags.get(T.SEED_TAG, ""), learner)
+            groups.setdefault((parent, config, learner), []).append(run)
     rows = []
     for (parent, config, learner), cases in groups.items():
         session = sessions[parent]
@@ -57,10 +59,10 @@ def fetch_history(client: MlflowClient, experiment: str, metrics: tuple[str, ...
             mean, half = t_interval(values)
             rows.append({
                 "session": session.info.run_name or parent, "started": session.info.start_time,
-                "git_commit": session.data.tags.get("git_commit", "unknown")[:8], "config": config,
+                "git_commit": session.data.tags.get(T.GIT_COMMIT_TAG, "unknown")[:8], "config": config,
                 "learner": learner, "metric": metric, "n": len(values), "mean": mean,
                 "ci_low": mean - half, "ci_high": mean + half,
-                "cases_hash": cases_hash(c.data.tags.get("config_hash", "?") for c in cases),
+                "cases_hash": cases_hash(c.data.tags.get(T.CONFIG_HASH_TAG, "?") for c in cases),
             })
     df = pd.DataFrame(rows, columns=COLUMNS)
     order = {l: i for i, l in enumerate(ordered_learners(set(df["learner"])))}

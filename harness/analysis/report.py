@@ -43,11 +43,13 @@ import yaml  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
-from harness.analysis.compare import COMPARED, config_of, ordered_learners, paired_comparisons  # noqa: E402
+from harness.analysis.compare import COMPARED, ordered_learners, paired_comparisons  # noqa: E402
 from harness.analysis.history import fetch_history, history_table, plot_history  # noqa: E402
 from harness.evaluation.metrics import acyclic_part, edge_marginals, off_diagonal  # noqa: E402
 from harness.models.posterior import Posterior  # noqa: E402
-from harness.tracking.store import PARENT_TAG, retry_locked  # noqa: E402
+from harness.tracking import tags as T  # noqa: E402
+from harness.tracking.records import config_label  # noqa: E402
+from harness.tracking.store import retry_locked  # noqa: E402
 
 BOXPLOT_METRICS = (("eshd", "expected SHD (lower is better)"), ("auroc", "AUROC of edge marginals (higher is better)"),
                    ("negll_obs", "neg. log-lik., held-out obs. (lower is better)"),
@@ -80,22 +82,23 @@ def fetch_cases(client: MlflowClient, experiment: str, parent: str | None = None
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise SystemExit(f"no experiment named {experiment!r} in this tracking store")
-    clauses = ["attributes.status = 'FINISHED'"]
+    clauses = [T.status_is("FINISHED")]
     if parent:
-        clauses.append(f"tags.`{PARENT_TAG}` = '{parent}'")
+        clauses.append(T.child_of(parent))
     if filter_string:
         clauses.append(f"({filter_string})" if " or " in filter_string.lower() else filter_string)
-    runs = retry_locked(client.search_runs, [exp.experiment_id], " and ".join(clauses), max_results=50000)
+    runs = retry_locked(client.search_runs, [exp.experiment_id], " and ".join(clauses), max_results=T.MAX_RESULTS)
     cases = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
             tags = run.data.tags
-            if "case_id" not in tags:  # parent runs
+            if T.CASE_ID_TAG not in tags:  # parent runs
                 continue
-            case = CaseData(case_id=tags["case_id"], config=config_of(tags["case_id"]), learner=tags["learner"],
-                            seed=int(tags["seed"]), run_id=run.info.run_id,
+            case_id, learner, seed = tags[T.CASE_ID_TAG], tags[T.LEARNER_TAG], int(tags[T.SEED_TAG])
+            case = CaseData(case_id=case_id, config=config_label(case_id, seed, learner), learner=learner,
+                            seed=seed, run_id=run.info.run_id,
                             metrics={k: v for k, v in run.data.metrics.items() if not k.startswith("time.")},
-                            comparison_hash=tags.get("comparison_hash"), start_time=run.info.start_time)
+                            comparison_hash=tags.get(T.COMPARISON_HASH_TAG), start_time=run.info.start_time)
             _read_artifacts(client, case, Path(tmp) / run.info.run_id)
             _read_curves(client, case)
             cases.append(case)
@@ -110,7 +113,7 @@ def _read_artifacts(client: MlflowClient, case: CaseData, where: Path) -> None:
     except Exception:  # a run without artifacts (e.g. logged by another tool): metrics only
         return
     with np.load(particles, allow_pickle=False) as npz:
-        post = Posterior(z=npz["z"], g=npz["g"], theta=None, log_weights=npz["log_weights"])
+        post = Posterior(g=npz["g"], theta=None, log_weights=npz["log_weights"])
     with open(truth) as f:
         gt = yaml.safe_load(f)
     case.g_true = np.asarray(gt["g"], dtype=np.int32)
@@ -150,9 +153,7 @@ def summary_table(cases: list[CaseData]) -> pd.DataFrame:
 
 
 def paired_table(cases: list[CaseData]) -> tuple[pd.DataFrame, list[str]]:
-    records = [{"case_id": c.case_id, "learner": c.learner, "seed": c.seed, "metrics": c.metrics,
-                "comparison_hash": c.comparison_hash} for c in sorted(cases, key=lambda c: c.start_time)]
-    comparisons = paired_comparisons(records)
+    comparisons = paired_comparisons(sorted(cases, key=lambda c: c.start_time))  # a later run of a seed wins
     rows = [{"pair": f"{p.a} − {p.b}", "metric": p.metric, "n pairs": p.n, "mean diff": f"{p.diff_mean:+.3f}",
              "95% CI": "n/a" if np.isnan(p.ci_low) or p.sd == 0 else f"[{p.ci_low:+.3f}, {p.ci_high:+.3f}]",
              "Wilcoxon p": "n/a" if np.isnan(p.p_value) else f"{p.p_value:.3g}",
@@ -311,14 +312,6 @@ def plot_convergence(cases: list[CaseData], config: str, path: Path) -> Path | N
 # ---------------------------------------------------------------------------------------------
 
 
-def latest_session(client: MlflowClient, experiment: str):
-    """The parent run of the experiment's most recent session, or None."""
-    exp = client.get_experiment_by_name(experiment)
-    runs = retry_locked(client.search_runs, [exp.experiment_id], "tags.`harness.role` = 'session'",
-                        order_by=["attributes.start_time DESC"], max_results=1) if exp else []
-    return runs[0] if runs else None
-
-
 def build_report(uri: str, experiment: str, out: Path, parent: str | None = None, filter_string: str = "",
                  all_sessions: bool = False) -> Path:
     """The report of one session: ``parent``, else the latest; ``all_sessions`` reads every one
@@ -327,7 +320,7 @@ def build_report(uri: str, experiment: str, out: Path, parent: str | None = None
     client = MlflowClient(uri)
     chosen = parent is not None
     if not chosen and not all_sessions:
-        latest = latest_session(client, experiment)
+        latest = T.latest_session(client, experiment)
         parent = latest.info.run_id if latest else None
     cases = fetch_cases(client, experiment, parent, filter_string)
     if not cases:

@@ -1,36 +1,39 @@
-"""End-of-session views of the case records: terminal tables and the CSV export."""
+"""End-of-session views of the case records: terminal tables, the CSV export, and the metrics of
+the session's parent runs (per-learner aggregates and paired comparisons)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.analysis.compare import paired_comparisons
+from harness.tracking.records import CaseRecord
 
 MAIN_METRICS = ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "fit_s", "eshd_mixture",
                 "auroc_mixture")
 
 
-def records_frame(records: list[dict]) -> pd.DataFrame:
+def records_frame(records: list[CaseRecord]) -> pd.DataFrame:
     rows = []
     for r in records:
-        row = {k: r.get(k) for k in ("case_id", "study", "learner", "seed", "run_id", "status", "thresholds")}
-        if r.get("reused"):
+        row = {k: getattr(r, k) for k in ("case_id", "study", "learner", "seed", "run_id", "status", "thresholds")}
+        if r.reused:
             row["status"] = "REUSED"
-        row.update(r.get("metrics") or {})
+        row.update(r.metrics)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def case_table(records: list[dict]) -> str:
+def case_table(records: list[CaseRecord]) -> str:
     """One row per case: run id, main metrics, threshold verdict."""
     df = records_frame(records)
     cols = ["case_id", "run_id", "status", "thresholds"] + [m for m in MAIN_METRICS if m in df.columns]
     return df[cols].sort_values("case_id").to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-")
 
 
-def learner_table(records: list[dict]) -> str:
+def learner_table(records: list[CaseRecord]) -> str:
     """Per study and learner: mean ± sd over seeds of the main metrics, and the number of seeds."""
     df = records_frame(records)
     df = df[df["status"].isin(["FINISHED", "REUSED"])]
@@ -47,21 +50,48 @@ def learner_table(records: list[dict]) -> str:
     return pd.DataFrame(rows).to_string(index=False)
 
 
-def paired_lines(records: list[dict]) -> str:
+def paired_lines(records: list[CaseRecord]) -> str:
     """One line per config, learner pair and metric (see ``harness.analysis.compare``)."""
-    finished = [r for r in records if r.get("metrics")]
+    finished = [r for r in records if r.metrics]
     return "\n".join(f"{p.config}: {p.statement}" for p in paired_comparisons(finished))
 
 
-def write_csv(records: list[dict], path: str | Path) -> Path:
+def aggregate_metrics(records: list[CaseRecord]) -> dict[str, float]:
+    """``<learner>.<metric>_mean`` / ``_std``, and ``<learner>.n_cases``, over the given case records."""
+    by_learner: dict[str, dict[str, list[float]]] = {}
+    for r in records:
+        for metric, value in r.metrics.items():
+            by_learner.setdefault(r.learner, {}).setdefault(metric, []).append(value)
+    out = {}
+    for learner, metrics in by_learner.items():
+        for metric, values in metrics.items():
+            out[f"{learner}.{metric}_mean"] = float(np.mean(values))
+            out[f"{learner}.{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        out[f"{learner}.n_cases"] = float(sum(r.learner == learner for r in records))
+    return out
+
+
+def parent_metrics(records: list[CaseRecord]) -> dict[str, dict[str, float]]:
+    """Experiment -> what its session parent run logs: the aggregates of its cases with metrics and
+    their paired comparisons (finite values only)."""
+    out = {}
+    for experiment in sorted({r.experiment for r in records}):
+        mine = [r for r in records if r.experiment == experiment and r.metrics]
+        metrics = aggregate_metrics(mine)
+        for paired in paired_comparisons(mine):
+            metrics.update({k: v for k, v in paired.as_metrics().items() if np.isfinite(v)})
+        out[experiment] = metrics
+    return out
+
+
+def write_csv(records: list[CaseRecord], path: str | Path) -> Path:
     """One row per case: case id, learner, seed, flattened params, metrics, run id, status."""
     rows = []
-    for r in sorted(records, key=lambda r: r["case_id"]):
-        row = {"case_id": r["case_id"], "learner": r["learner"], "seed": r["seed"]}
-        row.update({f"params.{k}": v for k, v in (r.get("params") or {}).items()})
-        row.update({f"metrics.{k}": v for k, v in (r.get("metrics") or {}).items()})
-        row.update({"run_id": r["run_id"], "status": r["status"], "thresholds": r.get("thresholds"),
-                    "reused": bool(r.get("reused"))})
+    for r in sorted(records, key=lambda r: r.case_id):
+        row = {"case_id": r.case_id, "learner": r.learner, "seed": r.seed}
+        row.update({f"params.{k}": v for k, v in r.params.items()})
+        row.update({f"metrics.{k}": v for k, v in r.metrics.items()})
+        row.update({"run_id": r.run_id, "status": r.status, "thresholds": r.thresholds, "reused": r.reused})
         rows.append(row)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

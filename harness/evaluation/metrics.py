@@ -246,14 +246,15 @@ def posterior_metrics(post: Posterior, dataset: Dataset, model_config: dict, lik
 
 
 def compute_metrics(post: Posterior, dataset: Dataset, model_config: dict, likelihood_impl: str = "fused",
-                    exact: ExactPosterior | None = None) -> dict[str, float]:
-    """All metrics of a case, both weightings (module docstring); sets ``post.log_weights_mixture``
-    when it is not set. Raises :class:`MetricError` if any is not finite."""
+                    exact: ExactPosterior | None = None, log_weights_mixture: np.ndarray | None = None) -> dict[str, float]:
+    """All metrics of a case, both weightings (module docstring), the mixture's with
+    ``log_weights_mixture`` (default: :func:`mixture_log_weights`). Changes nothing it is given.
+    Raises :class:`MetricError` if any is not finite."""
     check_finite_posterior(post)
     metrics = posterior_metrics(post, dataset, model_config, likelihood_impl, exact)
-    if post.log_weights_mixture is None:
-        post.log_weights_mixture = mixture_log_weights(post, dataset, model_config, likelihood_impl)
-    mixture = dataclasses.replace(post, log_weights=post.log_weights_mixture)
+    if log_weights_mixture is None:
+        log_weights_mixture = mixture_log_weights(post, dataset, model_config, likelihood_impl)
+    mixture = dataclasses.replace(post, log_weights=log_weights_mixture)
     metrics |= {f"{k}_mixture": v for k, v in
                 posterior_metrics(mixture, dataset, model_config, likelihood_impl, exact).items() if k != "n_cyclic"}
     if exact is not None:
@@ -269,8 +270,8 @@ def check_finite_posterior(post: Posterior) -> None:
     """Fail with the particles and quantity at fault when a learner returned NaN or inf."""
     import jax
 
-    bad_z = np.flatnonzero(~np.isfinite(post.z).all(axis=tuple(range(1, post.z.ndim))))
-    if bad_z.size:
+    bad_z = np.flatnonzero(~np.isfinite(post.z).all(axis=tuple(range(1, post.z.ndim)))) if post.z is not None else []
+    if len(bad_z):
         raise MetricError(f"latent particles z are NaN/inf for particles {bad_z.tolist()}")
     for path, leaf in jax.tree_util.tree_leaves_with_path(post.theta):
         leaf = np.asarray(leaf)

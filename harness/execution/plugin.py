@@ -6,6 +6,10 @@ Registered once, by the root ``conftest.py`` (``pytest_plugins``), not as a ``py
 point. The controller (the xdist master, or the only process) creates the experiments and parent
 runs before any worker starts and hands their ids to the workers; workers only create child runs.
 
+What a process knows of its session lives in one :class:`PluginState` in ``config.stash``: the
+cases it collected, the session (opened by :func:`session_of`, the one place that opens it), and the
+executor that opens each case's run (``harness.execution.executors``: local, or a Slurm job array).
+
 Collecting (``pytest benchmarks --collect-only``) imports neither JAX nor MLflow, scipy or pandas:
 the modules that need them are imported where a session, a case or a summary needs them. With
 ``--collect-only`` the plan therefore gives no time estimate (it would read the MLflow store).
@@ -19,13 +23,16 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.execution import devices
 from harness.study import plan
-from harness.study.loading import StudyFileError, load_cases, parse_overrides
+from harness.study.loading import Case, StudyFileError, load_cases, parse_overrides
+from harness.tracking.records import CaseRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
@@ -66,6 +73,24 @@ def pytest_addoption(parser):
                     help="run cases of studies with `requires: [gpu]` on a machine without a GPU (skipped otherwise)")
 
 
+@dataclass
+class PluginState:
+    """What this process knows of its session (one per process, in ``config.stash``)."""
+
+    cases: list[Case] | None = None  # the collected studies' cases (loaded once)
+    session: Any = None  # harness.tracking.sessions.Session, once opened (controller) or received (worker)
+    executor: Any = None  # harness.execution.executors.Executor, once the first case runs (or Slurm submits)
+    has_gpu: bool | None = None
+    slurm_params: dict = field(default_factory=dict)
+
+
+STATE = pytest.StashKey[PluginState]()
+
+
+def state_of(config) -> PluginState:
+    return config.stash.setdefault(STATE, PluginState())
+
+
 def _is_worker(config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -78,9 +103,13 @@ def _n_workers(config) -> int:
 
 
 def pytest_configure(config):
+    state = state_of(config)
     if config.getoption("jax_cache"):
         os.environ["HARNESS_JAX_CACHE"] = config.getoption("jax_cache")
     if _wants_benchmarks(config):
+        from harness.tracking.store import disable_mlflow_telemetry
+
+        disable_mlflow_telemetry()
         _handle_stop_signals(config)
     if _is_worker(config):
         info = config.workerinput
@@ -89,11 +118,8 @@ def pytest_configure(config):
         if session:
             from harness.tracking import sessions
 
-            config._harness_session = sessions.Session.from_dict(session)
-        else:
-            config._harness_session = None
+            state.session = sessions.Session.from_dict(session)
         return
-    config._harness_session = None
     if config.getoption("baseline"):
         from harness.analysis import baseline
 
@@ -107,8 +133,7 @@ def pytest_configure(config):
     if _n_workers(config) == 0:
         devices.pin_this_process(0, 1, config.getoption("gpus"))
     elif _wants_benchmarks(config):
-        # under xdist: open the session here, before the workers exist
-        config._harness_session = _open_session(config, _cases_or_usage_error(config))
+        session_of(config)  # under xdist: opened here, before the workers exist
 
 
 def _handle_stop_signals(config) -> None:
@@ -169,7 +194,7 @@ def _check_slurm_options(config) -> None:
                                 "them; leave out -n (xdist workers)")
     try:
         slurm.check_store(store.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir))
-        config._harness_slurm = slurm.parse_parameters(config.getoption("slurm"))
+        state_of(config).slurm_params = slurm.parse_parameters(config.getoption("slurm"))
     except slurm.SlurmError as exc:
         raise pytest.UsageError(str(exc)) from None
     if shutil.which("sbatch") is None:
@@ -196,39 +221,67 @@ def _cases_or_usage_error(config):
 
 def _load(config):
     """The collected studies' cases, loaded once per process."""
-    if not hasattr(config, "_harness_cases"):
+    state = state_of(config)
+    if state.cases is None:
         overrides = parse_overrides(config.getoption("override"))
-        config._harness_cases = load_cases(config.getoption("configs") or [DEFAULT_CONFIGS], overrides)
-    return config._harness_cases
+        state.cases = load_cases(config.getoption("configs") or [DEFAULT_CONFIGS], overrides)
+    return state.cases
 
 
-def _open_session(config, cases):
-    from harness.tracking import sessions, store
+def session_of(config):
+    """The session: opened on first use by the controller (under xdist in ``pytest_configure``,
+    before any worker exists; alone, at the first case or the Slurm submission); a worker's came
+    from the controller."""
+    state = state_of(config)
+    if state.session is None:
+        from harness.tracking import sessions, store
 
-    uri = store.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir)
-    name = time.strftime("session-%Y%m%d-%H%M%S")
-    return sessions.open_session(uri, [c.experiment for c in cases], name)
+        uri = store.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir)
+        name = time.strftime("session-%Y%m%d-%H%M%S")
+        state.session = sessions.open_session(uri, [c.experiment for c in _cases_or_usage_error(config)], name)
+    return state.session
+
+
+def executor_of(config):
+    """The executor that opens each case's run (made once per process)."""
+    state = state_of(config)
+    if state.executor is None:
+        from harness.execution.executors import LocalExecutor
+
+        worker = config.workerinput["workerid"] if _is_worker(config) else "main"
+        options = {"default_timeout_s": config.getoption("case_timeout"), "progress": _progress_writer(config),
+                   "setup_jax": True}
+        state.executor = LocalExecutor(session_of(config), devices.describe_device(), worker,
+                                       reuse=config.getoption("reuse"), options=options)
+        if config.getoption("executor") == "slurm":
+            from harness.execution.slurm import SlurmExecutor
+
+            state.executor = SlurmExecutor(state.session, state.slurm_params, config.getoption("slurm_folder"),
+                                           local=state.executor, default_timeout_s=config.getoption("case_timeout"),
+                                           reuse=config.getoption("reuse"))
+    return state.executor
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
     """xdist (controller): hand the session's store and parent runs to each worker."""
-    session = node.config._harness_session
+    session = state_of(node.config).session
     node.workerinput["harness_session"] = json.dumps(session.to_dict() if session else None)
 
 
 def _has_gpu(config) -> bool:
     """Whether the cases get a GPU: this machine's (``--gpus`` or detected), or with
     ``--executor slurm`` the array's (``--slurm gpus_per_node=N`` and the like)."""
-    if not hasattr(config, "_harness_has_gpu"):
+    state = state_of(config)
+    if state.has_gpu is None:
         if config.getoption("executor") == "slurm":
             from harness.execution import slurm
 
-            config._harness_has_gpu = slurm.asks_for_gpu(slurm.parse_parameters(config.getoption("slurm")))
+            state.has_gpu = slurm.asks_for_gpu(slurm.parse_parameters(config.getoption("slurm")))
         else:
             listed = devices.parse_gpu_list(config.getoption("gpus"))
-            config._harness_has_gpu = bool(devices.detect_gpus() if listed is None else listed)
-    return config._harness_has_gpu
+            state.has_gpu = bool(devices.detect_gpus() if listed is None else listed)
+    return state.has_gpu
 
 
 def _skip_reasons(config, cases) -> dict[str, str]:
@@ -268,43 +321,16 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("case", params)
 
 
-def _session_for(config):
-    if config._harness_session is None:  # the only process: open lazily, on the first case
-        config._harness_session = _open_session(config, _cases_or_usage_error(config))
-    return config._harness_session
-
-
 def open_case_run(request):
-    """The case's child MLflow run (for the root conftest's ``case_run`` fixture): a new run, a
-    reused one (``--reuse``), or the run of its Slurm task."""
-    from harness.tracking import case_runs
-
-    case = request.node.callspec.params["case"]
-    worker = request.config.workerinput["workerid"] if _is_worker(request.config) else "main"
-    session = _session_for(request.config)
-    job = getattr(request.config, "_harness_jobs", {}).get(case.id)
-    running_task = getattr(request.config, "_harness_running_tasks", {}).get(case.id)
-    if job is not None:
-        from harness.execution.slurm import SlurmCaseRun
-
-        run = SlurmCaseRun(session, case, job)
-    elif running_task is not None:
-        from harness.execution.slurm import RunningTaskCaseRun
-
-        run = RunningTaskCaseRun(session, case, running_task)
-    else:
-        run = case_runs.CaseRun(session, case, devices.describe_device(), worker, reuse=request.config.getoption("reuse"))
-    run.run_options = {
-        "default_timeout_s": request.config.getoption("case_timeout"),
-        "progress": _progress_writer(request.config),
-    }
-    return run
+    """The case's run (for the root conftest's ``case_run`` fixture): a new run, a reused one
+    (``--reuse``), or the run of its Slurm task, as the executor decides."""
+    return executor_of(request.config).open_run(request.node.callspec.params["case"])
 
 
 def close_case_run(request, run) -> None:
     """Never leave the run RUNNING; send its record to the controller (through xdist's report)."""
     run.close()
-    request.node.user_properties.append(("harness_case", json.dumps(run.record())))
+    request.node.user_properties.append(("harness_case", json.dumps(run.record().to_dict())))
 
 
 def _progress_writer(config):
@@ -330,7 +356,7 @@ class Controller:
 
     def __init__(self, config):
         self.config = config
-        self.records: dict[str, dict] = {}
+        self.records: dict[str, CaseRecord] = {}
         self.gate_lines: list[str] = []
         self.gate_failed = False
 
@@ -342,23 +368,10 @@ class Controller:
             self._submit_to_slurm(session.items)
 
     def _submit_to_slurm(self, items) -> None:
-        from harness.execution import slurm
-
         cases = [_case_of(item) for item in items if _case_of(item) is not None and item.get_closest_marker("skip") is None]
-        harness_session = _session_for(self.config)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if self.config.getoption("reuse"):
-            cases, self.config._harness_running_tasks = slurm.left_to_submit(harness_session, cases)
-            if running := self.config._harness_running_tasks:
-                tasks = sorted(run.data.tags[slurm.TASK_TAG] for run in running.values())
-                reporter.write_line(f"harness: {len(running)} case(s) still running in an earlier session's array "
-                                    f"({', '.join(tasks)}): waiting for them, not submitting them again")
-        if not cases:
-            return
-        self.config._harness_jobs = slurm.submit(harness_session, cases, self.config.getoption("slurm_folder"),
-                                                 self.config._harness_slurm, self.config.getoption("case_timeout"))
-        reporter.write_line(f"harness: submitted {len(cases)} case(s) as Slurm job array "
-                            f"{slurm.array_id(self.config._harness_jobs)} (logs: {self.config.getoption('slurm_folder')})")
+        for line in executor_of(self.config).start(cases):
+            reporter.write_line(line)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids):
@@ -382,11 +395,17 @@ class Controller:
 
     def _history(self, cases) -> "plan.History":
         """Earlier runs of these cases in the store, for the time estimate."""
-        from harness.tracking import sessions, store
+        from mlflow.tracking import MlflowClient
+
+        from harness.tracking import sessions, store, tags
+        from harness.tracking.provenance import harness_version
 
         try:
             uri = store.resolve_uri(self.config.getoption("mlflow_uri"), root=self.config.invocation_params.dir)
-            return plan.earlier_runs(uri, sessions.experiment_ids(uri, {c.experiment for c in cases}))
+            experiments = sessions.experiment_ids(uri, {c.experiment for c in cases})
+            if not experiments:  # (no client before the store exists: it would create it, unlocked)
+                return plan.History()
+            return tags.earlier_runs(MlflowClient(uri), experiments, harness_version())
         except Exception as exc:  # an estimate is not worth failing a session for
             print(f"harness: no time estimate ({type(exc).__name__}: {exc})")
             return plan.History()
@@ -395,31 +414,28 @@ class Controller:
         # xdist forwards the workers' reports, with the record the fixture attached
         for name, value in report.user_properties:
             if name == "harness_case":
-                record = json.loads(value)
-                self.records[record["case_id"]] = record
+                record = CaseRecord.from_dict(json.loads(value))
+                self.records[record.case_id] = record
 
     def pytest_sessionfinish(self, session, exitstatus):
-        if self.config._harness_session is None:  # the only process, and no case ran: no session opened
+        state = state_of(self.config)
+        if state.session is None:  # the only process, and no case ran: no session opened
             if self.config.getoption("baseline") and exitstatus != pytest.ExitCode.INTERRUPTED:
                 self.gate_lines.append("the gate compared nothing: no case ran in this session (every case was "
                                        "deselected or skipped), so nothing could be compared with the baseline")
                 self.gate_failed = True
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
-        from harness.tracking import sessions
         from harness.analysis import summary
+        from harness.tracking import sessions
 
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-        jobs = getattr(self.config, "_harness_jobs", None)
-        if interrupted and jobs:
-            from harness.execution import slurm
-
-            slurm.cancel(jobs)
-            slurm.wait_until_gone(jobs)
+        if state.executor is not None:
+            state.executor.stop(interrupted)
         records = list(self.records.values())
         status = "KILLED" if interrupted else "FINISHED"
-        for orphan in sessions.close_session(self.config._harness_session, records, status):
-            self.records.setdefault(orphan["case_id"], orphan)
+        for orphan in sessions.close_session(state.session, summary.parent_metrics(records), status):
+            self.records.setdefault(orphan.case_id, orphan)
         records = list(self.records.values())
         if self.config.getoption("results_csv") and records:
             summary.write_csv(records, self.config.getoption("results_csv"))
@@ -443,7 +459,7 @@ class Controller:
         records = list(self.records.values())
         tr = terminalreporter
         tr.section("benchmark cases")
-        ended = self.config._harness_session.ended_stale
+        ended = state_of(self.config).session.ended_stale
         if ended:
             tr.write_line(f"ended FAILED {len(ended)} run(s) left RUNNING by processes that died (no heartbeat): "
                           + ", ".join(ended))
@@ -454,13 +470,13 @@ class Controller:
         if comparisons:
             tr.section("paired comparison (same seed, same data)")
             tr.write_line(comparisons)
-        reused = sorted(r["case_id"] for r in records if r.get("reused"))
+        reused = sorted(r.case_id for r in records if r.reused)
         if reused:
             tr.write_line(f"\nreused {len(reused)} case(s) from earlier runs (--reuse): {', '.join(reused)}")
         self._print_gate(tr)
         if self.config.getoption("results_csv"):
             tr.write_line(f"\nper-case CSV: {self.config.getoption('results_csv')}")
-        tr.write_line(f"\nopen the results: {summary.open_command(self.config._harness_session.uri)}")
+        tr.write_line(f"\nopen the results: {summary.open_command(state_of(self.config).session.uri)}")
 
     def _print_gate(self, tr) -> None:
         if self.gate_lines:
@@ -470,7 +486,7 @@ class Controller:
                 tr.write_line("the regression gate fails this session (exit status 1)", red=True, bold=True)
 
 
-def _save_baseline(config, records: list[dict]) -> str:
+def _save_baseline(config, records: list[CaseRecord]) -> str:
     from harness.analysis import baseline
     from harness.tracking import provenance
 
@@ -481,12 +497,12 @@ def _save_baseline(config, records: list[dict]) -> str:
     return f"saved a baseline of {len(recorded.cases)} finished case(s) of {len(records)} to {saved}"
 
 
-def _gate(config, records: list[dict]) -> tuple[list[str], bool]:
+def _gate(config, records: list[CaseRecord]) -> tuple[list[str], bool]:
     """The baseline comparison's lines, and whether it fails the session."""
     from harness.analysis import baseline
     from harness.tracking import sessions
 
-    session = config._harness_session
+    session = state_of(config).session
     try:
         base = baseline.load_baseline(
             config.getoption("baseline"), session.uri, list(session.parents),

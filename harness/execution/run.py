@@ -10,16 +10,17 @@ from typing import Callable
 
 import numpy as np
 
-from harness.study.loading import Case
-from harness.data.dataset import Dataset, case_keys, with_dtype
 from harness.data import make_dataset
+from harness.data.dataset import Dataset, case_keys, with_dtype
+from harness.evaluation.metrics import compute_metrics, graph_metrics, mixture_log_weights
+from harness.evaluation.run_tags import run_tags
 from harness.exact.enumeration import ExactPosterior, exact_posterior_of
 from harness.execution.jax_setup import configure_jax
-from harness.learners import learner_module
-from harness.evaluation.metrics import compute_metrics, graph_metrics
 from harness.execution.monitor import Monitor
-from harness.models.posterior import Posterior
+from harness.learners import learner_module
 from harness.models.graphs import graphs_from_latents
+from harness.models.posterior import Posterior
+from harness.study.loading import Case
 
 
 @dataclass
@@ -28,20 +29,27 @@ class CaseResult:
     dataset: Dataset
     posterior: Posterior
     metrics: dict[str, float]
+    log_weights_mixture: np.ndarray  # [M] the DiBS+ weights the ``_mixture`` metrics use
+    tags: dict[str, str] = field(default_factory=dict)  # what the metrics were computed against, what is missing
     timings: dict[str, float] = field(default_factory=dict)
     curves: list[tuple[int, dict]] = field(default_factory=list)  # (step, metrics) every eval_every steps
     exact: ExactPosterior | None = None  # p(G | D), in studies with data.exact_posterior
 
 
 def run_case(case: Case, *, progress: bool | Callable[[str], None] = False,
-             default_timeout_s: float | None = None) -> CaseResult:
+             default_timeout_s: float | None = None, setup_jax: bool = False) -> CaseResult:
     """Generate the case's data, fit its learner, compute its metrics.
 
     ``progress`` prints steps done and steps/s while the learner runs (to stderr, or through the
     function given); the case fails with
     :class:`~harness.execution.monitor.CaseTimeout` past its study's ``timeout_s`` (else ``default_timeout_s``).
+    ``setup_jax`` applies :func:`harness.execution.jax_setup.configure_jax` to this process first (the
+    persistent compilation cache and the unrolled threefry lowering, as the pytest plugin and the Slurm
+    tasks do): the same numbers, compiled faster; off by default, so that a library user's process
+    keeps its JAX settings.
     """
-    configure_jax()
+    if setup_jax:
+        configure_jax()
     monitor = Monitor(case_id=case.id, timeout_s=case.config.get("timeout_s") or default_timeout_s, progress=progress)
     t0 = time.perf_counter()
     dataset = make_dataset(case.config["data"], case.seed)
@@ -84,21 +92,20 @@ def _fit_and_score(case: Case, dataset: Dataset, monitor: Monitor, t0: float, t1
     monitor.check("after the learner")
     exact = exact_posterior_of(case.config["data"], dataset.x) if case.config["data"].get("exact_posterior") else None
     t3 = time.perf_counter()
-    metrics = compute_metrics(posterior, dataset, case.config["data"]["model"],
-                              getattr(settings, "likelihood_impl", "fused"), exact)
+    model, likelihood_impl = case.config["data"]["model"], getattr(settings, "likelihood_impl", "fused")
+    mixture = mixture_log_weights(posterior, dataset, model, likelihood_impl)
+    metrics = compute_metrics(posterior, dataset, model, likelihood_impl, exact, log_weights_mixture=mixture)
     t4 = time.perf_counter()
     timings = {"data_s": t1 - t0, "learner_s": t2 - t1, "metrics_s": t4 - t3, "curves_s": monitor.eval_s,
                "lower_s": posterior.lower_s}
     if exact is not None:
         timings["exact_s"] = t3 - t2
-    return CaseResult(case=case, dataset=dataset, posterior=posterior, metrics=metrics, timings=timings,
-                      curves=monitor.history, exact=exact)
+    return CaseResult(case=case, dataset=dataset, posterior=posterior, metrics=metrics, log_weights_mixture=mixture,
+                      tags=run_tags(case.config["data"], dataset), timings=timings, curves=monitor.history, exact=exact)
 
 
 def convergence_metrics(z, dataset: Dataset) -> dict[str, float]:
     """eshd, auroc, expected edge count and cyclic particles of the current graphs (uniform weights),
     for the curves."""
-    g = graphs_from_latents(z)
-    post = Posterior(z=z, g=g, theta=None, log_weights=np.full(len(g), -np.log(len(g))))
-    out = graph_metrics(post, dataset.g)
+    out = graph_metrics(Posterior.of_graphs(graphs_from_latents(z), theta=None, z=z), dataset.g)
     return {k: out[k] for k in ("eshd", "auroc", "n_edges", "n_cyclic") if k in out}

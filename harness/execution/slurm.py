@@ -1,7 +1,7 @@
 """The Slurm executor: a session's cases as one Slurm job array, through ``submitit``.
 
 The controller (the pytest process, ``-n 0``) opens the session (one parent run per experiment),
-then :func:`submit` sends the selected cases as one job array. Each array task (:func:`run_task`)
+then :class:`SlurmExecutor` sends the selected cases as one job array. Each array task (:func:`run_task`)
 runs one case on the resources Slurm gave it and records its own child run in the tracking
 server, so nothing is lost if the submitting session dies. The pytest case waits for its task
 (:class:`SlurmCaseRun`), reads the run back and checks thresholds.
@@ -32,10 +32,13 @@ from typing import Any
 
 import yaml
 
+from harness.analysis.thresholds import threshold_misses
+from harness.execution.executors import LocalExecutor, LiveCaseRun
 from harness.study.loading import Case
+from harness.tracking import tags as T
+from harness.tracking.case_runs import RunWriter, find_reusable, record_of, recorded_metrics
+from harness.tracking.records import CaseRecord
 
-TASK_TAG = "slurm_task"
-RESTARTS_TAG = "slurm_restarts"  # how often Slurm requeued the task before this attempt
 _IMPORTED_AT = time.time()  # in a task: when the unpickled function's module was loaded
 GENERIC = {"timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "nodes", "tasks_per_node", "name",
            "stderr_to_stdout"}
@@ -101,20 +104,17 @@ def find_running_task(session, case: Case):
     of submitting the case again."""
     from mlflow.tracking import MlflowClient
 
-    from harness.tracking.case_runs import same_case_filter
     from harness.tracking.heartbeat import is_stale
-    from harness.tracking.store import retry_locked
+    from harness.tracking.provenance import harness_version
 
-    runs = retry_locked(MlflowClient(session.uri).search_runs, [session.parents[case.experiment]["experiment_id"]],
-                        filter_string=same_case_filter(case, "RUNNING"), order_by=["attributes.start_time DESC"])
-    return next((r for r in runs if TASK_TAG in r.data.tags and not is_stale(r)), None)
+    runs = T.same_case_runs(MlflowClient(session.uri), session.parents[case.experiment]["experiment_id"],
+                            case.config_hash, harness_version(), "RUNNING")
+    return next((r for r in runs if T.TASK_TAG in r.data.tags and not is_stale(r)), None)
 
 
 def left_to_submit(session, cases: list[Case]) -> tuple[list[Case], dict[str, Any]]:
     """``--reuse``: the cases to submit, and case id -> the run of an earlier session's task still
     running it; cases with a FINISHED run are neither."""
-    from harness.tracking.case_runs import find_reusable
-
     cases = [c for c in cases if find_reusable(session, c) is None]
     running = {c.id: run for c in cases if (run := find_running_task(session, c)) is not None}
     return [c for c in cases if c.id not in running], running
@@ -149,29 +149,26 @@ def task_name() -> str:
 
 def run_task(session_dict: dict, case: Case, submitted_at: float | None = None,
              default_timeout_s: float | None = None) -> dict:
-    """One array task: run one case and record its run; returns the case record (never raises
-    for a failing case: the run says FAILED, the record carries the error). The run's timings add
-    ``slurm_wait_s`` (submission to the task's Python running: queue, sbatch, srun, interpreter)
+    """One array task: run one case and record its run; returns the case record as a dict (never
+    raises for a failing case: the run says FAILED, the record carries the error). The run's timings
+    add ``slurm_wait_s`` (submission to the task's Python running: queue, sbatch, srun, interpreter)
     and ``slurm_startup_s`` (from there to the case's run being created: imports, device, store)."""
     from mlflow.tracking import MlflowClient
 
-    from harness.tracking import case_runs, sessions
     from harness.execution import devices
-    from harness import run_case
+    from harness.execution.run import run_case
+    from harness.tracking import sessions
     from harness.tracking.store import retry_locked
 
     devices.pin_this_process(0, 1, None)  # the GPU Slurm gave (CUDA_VISIBLE_DEVICES), else its cores
     session = sessions.Session.from_dict(session_dict)
     name = task_name()
     client = MlflowClient(session.uri)
-    parent = session.parents[case.experiment]
-    earlier = retry_locked(client.search_runs, [parent["experiment_id"]],
-                           filter_string=f"tags.{TASK_TAG} = '{name}'")
-    for attempt in earlier:  # a requeued task: its earlier attempt's run goes, one run per case
-        retry_locked(client.delete_run, attempt.info.run_id)
-    run = case_runs.CaseRun(session, case, devices.describe_device(), worker=f"slurm {name}",
-                           extra_tags={TASK_TAG: name, RESTARTS_TAG: os.environ.get("SLURM_RESTART_COUNT", "0")})
-    run.run_options = {"default_timeout_s": default_timeout_s}
+    for attempt in T.task_runs(client, session.parents[case.experiment]["experiment_id"], name):
+        retry_locked(client.delete_run, attempt.info.run_id)  # a requeued task: one run per case
+    writer = RunWriter.create(session, case, devices.describe_device(), worker=f"slurm {name}",
+                              extra_tags={T.TASK_TAG: name, T.RESTARTS_TAG: os.environ.get("SLURM_RESTART_COUNT", "0")})
+    run = LiveCaseRun(writer, case, {"default_timeout_s": default_timeout_s, "setup_jax": True})
     overhead = {"slurm_startup_s": time.time() - _IMPORTED_AT}
     if submitted_at is not None:
         overhead["slurm_wait_s"] = _IMPORTED_AT - submitted_at
@@ -192,7 +189,7 @@ def run_task(session_dict: dict, case: Case, submitted_at: float | None = None,
         pass
     finally:
         run.close()
-    record = run.record()
+    record = run.record().to_dict()
     gc.freeze()  # the task's process exits next: skip the final garbage collection (~1.3 s of CPU)
     return record
 
@@ -238,37 +235,34 @@ def _load_result(job):
 class SlurmCaseRun:
     """The pytest side of one array task: waits for it, reads its run back, checks thresholds."""
 
+    reused = False
+
     def __init__(self, session, case: Case, job):
         from mlflow.tracking import MlflowClient
 
         self.session, self.case, self.job = session, case, job
         self.task = job.job_id if job is not None else None
-        self.reused = False
         self.client = MlflowClient(session.uri)
         self.run_id: str | None = None
         self.status = "PENDING"
         self.metrics: dict[str, float] = {}
         self.misses: list[str] = []
         self.error: str | None = None
-        self.run_options: dict[str, Any] = {}
 
     def execute(self, _run=None):
         outcome = wait_for(self.job)
         if isinstance(outcome, tuple):
             self._end_killed_task(*outcome)
             raise SlurmError(self.error)
-        self._read_back(outcome["run_id"], outcome["status"], outcome["error"])
+        record = CaseRecord.from_dict(outcome)
+        self._read_back(record.run_id, record.status, record.error)
 
     def _read_back(self, run_id: str, status: str, error: str | None) -> None:
         """What the task recorded: its status, metrics and threshold misses."""
-        from harness.evaluation.registry import METRICS
-        from harness.analysis.thresholds import threshold_misses
-
         self.run_id, self.status, self.error = run_id, status, error
         if self.status != "FINISHED":
             raise SlurmError(f"slurm task {self.task}: {self.error}")
-        run = self.client.get_run(self.run_id)
-        self.metrics = {k: v for k, v in run.data.metrics.items() if k in METRICS}
+        self.metrics = recorded_metrics(self.client.get_run(self.run_id))
         self.misses = threshold_misses(self.case.id, self.case.thresholds, self.metrics)
 
     def _end_killed_task(self, state: str, reason: str) -> None:
@@ -276,31 +270,29 @@ class SlurmCaseRun:
 
         self.status = "FAILED"
         self.error = f"Slurm ended task {self.job.job_id} without a result: {state}" + (f" ({reason})" if reason else "")
-        parent = self.session.parents[self.case.experiment]
-        runs = retry_locked(self.client.search_runs, [parent["experiment_id"]],
-                            filter_string=f"tags.{TASK_TAG} = '{self.job.job_id}'")
-        for run in runs:
+        for run in T.task_runs(self.client, self.session.parents[self.case.experiment]["experiment_id"], self.job.job_id):
             self.run_id = run.info.run_id
             if run.info.status == "RUNNING":
-                retry_locked(self.client.set_tag, run.info.run_id, "failure_reason", self.error)
+                retry_locked(self.client.set_tag, run.info.run_id, T.FAILURE_TAG, self.error)
                 retry_locked(self.client.set_terminated, run.info.run_id, "FAILED")
 
     def close(self) -> None:
         pass  # the task ends its own run; a task that died is ended by execute or the session's close
 
-    def record(self) -> dict:
-        from harness.tracking.case_runs import case_record
-
-        return case_record(self.case, self.run_id, self.status, self.metrics, self.misses, self.error, self.reused)
+    def record(self) -> CaseRecord:
+        return record_of(self.case, run_id=self.run_id, status=self.status, metrics=self.metrics, misses=self.misses,
+                         error=self.error, reused=self.reused)
 
 
 class RunningTaskCaseRun(SlurmCaseRun):
     """``--reuse`` of a case whose array task, submitted by an earlier session, is still running:
     waits for that task's run to end and takes its result, as for a reused case."""
 
+    reused = True
+
     def __init__(self, session, case: Case, run):
         super().__init__(session, case, None)
-        self.run_id, self.task, self.reused = run.info.run_id, run.data.tags[TASK_TAG], True
+        self.run_id, self.task = run.info.run_id, run.data.tags[T.TASK_TAG]
 
     def execute(self, _run=None, poll_s: float = 2.0):
         from harness.tracking.heartbeat import is_stale
@@ -311,4 +303,43 @@ class RunningTaskCaseRun(SlurmCaseRun):
                 self.error = f"slurm task {self.task} of an earlier session stopped beating before its case ended"
                 raise SlurmError(self.error)
             time.sleep(poll_s)
-        self._read_back(self.run_id, run.info.status, run.data.tags.get("failure_reason"))
+        self._read_back(self.run_id, run.info.status, run.data.tags.get(T.FAILURE_TAG))
+
+
+class SlurmExecutor:
+    """The selected cases as one Slurm job array (submitted by :meth:`start`, in the controller);
+    each case's run is its task's, read back. With ``--reuse``, cases with a finished run are taken
+    from it and cases still running in an earlier session's array are waited for."""
+
+    def __init__(self, session, params: dict[str, Any], folder: str, local: LocalExecutor,
+                 default_timeout_s: float | None = None, reuse: bool = False):
+        self.session, self.params, self.folder, self.local = session, params, folder, local
+        self.default_timeout_s, self.reuse = default_timeout_s, reuse
+        self.jobs: dict[str, Any] = {}
+        self.running: dict[str, Any] = {}
+
+    def start(self, cases: list[Case]) -> list[str]:
+        lines = []
+        if self.reuse:
+            cases, self.running = left_to_submit(self.session, cases)
+            if self.running:
+                tasks = sorted(run.data.tags[T.TASK_TAG] for run in self.running.values())
+                lines.append(f"harness: {len(self.running)} case(s) still running in an earlier session's array "
+                             f"({', '.join(tasks)}): waiting for them, not submitting them again")
+        if cases:
+            self.jobs = submit(self.session, cases, self.folder, self.params, self.default_timeout_s)
+            lines.append(f"harness: submitted {len(cases)} case(s) as Slurm job array {array_id(self.jobs)} "
+                         f"(logs: {self.folder})")
+        return lines
+
+    def open_run(self, case: Case):
+        if case.id in self.jobs:
+            return SlurmCaseRun(self.session, case, self.jobs[case.id])
+        if case.id in self.running:
+            return RunningTaskCaseRun(self.session, case, self.running[case.id])
+        return self.local.open_run(case)  # --reuse: a finished run stands for it
+
+    def stop(self, interrupted: bool) -> None:
+        if interrupted and self.jobs:
+            cancel(self.jobs)
+            wait_until_gone(self.jobs)

@@ -34,7 +34,6 @@ from typing import Callable
 import numpy as np
 
 from harness.models.posterior import Posterior
-from harness.models.graphs import latents_of_graphs
 
 
 def pdag_of(graph: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -113,9 +112,8 @@ def fit_bootstrap(dataset, key, n_particles: int, learn: Callable[[np.ndarray], 
         conflicts += conflict
         fallbacks += fallback
     g = np.stack(graphs)
-    return Posterior(z=latents_of_graphs(g), g=g, theta=mle_theta(x, g).astype(dataset.x.dtype),
-                     log_weights=np.full(n_particles, -np.log(n_particles)), fit_s=time.perf_counter() - start,
-                     diagnostics={"bootstrap_conflicts": float(conflicts), "bootstrap_fallbacks": float(fallbacks)})
+    return Posterior.of_graphs(g, mle_theta(x, g).astype(dataset.x.dtype), fit_s=time.perf_counter() - start,
+                               diagnostics={"bootstrap_conflicts": float(conflicts), "bootstrap_fallbacks": float(fallbacks)})
 
 
 def linear_gaussian_only(name: str):

@@ -251,14 +251,5 @@ def _params(problem: Problem, opt_state):
 
 
 def _posterior(z: np.ndarray, theta, fit_s: float, timer: Timer) -> Posterior:
-    g = graphs_from_latents(z)
-    m = z.shape[0]
-    return Posterior(
-        z=z,
-        g=g,
-        theta=theta,
-        log_weights=np.full(m, -np.log(m)),
-        fit_s=fit_s,
-        compile_s=timer.compile_s,
-        lower_s=timer.lower_s,
-    )
+    return Posterior.of_graphs(graphs_from_latents(z), theta, z=z, fit_s=fit_s, compile_s=timer.compile_s,
+                               lower_s=timer.lower_s)

@@ -35,7 +35,6 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     from harness.models.graphs import graphs_of
     from harness.models.scores import sample_theta, sufficient_statistics
     from harness.models.posterior import Posterior
-    from harness.models.graphs import latents_of_graphs
 
     start = time.perf_counter()
     m = settings.n_particles
@@ -45,5 +44,4 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     g = graphs_of(exact.parents[picks])
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_theta)))
     theta = sample_theta(rng, sufficient_statistics(dataset.x)[0], g, config["data"]["model"]).astype(dataset.x.dtype)
-    return Posterior(z=latents_of_graphs(g), g=g, theta=theta, log_weights=np.full(m, -np.log(m)),
-                     fit_s=time.perf_counter() - start)
+    return Posterior.of_graphs(g, theta, fit_s=time.perf_counter() - start)

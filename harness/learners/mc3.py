@@ -75,7 +75,6 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     from harness.learners import _mc3
     from harness.learners._compiled import Timer, call_compiled
     from harness.models.posterior import Posterior
-    from harness.models.graphs import latents_of_graphs
 
     start, timer = time.perf_counter(), Timer()
     d = dataset.n_vars
@@ -108,7 +107,5 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     g = graphs.reshape(-1, d, d).astype(np.int32)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_theta)))
     theta = sample_theta(rng, c64, g, config["data"]["model"]).astype(dataset.x.dtype)
-    m = len(g)
-    return Posterior(z=latents_of_graphs(g), g=g, theta=theta, log_weights=np.full(m, -np.log(m)),
-                     fit_s=time.perf_counter() - start, compile_s=timer.compile_s, lower_s=timer.lower_s,
-                     diagnostics=diagnostics)
+    return Posterior.of_graphs(g, theta, fit_s=time.perf_counter() - start, compile_s=timer.compile_s,
+                               lower_s=timer.lower_s, diagnostics=diagnostics)

@@ -1,9 +1,7 @@
 """``random``: a chance-level reference, random DAGs at the prior's edge density.
 
 Each particle is a DAG from the study's own graph model (``data.graph``: ER or SF with its
-``edges_per_node``) and parameters from the likelihood model's prior. Its latent ``z`` is chosen
-so that dibs-lib's ``G = 1[u v^T > 0]`` gives back exactly that graph (``latents_of_graphs``).
-It needs no compilation, which makes it the learner of choice for fast harness tests.
+``edges_per_node``) and parameters from the likelihood model's prior. It needs no compilation, which makes it the learner of choice for fast harness tests.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None):
 
     from harness.data.synthetic import make_graph_model, make_likelihood_model
     from harness.models.posterior import Posterior
-    from harness.models.graphs import latents_of_graphs
 
     start = time.perf_counter()
     d, m = dataset.n_vars, settings.n_particles
@@ -36,4 +33,4 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     g = np.stack([np.asarray(graph_to_mat(graph_model.sample_G(k))) for k in jax.random.split(k_graphs, m)])
     g = g.astype(np.int32)
     theta = jax.tree_util.tree_map(np.asarray, model.sample_parameters(key=k_theta, n_vars=d, n_particles=m))
-    return Posterior(z=latents_of_graphs(g), g=g, theta=theta, log_weights=np.full(m, -np.log(m)), fit_s=time.perf_counter() - start)
+    return Posterior.of_graphs(g, theta, fit_s=time.perf_counter() - start)

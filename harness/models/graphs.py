@@ -34,10 +34,3 @@ def graphs_from_latents(z: np.ndarray) -> np.ndarray:
     d = g.shape[-1]
     g[..., np.arange(d), np.arange(d)] = 0
     return g
-
-
-def latents_of_graphs(g: np.ndarray) -> np.ndarray:
-    """Latents [M, d, d, 2] whose graphs (:func:`graphs_from_latents`) are exactly ``g`` [M, d, d]:
-    u = I, v = 2 Gᵀ − 1 (for learners that produce graphs, not latents)."""
-    m, d, _ = g.shape
-    return np.stack([np.broadcast_to(np.eye(d), (m, d, d)), 2.0 * np.transpose(g, (0, 2, 1)) - 1.0], axis=-1)

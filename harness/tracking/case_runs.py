@@ -1,10 +1,13 @@
 """A case's child MLflow run, from creation to a terminal status, and what it holds.
 
 Workers (xdist workers, Slurm array tasks, or the only process) create child runs
-(:class:`CaseRun`), tagged ``mlflow.parentRunId`` with their session's parent run. What a run holds:
-the case's config flattened into params, its metrics (batched: one ``log_batch`` per run keeps
+(:class:`RunWriter`), tagged ``mlflow.parentRunId`` with their session's parent run. What a run
+holds: the case's config flattened into params, its metrics (batched: one ``log_batch`` per run keeps
 SQLite contention low), tags that say what ran where (:func:`case_tags`) and the fixed artifact set
 of DESIGN.md (:func:`write_case_artifacts`). ``--reuse``: :func:`find_reusable`.
+
+This module writes what it is given: the metrics, the tags that the evaluation derived and the
+threshold verdicts arrive complete (``harness.execution`` runs the case and judges it).
 """
 
 from __future__ import annotations
@@ -14,9 +17,8 @@ import re
 import shutil
 import tempfile
 import time
-import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import yaml
@@ -29,13 +31,14 @@ from mlflow.utils.validation import (
     MAX_PARAMS_TAGS_PER_BATCH,
 )
 
-import harness
-from harness.execution import interrupts
+from harness.evaluation.registry import METRICS
 from harness.study.loading import Case
+from harness.tracking import tags as T
 from harness.tracking.heartbeat import Heartbeat
-from harness.tracking.provenance import git_commit, version_tags
+from harness.tracking.provenance import git_commit, harness_version, version_tags
+from harness.tracking.records import CaseRecord
 from harness.tracking.sessions import Session
-from harness.tracking.store import PARENT_TAG, retry_locked
+from harness.tracking.store import retry_locked
 
 ARTIFACTS = (
     "config.yaml",
@@ -94,15 +97,6 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
 
 
-def log_config_as_params(client: MlflowClient, run_id: str, config: dict) -> dict[str, str]:
-    """Log ``flatten_config(config)`` as the run's params (batched); returns what was logged."""
-    params = flatten_config(config)
-    items = [Param(k, v) for k, v in params.items()]
-    for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
-        retry_locked(client.log_batch, run_id, params=items[i : i + MAX_PARAMS_TAGS_PER_BATCH])
-    return params
-
-
 def log_artifacts_selectively(
     client: MlflowClient, run_id: str, directory: str | Path, allowed: tuple[str, ...] = ARTIFACTS + EXACT_ARTIFACTS
 ) -> list[str]:
@@ -125,12 +119,13 @@ def log_artifacts_selectively(
 # ---------------------------------------------------------------------------------------------
 
 
-def write_case_artifacts(directory: Path, case: Case, result, metrics: dict) -> None:
-    """The fixed artifact set of DESIGN.md, written into ``directory``."""
+def write_case_artifacts(directory: Path, case: Case, result) -> None:
+    """The fixed artifact set of DESIGN.md, written into ``directory`` (``z`` in ``particles.npz``
+    only for a learner with latent particles)."""
     ds, post = result.dataset, result.posterior
     _dump_yaml(directory / "config.yaml", case.config)
     _dump_yaml(directory / "ground_truth.yaml", {"nodes": ds.nodes, "g": ds.g.astype(int).tolist()})
-    _dump_yaml(directory / "metrics.yaml", metrics)
+    _dump_yaml(directory / "metrics.yaml", dict(result.metrics))
     _dump_yaml(
         directory / "intervention_details.yaml",
         {
@@ -141,8 +136,9 @@ def write_case_artifacts(directory: Path, case: Case, result, metrics: dict) -> 
             ]
         },
     )
-    np.savez(directory / "particles.npz", z=post.z, g=post.g, log_weights=post.log_weights,
-             log_weights_mixture=post.log_weights_mixture)
+    latents = {} if post.z is None else {"z": post.z}
+    np.savez(directory / "particles.npz", **latents, g=post.g, log_weights=post.log_weights,
+             log_weights_mixture=result.log_weights_mixture)
     if result.exact is not None:
         np.savez(directory / "exact_posterior.npz", edge_marginals=result.exact.edge_marginals,
                  log_normalizer=result.exact.log_normalizer,
@@ -174,13 +170,13 @@ def _dump_yaml(path: Path, data: Any) -> None:
 
 def case_tags(case: Case, device: str, worker: str) -> dict[str, str]:
     tags = {
-        "learner": case.learner,
-        "config_name": case.study,
+        T.LEARNER_TAG: case.learner,
+        T.STUDY_TAG: case.study,
         "config_path": case.path,
-        "seed": str(case.seed),
-        "case_id": case.id,
-        "config_hash": case.config_hash,
-        "comparison_hash": case.comparison_hash,
+        T.SEED_TAG: str(case.seed),
+        T.CASE_ID_TAG: case.id,
+        T.CONFIG_HASH_TAG: case.config_hash,
+        T.COMPARISON_HASH_TAG: case.comparison_hash,
         "device": device,
         "worker": worker,
         **version_tags(),
@@ -188,7 +184,7 @@ def case_tags(case: Case, device: str, worker: str) -> dict[str, str]:
     }
     commit = git_commit()
     if commit:
-        tags["git_commit"] = commit
+        tags[T.GIT_COMMIT_TAG] = commit
         tags["mlflow.source.git.commit"] = commit
     return tags
 
@@ -198,122 +194,59 @@ def case_tags(case: Case, device: str, worker: str) -> dict[str, str]:
 # ---------------------------------------------------------------------------------------------
 
 
-def metrics_not_logged(dataset) -> list[str]:
-    """Why a metric a case usually logs is missing from this one (one reason per sentence)."""
-    from harness.evaluation.metrics import undefined_areas
-
-    areas = undefined_areas(dataset.g)
-    reasons = [areas] if areas else []
-    if dataset.theta is None:
-        reasons.append("negll_intrv: real data has no interventional test sets (and no ground-truth parameters exist)")
-    if not len(dataset.x_ho):
-        reasons.append("negll_obs: no held-out rows (n_ho_observations: 0; every row is training data)")
-    return reasons
-
-
-def data_tags(data: dict, dataset) -> dict[str, str]:
-    """What the case was scored against: the truth's edge count and acyclicity; for real data the
-    variant and the samples used."""
-    from harness.data.real import REAL_DATASETS
-    from harness.models.graphs import is_cyclic
-
-    tags = {"truth_edges": str(int(dataset.g.sum())), "truth_acyclic": str(not is_cyclic(dataset.g[None])[0]).lower()}
-    if data.get("dataset"):
-        real = REAL_DATASETS[data["dataset"]]
-        scaling = "standardised with the training split's statistics" if data["standardize"] else "not standardised"
-        tags["data_variant"] = f"{real.name}, {data['truth']} graph, {scaling}"
-        tags["data_samples"] = (f"{data['n_observations']} training and {data['n_ho_observations']} held-out rows of "
-                                f"{real.n_samples} (all conditions pooled)")
-    return tags
-
-
-
-def same_case_filter(case: Case, status: str) -> str:
-    """Search filter for runs in ``status`` of this case's config hash and this harness version."""
-    return (f"tags.config_hash = '{case.config_hash}' and tags.harness_version = '{harness.__version__}' "
-            f"and attributes.status = '{status}'")
+def record_of(case: Case, **fields) -> CaseRecord:
+    """A case's record (``fields``: run_id, status, metrics, misses, error, reused)."""
+    return CaseRecord(case_id=case.id, learner=case.learner, seed=case.seed, study=case.study,
+                      experiment=case.experiment, config_hash=case.config_hash,
+                      comparison_hash=case.comparison_hash, params=flatten_config(case.config), **fields)
 
 
 def find_reusable(session: Session, case: Case):
     """The newest FINISHED run of this case's experiment with the same config hash and harness
     version, or None."""
-    client = MlflowClient(session.uri)
-    runs = retry_locked(
-        client.search_runs, [session.parents[case.experiment]["experiment_id"]],
-        filter_string=same_case_filter(case, "FINISHED"), order_by=["attributes.start_time DESC"], max_results=1,
-    )
+    runs = T.same_case_runs(MlflowClient(session.uri), session.parents[case.experiment]["experiment_id"],
+                            case.config_hash, harness_version(), "FINISHED", limit=1)
     return runs[0] if runs else None
 
 
-class CaseRun:
-    """One case's child run, from start to a terminal status.
+def recorded_metrics(run) -> dict[str, float]:
+    """The metrics a finished run logged (its timings and curves' extra keys left out)."""
+    return {k: v for k, v in run.data.metrics.items() if k in METRICS}
 
-    With ``reuse``, a FINISHED run of the same config hash and harness version stands for the
-    case: no new run is made, and its recorded metrics are the result (thresholds are checked on
-    them again)."""
 
-    def __init__(self, session: Session, case: Case, device: str, worker: str, reuse: bool = False,
-                 extra_tags: dict[str, str] | None = None):
-        self.case = case
-        self.client = MlflowClient(session.uri)
-        parent = session.parents[case.experiment]
-        self.experiment_id = parent["experiment_id"]
-        self.metrics: dict[str, float] = {}
-        self.misses: list[str] = []
-        self.error: str | None = None
-        self.run_options: dict[str, Any] = {}  # keyword arguments for ``run`` (progress, default timeout)
-        previous = find_reusable(session, case) if reuse else None
-        self.reused = previous is not None
-        if previous is not None:
-            from harness.evaluation.registry import METRICS
-            from harness.analysis.thresholds import threshold_misses
+class RunWriter:
+    """A new child run of the session for one case, written by this process from start to a
+    terminal status (:meth:`create` makes it; a heartbeat keeps it alive until it ends)."""
 
-            self.run_id = previous.info.run_id
-            self.status = "FINISHED"
-            self.metrics = {k: v for k, v in previous.data.metrics.items() if k in METRICS}
-            self.misses = threshold_misses(case.id, case.thresholds, self.metrics)
-            return
-        tags = {PARENT_TAG: parent["run_id"], **case_tags(case, device, worker), **(extra_tags or {})}
-        run = retry_locked(self.client.create_run, parent["experiment_id"], run_name=case.id, tags=tags)
-        self.run_id = run.info.run_id
+    def __init__(self, client: MlflowClient, run_id: str, heartbeat: Heartbeat):
+        self.client, self.run_id, self._heartbeat = client, run_id, heartbeat
         self.status = "RUNNING"
-        self._heartbeat = Heartbeat(session.uri, [self.run_id]).start()
 
-    def execute(self, run: Callable[..., Any]):
-        """Run the case with ``run(case, **run_options)`` and log everything; on an exception mark
-        the run FAILED (KILLED for Ctrl-C) with ``traceback.txt`` and re-raise. A reused case does
-        not run."""
-        if self.reused:
-            return None
-        try:
-            result = run(self.case, **self.run_options)
-            self.log_result(result)
-        except BaseException as exc:
-            self.fail(exc)
-            raise
-        return result
+    @classmethod
+    def create(cls, session: Session, case: Case, device: str, worker: str,
+               extra_tags: dict[str, str] | None = None) -> RunWriter:
+        client = MlflowClient(session.uri)
+        parent = session.parents[case.experiment]
+        tags = {T.PARENT_TAG: parent["run_id"], **case_tags(case, device, worker), **(extra_tags or {})}
+        run = retry_locked(client.create_run, parent["experiment_id"], run_name=case.id, tags=tags)
+        return cls(client, run.info.run_id, Heartbeat(session.uri, [run.info.run_id]).start())
 
-    def log_result(self, result) -> None:
-        from harness.analysis.thresholds import threshold_misses
-
-        self.metrics = dict(result.metrics)
-        self.misses = threshold_misses(self.case.id, self.case.thresholds, self.metrics)
-        params = [Param(k, v) for k, v in flatten_config(self.case.config).items()]
+    def log_result(self, case: Case, result, misses: list[str]) -> None:
+        """Params, metrics (with their curves), the evaluation's tags, the threshold verdict and the
+        artifacts; then FINISHED."""
+        params = [Param(k, v) for k, v in flatten_config(case.config).items()]
         now = int(time.time() * 1000)
         # with convergence curves, each metric's history is the curve and its last point the final value
-        final_step = int(self.case.settings.get("steps", 0)) if result.curves else 0
-        metrics = [Metric(k, float(v), now, final_step) for k, v in self.metrics.items()]
+        final_step = int(case.settings.get("steps", 0)) if result.curves else 0
+        metrics = [Metric(k, float(v), now, final_step) for k, v in result.metrics.items()]
         metrics += [Metric(f"time.{k}", float(v), now, 0) for k, v in result.timings.items()]
         metrics += [
             Metric(k, float(v), now, step) for step, values in result.curves if step != final_step for k, v in values.items()
         ]
-        tags = [RunTag("thresholds", "failed" if self.misses else "passed")]
-        not_logged = metrics_not_logged(result.dataset)
-        if not_logged:
-            tags.append(RunTag("metrics_not_logged", "; ".join(not_logged)))
-        tags += [RunTag(k, v) for k, v in data_tags(self.case.config["data"], result.dataset).items()]
-        if self.misses:
-            tags.append(RunTag("threshold_misses", _truncate("; ".join(self.misses), 5000)))
+        tags = [RunTag(T.THRESHOLDS_TAG, "failed" if misses else "passed")]
+        tags += [RunTag(k, v) for k, v in result.tags.items()]
+        if misses:
+            tags.append(RunTag(T.MISSES_TAG, _truncate("; ".join(misses), 5000)))
         retry_locked(self.client.log_batch, self.run_id, params=params[:MAX_PARAMS_TAGS_PER_BATCH],
                      metrics=metrics[:MAX_METRICS_PER_BATCH], tags=tags)
         for i in range(MAX_PARAMS_TAGS_PER_BATCH, len(params), MAX_PARAMS_TAGS_PER_BATCH):
@@ -321,53 +254,27 @@ class CaseRun:
         for i in range(MAX_METRICS_PER_BATCH, len(metrics), MAX_METRICS_PER_BATCH):
             retry_locked(self.client.log_batch, self.run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH])
         with tempfile.TemporaryDirectory() as tmp:
-            write_case_artifacts(Path(tmp), self.case, result, self.metrics)
+            write_case_artifacts(Path(tmp), case, result)
             log_artifacts_selectively(self.client, self.run_id, tmp)
-        self._terminate("FINISHED")
+        self._end("FINISHED")
 
-    def fail(self, exc: BaseException) -> None:
+    def fail(self, reason: str, traceback_text: str, killed: bool) -> None:
+        """FAILED (KILLED for an interrupt) with ``traceback.txt`` and the reason as a tag."""
         if self.status != "RUNNING":
             return
-        self.error = interrupts.describe(exc)
         try:
-            retry_locked(self.client.log_text, self.run_id, "".join(traceback.format_exception(exc)), "traceback.txt")
-            retry_locked(self.client.set_tag, self.run_id, "failure_reason", _truncate(self.error, 5000))
+            retry_locked(self.client.log_text, self.run_id, traceback_text, "traceback.txt")
+            retry_locked(self.client.set_tag, self.run_id, T.FAILURE_TAG, _truncate(reason, 5000))
         finally:
-            self._terminate("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            self._end("KILLED" if killed else "FAILED")
 
-    def close(self) -> None:
-        """Make sure the run is not left RUNNING (the case never ran to an end)."""
+    def end_unfinished(self, reason: str) -> None:
+        """KILLED with ``reason``, if the run is still RUNNING (the case never ran to an end)."""
         if self.status == "RUNNING":
-            self.error = self.error or "the case ended before its run was completed"
-            retry_locked(self.client.set_tag, self.run_id, "failure_reason", self.error)
-            self._terminate("KILLED")
+            retry_locked(self.client.set_tag, self.run_id, T.FAILURE_TAG, reason)
+            self._end("KILLED")
 
-    def _terminate(self, status: str) -> None:
+    def _end(self, status: str) -> None:
         self._heartbeat.stop()
         retry_locked(self.client.set_terminated, self.run_id, status)
         self.status = status
-
-    def record(self) -> dict:
-        """What the controller needs for the summary, the CSV and the parent's aggregates."""
-        return case_record(self.case, self.run_id, self.status, self.metrics, self.misses, self.error, self.reused)
-
-
-def case_record(case: Case, run_id: str | None, status: str, metrics: dict, misses: list[str],
-                error: str | None, reused: bool = False) -> dict:
-    """One case's record for the controller (summary, CSV, parent aggregates), however it ran."""
-    return {
-        "case_id": case.id,
-        "study": case.study,
-        "experiment": case.experiment,
-        "learner": case.learner,
-        "seed": case.seed,
-        "config_hash": case.config_hash,
-        "comparison_hash": case.comparison_hash,
-        "run_id": run_id,
-        "status": status,
-        "metrics": metrics,
-        "thresholds": "failed" if misses else ("passed" if status == "FINISHED" else "-"),
-        "params": flatten_config(case.config),
-        "error": error,
-        "reused": reused,
-    }

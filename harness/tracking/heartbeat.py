@@ -1,7 +1,7 @@
 """Telling a live run from one whose process died: heartbeats.
 
 A process that owns a RUNNING run (the controller its parent runs, a worker or a Slurm task its
-case run) refreshes the run's ``harness.tracking.heartbeat`` tag (Unix time) every ``interval`` seconds
+case run) refreshes the run's ``harness.heartbeat`` tag (Unix time) every ``interval`` seconds
 from a daemon thread, and records the interval in ``harness.heartbeat_interval_s``. A run whose
 last heartbeat is older than :data:`STALE_AFTER` of its own intervals belongs to a process that
 died without ending it (SIGKILL, out of memory, a lost node): a later session ends it FAILED
@@ -23,9 +23,8 @@ import time
 from mlflow.tracking import MlflowClient
 
 from harness.tracking.store import retry_locked
+from harness.tracking.tags import BEAT_TAG, FAILURE_TAG, INTERVAL_TAG, runs_with_status
 
-BEAT_TAG = "harness.tracking.heartbeat"
-INTERVAL_TAG = "harness.heartbeat_interval_s"
 STALE_AFTER = 5
 
 
@@ -81,8 +80,7 @@ def end_stale_runs(client: MlflowClient, experiment_ids: list[str], ended_by: st
     """End FAILED every RUNNING run of these experiments whose heartbeat is stale; return them."""
     if not experiment_ids:
         return []
-    running = retry_locked(client.search_runs, experiment_ids, filter_string="attributes.status = 'RUNNING'",
-                           max_results=50000)
+    running = runs_with_status(client, experiment_ids, "RUNNING")
     ended = []
     for run in running:
         if not is_stale(run):
@@ -90,7 +88,7 @@ def end_stale_runs(client: MlflowClient, experiment_ids: list[str], ended_by: st
         ago = time.time() - float(run.data.tags[BEAT_TAG])
         reason = (f"its process stopped without ending it (killed, out of memory, lost node): no heartbeat for "
                   f"{ago:.0f} s; ended FAILED by {ended_by}")
-        retry_locked(client.set_tag, run.info.run_id, "failure_reason", reason)
+        retry_locked(client.set_tag, run.info.run_id, FAILURE_TAG, reason)
         retry_locked(client.set_terminated, run.info.run_id, "FAILED")
         ended.append(run)
     return ended

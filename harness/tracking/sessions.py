@@ -1,9 +1,10 @@
 """A session: the controller's parent runs, one per experiment, and their end.
 
 The controller process creates each experiment and one parent run per experiment and session
-(:func:`open_session`) before any case runs; case runs (``harness.tracking.case_runs``) are its children.
-At the end (:func:`close_session`) the parents get the session's aggregates and paired comparisons,
-children left RUNNING by a dead worker are ended, and the parents are terminated. All calls go
+(:func:`open_session`) before any case runs; case runs (``harness.tracking.case_runs``) are its
+children. At the end (:func:`close_session`) the parents get the session's metrics (aggregates and
+paired comparisons, computed by ``harness.analysis.summary``), children left RUNNING by a dead
+worker are ended, and the parents are terminated. All calls go
 through an explicit ``MlflowClient`` (no fluent, process-global active run).
 """
 
@@ -13,16 +14,14 @@ import re
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from harness.analysis.compare import paired_comparisons
+from harness.tracking import tags as T
 from harness.tracking.heartbeat import Heartbeat, end_stale_runs
 from harness.tracking.provenance import git_commit, version_tags
-from harness.tracking.store import PARENT_TAG, artifact_root, db_path, is_local_sqlite, prepare_store, retry_locked
-
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+from harness.tracking.records import CaseRecord
+from harness.tracking.store import artifact_root, db_path, is_local_sqlite, prepare_store, retry_locked
 
 @dataclass
 class Session:
@@ -57,7 +56,8 @@ def open_session(uri: str, experiments: list[str], session_name: str) -> Session
             client.create_run,
             exp_id,
             run_name=session_name,
-            tags={"harness.role": "session", **version_tags(), **({"git_commit": git_commit()} if git_commit() else {})},
+            tags={T.ROLE_TAG: T.SESSION_ROLE, **version_tags(),
+                  **({T.GIT_COMMIT_TAG: git_commit()} if git_commit() else {})},
         )
         session.parents[name] = {"experiment_id": exp_id, "run_id": parent.info.run_id}
     session.heartbeat = Heartbeat(uri, [ids["run_id"] for ids in session.parents.values()]).start()
@@ -77,9 +77,9 @@ def experiment_ids(uri: str, names) -> list[str]:
 def _experiment_id(client: MlflowClient, uri: str, name: str) -> str:
     exp = retry_locked(client.get_experiment_by_name, name)
     exp_id = exp.experiment_id if exp else _create_experiment(client, uri, name)
-    if not exp or exp.tags.get(EXPERIMENT_KIND_TAG) != "custom_model_development":
+    if not exp or exp.tags.get(T.EXPERIMENT_KIND_TAG) != "custom_model_development":
         # MLflow 3's UI opens GenAI views unless told the experiment holds training-style runs
-        retry_locked(client.set_experiment_tag, exp_id, EXPERIMENT_KIND_TAG, "custom_model_development")
+        retry_locked(client.set_experiment_tag, exp_id, T.EXPERIMENT_KIND_TAG, "custom_model_development")
     return exp_id
 
 
@@ -95,8 +95,10 @@ def _create_experiment(client: MlflowClient, uri: str, name: str) -> str:
         return exp.experiment_id
 
 
-def close_session(session: Session, records: list[dict], status: str = "FINISHED") -> list[dict]:
-    """Controller, at the end: aggregates on each parent, no child left RUNNING, parents ended.
+def close_session(session: Session, parent_metrics: dict[str, dict[str, float]],
+                  status: str = "FINISHED") -> list[CaseRecord]:
+    """Controller, at the end: ``parent_metrics`` (experiment -> metrics) on each parent, no child
+    left RUNNING, parents ended.
 
     Returns records of the child runs it had to end (their process died mid-case), so that the
     summary and the CSV list them too."""
@@ -105,17 +107,14 @@ def close_session(session: Session, records: list[dict], status: str = "FINISHED
     client = MlflowClient(session.uri)
     orphans = []
     for experiment, ids in session.parents.items():
-        mine = [r for r in records if r.get("experiment") == experiment and r.get("metrics")]
-        metrics = aggregate_metrics(mine)
-        for paired in paired_comparisons(mine):
-            metrics.update({k: v for k, v in paired.as_metrics().items() if np.isfinite(v)})
+        metrics = parent_metrics.get(experiment, {})
         if metrics:
             now = int(time.time() * 1000)
             items = [Metric(k, v, now, 0) for k, v in metrics.items()]
             for i in range(0, len(items), 1000):
                 retry_locked(client.log_batch, ids["run_id"], metrics=items[i : i + 1000])
         orphans += _end_orphans(client, ids, experiment, "KILLED" if status == "KILLED" else "FAILED")
-        if not _children(client, ids):  # nothing of this experiment was selected (-k, -m)
+        if not T.children(client, ids["experiment_id"], ids["run_id"]):  # nothing of it was selected (-k, -m)
             retry_locked(client.delete_run, ids["run_id"])
             continue
         retry_locked(client.set_terminated, ids["run_id"], status)
@@ -131,38 +130,18 @@ def tag_session(session: Session, tags: dict[str, str]) -> None:
                 retry_locked(client.set_tag, ids["run_id"], f"harness.{key}", value)
 
 
-def _children(client: MlflowClient, ids: dict, extra_filter: str = "") -> list:
-    query = f"tags.`{PARENT_TAG}` = '{ids['run_id']}'" + (f" and {extra_filter}" if extra_filter else "")
-    return retry_locked(client.search_runs, [ids["experiment_id"]], filter_string=query, max_results=50000)
-
-
-def aggregate_metrics(records: list[dict]) -> dict[str, float]:
-    """``<learner>.<metric>_mean`` / ``_std``, and ``<learner>.n_cases``, over the given case records."""
-    by_learner: dict[str, dict[str, list[float]]] = {}
-    for r in records:
-        for metric, value in r["metrics"].items():
-            by_learner.setdefault(r["learner"], {}).setdefault(metric, []).append(value)
-    out = {}
-    for learner, metrics in by_learner.items():
-        for metric, values in metrics.items():
-            out[f"{learner}.{metric}_mean"] = float(np.mean(values))
-            out[f"{learner}.{metric}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        out[f"{learner}.n_cases"] = float(sum(r["learner"] == learner for r in records))
-    return out
-
-
-def _end_orphans(client: MlflowClient, ids: dict, experiment: str, status: str) -> list[dict]:
+def _end_orphans(client: MlflowClient, ids: dict, experiment: str, status: str) -> list[CaseRecord]:
     """End any child of this session still RUNNING (its worker died or was interrupted)."""
     reason = "the process running this case ended before the case did (killed, out of memory, interrupted)"
     ended = []
-    for run in _children(client, ids, "attributes.status = 'RUNNING'"):
-        retry_locked(client.set_tag, run.info.run_id, "failure_reason", reason)
+    for run in T.children(client, ids["experiment_id"], ids["run_id"], status="RUNNING"):
+        retry_locked(client.set_tag, run.info.run_id, T.FAILURE_TAG, reason)
         retry_locked(client.set_terminated, run.info.run_id, status)
         tags = run.data.tags
-        ended.append({
-            "case_id": run.info.run_name, "study": tags.get("config_name"), "experiment": experiment,
-            "learner": tags.get("learner"), "seed": int(tags.get("seed", -1)), "config_hash": tags.get("config_hash"),
-            "run_id": run.info.run_id,
-            "status": status, "metrics": {}, "thresholds": "-", "params": dict(run.data.params), "error": reason,
-        })
+        ended.append(CaseRecord(
+            case_id=run.info.run_name, learner=tags.get(T.LEARNER_TAG, "?"), seed=int(tags.get(T.SEED_TAG, -1)),
+            study=tags.get(T.STUDY_TAG, ""), experiment=experiment, config_hash=tags.get(T.CONFIG_HASH_TAG),
+            comparison_hash=tags.get(T.COMPARISON_HASH_TAG), run_id=run.info.run_id, status=status,
+            params=dict(run.data.params), error=reason,
+        ))
     return ended

@@ -13,7 +13,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-PARENT_TAG = "mlflow.parentRunId"
+
+def disable_mlflow_telemetry() -> None:
+    """MLflow's usage telemetry off in this process and those it starts (xdist workers, Slurm tasks
+    inherit the environment): a study sends nothing anywhere but to its tracking store, and MLflow
+    3.17's telemetry thread races with requests of other threads (a heartbeat), failing them with
+    KeyError '_MLFLOW_TELEMETRY_SESSION_ID' (seen in a Slurm task). ``MLFLOW_DISABLE_TELEMETRY=false``
+    in the environment keeps it on. Called by the pytest plugin and the console script, not on import."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
 def resolve_uri(cli_uri: str | None = None, root: Path | None = None) -> str:
