@@ -125,3 +125,10 @@ def test_the_checker_finds_upward_and_sideways_imports():
     assert not_below("harness.cli", ["harness.analysis.report"]) == []
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_every_subpackage_is_a_regular_package():
+    """A folder of modules without ``__init__.py`` imports from a checkout (a namespace package) but
+    is left out of a wheel by setuptools' package discovery."""
+    folders = {p.parent for p in ROOT.rglob("*.py") if "__pycache__" not in p.parts}
+    assert sorted(str(f.relative_to(ROOT.parent)) for f in folders if not (f / "__init__.py").exists()) == []

@@ -82,12 +82,7 @@ def fetch_cases(client: MlflowClient, experiment: str, parent: str | None = None
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise SystemExit(f"no experiment named {experiment!r} in this tracking store")
-    clauses = [T.status_is("FINISHED")]
-    if parent:
-        clauses.append(T.child_of(parent))
-    if filter_string:
-        clauses.append(f"({filter_string})" if " or " in filter_string.lower() else filter_string)
-    runs = retry_locked(client.search_runs, [exp.experiment_id], " and ".join(clauses), max_results=T.MAX_RESULTS)
+    runs = T.runs_of(client, exp.experiment_id, parent, status="FINISHED", extra=filter_string)
     cases = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:

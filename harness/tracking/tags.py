@@ -54,10 +54,19 @@ def child_of(parent_run_id: str) -> str:
     return f"tags.`{PARENT_TAG}` = '{parent_run_id}'"
 
 
-def children(client, experiment_id: str, parent_run_id: str, status: str | None = None, extra: str = "") -> list:
-    """The case runs of one session's parent run (of ``status``, if given)."""
-    query = _and(child_of(parent_run_id), status_is(status) if status else "", extra)
+def runs_of(client, experiment_id: str, parent_run_id: str | None = None, status: str | None = None,
+            extra: str = "") -> list:
+    """The experiment's runs: of one session's parent run (if given), of ``status`` (if given),
+    matching ``extra`` (an MLflow filter; one with ``or`` is bracketed)."""
+    if extra and " or " in extra.lower():
+        extra = f"({extra})"
+    query = _and(child_of(parent_run_id) if parent_run_id else "", status_is(status) if status else "", extra)
     return retry_locked(client.search_runs, [experiment_id], filter_string=query, max_results=MAX_RESULTS)
+
+
+def children(client, experiment_id: str, parent_run_id: str, status: str | None = None) -> list:
+    """The case runs of one session's parent run (of ``status``, if given)."""
+    return runs_of(client, experiment_id, parent_run_id, status)
 
 
 def runs_with_status(client, experiment_ids: list[str], status: str, order_newest_first: bool = False,

@@ -1,0 +1,2 @@
+"""The study file: its keys (``schema``), loading and sweeps into cases (``loading``), error
+messages (``errors``) and the plan a session prints (``plan``). Imports no JAX."""
