@@ -11,6 +11,10 @@ computed from the sufficient statistics C = XᵀX with Woodbury's identity and t
 determinant lemma in a d × d form, masked by the parent set (:func:`local_log_marginal`), so one
 function serves every parent set, in numpy (the exact posterior's tables) and in JAX (a sampler's
 moves). :func:`sample_theta` draws Θ from the conjugate posterior p(Θ | G, D).
+
+The BGe score (:func:`bge_local_log_marginal`, from :func:`bge_scatter`): the linear Gaussian
+model with a normal-Wishart prior on the joint mean and precision, integrated out in closed form,
+in the same masked form (one function for every parent set, numpy or JAX).
 """
 
 from __future__ import annotations
@@ -78,3 +82,58 @@ def sample_theta(rng: np.random.Generator, c, graphs: np.ndarray, model: dict) -
                 mean, cov = theta_posterior(c, j, mask, **keys)
                 theta[rows[:, None], idx, j] = rng.multivariate_normal(mean[idx], cov[np.ix_(idx, idx)], size=len(rows))
     return theta
+
+
+# ---------------------------------------------------------------------------------------------
+# BGe: the linear Gaussian model with a normal-Wishart prior on the joint mean and precision
+# ---------------------------------------------------------------------------------------------
+
+
+def bge_scatter(x: np.ndarray, *, alpha_mu: float, alpha_lambda: float, mean_obs=0.0) -> tuple[np.ndarray, int]:
+    """(R [d, d] in float64, N): what the BGe score needs of the training rows ``x`` [N, d]:
+    R = T + S_N + N α_μ / (N + α_μ) (x̄ − ν)(x̄ − ν)ᵀ, with S_N the centred scatter matrix, ν the
+    prior mean ``mean_obs`` and T = t·I, t = α_μ (α_λ − d − 1) / (α_μ + 1) (Geiger & Heckerman 2002;
+    Kuipers, Moffa & Heckerman 2014, whose main text writes α_λ for α_μ in R and whose supplement has
+    it right; dibs-lib's ``BGe`` notes the same)."""
+    x = np.asarray(x, dtype=np.float64)
+    n, d = x.shape
+    x_bar = x.mean(axis=0)
+    centred = x - x_bar
+    shift = x_bar - np.broadcast_to(np.asarray(mean_obs, dtype=np.float64), (d,))
+    t = _bge_t(alpha_mu, alpha_lambda, d)
+    return t * np.eye(d) + centred.T @ centred + (n * alpha_mu / (n + alpha_mu)) * np.outer(shift, shift), n
+
+
+def _bge_t(alpha_mu: float, alpha_lambda: float, d: int) -> float:
+    return alpha_mu * (alpha_lambda - d - 1) / (alpha_mu + 1)
+
+
+def _masked_logdet(r, mask, xp):
+    """log det of R restricted to the rows and columns in ``mask`` [..., d] (1 for the others)."""
+    d = r.shape[-1]
+    outer = mask[..., :, None] * mask[..., None, :]
+    return xp.linalg.slogdet(outer * r + xp.eye(d) * (1 - mask)[..., None, :])[1]
+
+
+def bge_local_log_marginal(r, n, j, mask, *, alpha_mu: float, alpha_lambda: float, xp=np):
+    """The BGe local score log p(x_j | x_Pa) of node(s) ``j`` with parent masks ``mask`` [..., d]
+    (0/1, ``mask[j] = 0``), from R and N of :func:`bge_scatter`; ``xp`` is numpy or jax.numpy.
+    Summed over the nodes of a DAG it is the BGe marginal likelihood log p(D | G), which is score
+    equivalent (Markov-equivalent DAGs score the same). With p = |Pa| and a = α_λ − d + p + 1:
+
+    log Γ((N + a)/2) − log Γ(a/2) + ½ log(α_μ / (N + α_μ)) − (N/2) log π + ½ (a + p) log t
+    + ½ (N + a − 1) log det R_PaPa − ½ (N + a) log det R_{Pa∪j}.
+    """
+    if xp is np:
+        from scipy.special import gammaln
+    else:
+        from jax.scipy.special import gammaln
+    d = r.shape[-1]
+    mask = xp.asarray(mask, dtype=r.dtype)
+    with_j = xp.maximum(mask, xp.eye(d, dtype=r.dtype)[j])
+    p = xp.sum(mask, axis=-1)
+    a = alpha_lambda - d + p + 1
+    t = _bge_t(alpha_mu, alpha_lambda, d)
+    return (gammaln(0.5 * (n + a)) - gammaln(0.5 * a) + 0.5 * (math.log(alpha_mu) - math.log(n + alpha_mu))
+            - 0.5 * n * math.log(math.pi) + 0.5 * (a + p) * math.log(t)
+            + 0.5 * (n + a - 1) * _masked_logdet(r, mask, xp) - 0.5 * (n + a) * _masked_logdet(r, with_j, xp))
