@@ -110,12 +110,22 @@ class ReusedCaseRun:
 
 
 class LocalExecutor:
-    """Cases run in this process: each gets a new child run, or with ``reuse`` a finished one."""
+    """Cases run in this process: each gets a new child run, or with ``reuse`` a finished one. The
+    device is read when the first case runs here (it starts JAX, which a Slurm controller, say,
+    never needs)."""
 
-    def __init__(self, session: Session, device: str, worker: str, reuse: bool = False,
-                 options: dict[str, Any] | None = None):
-        self.session, self.device, self.worker, self.reuse = session, device, worker, reuse
+    def __init__(self, session: Session, worker: str, reuse: bool = False, options: dict[str, Any] | None = None):
+        self.session, self.worker, self.reuse = session, worker, reuse
         self.options = options or {}  # keyword arguments of run_case
+        self._device: str | None = None
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from harness.execution.devices import describe_device
+
+            self._device = describe_device()
+        return self._device
 
     def start(self, cases: list[Case]) -> list[str]:
         return []

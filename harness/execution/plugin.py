@@ -251,8 +251,7 @@ def executor_of(config):
         worker = config.workerinput["workerid"] if _is_worker(config) else "main"
         options = {"default_timeout_s": config.getoption("case_timeout"), "progress": _progress_writer(config),
                    "setup_jax": True}
-        state.executor = LocalExecutor(session_of(config), devices.describe_device(), worker,
-                                       reuse=config.getoption("reuse"), options=options)
+        state.executor = LocalExecutor(session_of(config), worker, reuse=config.getoption("reuse"), options=options)
         if config.getoption("executor") == "slurm":
             from harness.execution.slurm import SlurmExecutor
 
