@@ -116,3 +116,44 @@ def test_the_jax_form_equals_the_numpy_form():
     with jax.enable_x64(True):
         theirs = np.asarray(bge_local_log_marginal(jnp.asarray(r), n, 2, jnp.asarray(masks), xp=jnp, **hyper))
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("graph", [{"type": "er", "n_vars": 4, "edges_per_node": 1.0},
+                                   {"type": "sf", "n_vars": 4, "edges_per_node": 1}])
+def test_exact_bge_posterior_equals_brute_force_with_dibs_lib_densities(graph):
+    """Every acyclic 0/1 matrix on 4 nodes (itertools, not the enumeration under test), each scored
+    with dibs-lib's BGe marginal likelihood and its graph model: the edge marginals and the evidence
+    of ``exact_posterior`` under ``{type: bge}``, the paper's hyperparameters by default."""
+    from dibs.graph_utils import mat_to_graph
+    from dibs.models import BGe
+
+    from harness.data.synthetic import make_graph_model
+    from harness.exact.enumeration import exact_posterior
+    from harness.models.graphs import is_cyclic
+
+    rng = np.random.default_rng(4)
+    d = 4
+    z = rng.normal(size=(30, d))
+    x = np.stack([z[:, 0], 2 * z[:, 0] + 0.5 * z[:, 1], 0.5 * z[:, 2], z[:, 3]], axis=1)  # x0 - x1, the rest apart
+    x[:, 2] -= 1.5 * x[:, 1]
+    off = [(i, j) for i in range(d) for j in range(d) if i != j]
+    mats = np.zeros((2 ** len(off), d, d), dtype=np.int32)
+    for k, bits in enumerate(itertools.product((0, 1), repeat=len(off))):
+        for (i, j), b in zip(off, bits):
+            mats[k, i, j] = b
+    dags = mats[~is_cyclic(mats)]
+    assert len(dags) == 543
+    with jax.enable_x64(True):
+        model = BGe(n_vars=d, alpha_mu=1.0, alpha_lambd=d + 2.0)
+        lml = jax.vmap(lambda g: model.log_marginal_likelihood(g=g, x=jnp.asarray(x), interv_targets=jnp.zeros(x.shape, bool)))
+        log_lik = np.asarray(lml(jnp.asarray(dags, jnp.float64)))
+        log_prior = np.array([float(make_graph_model(graph).unnormalized_log_prob(g=mat_to_graph(g))) for g in dags])
+    log_prior -= logsumexp(log_prior)  # a normalised prior over DAGs: then the normaliser is the evidence
+    joint = log_prior + log_lik
+    weights = np.exp(joint - logsumexp(joint))
+    marginals = np.einsum("g,gij->ij", weights, dags)
+
+    exact = exact_posterior(x, {"type": "bge"}, graph)
+    np.testing.assert_allclose(exact.edge_marginals, marginals, atol=1e-9)
+    assert exact.log_normalizer == pytest.approx(float(logsumexp(joint)), abs=1e-8)
+    assert np.ptp(marginals[~np.eye(d, dtype=bool)]) > 0.2  # the data tell the edges apart

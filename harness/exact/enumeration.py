@@ -1,7 +1,9 @@
-"""The exact posterior over DAGs, p(G | D), of a small linear Gaussian study, by enumeration.
+"""The exact posterior over DAGs, p(G | D), by enumeration, under a model with a closed-form
+marginal likelihood.
 
-The model is the learners' own, with Θ integrated out node by node
-(:func:`harness.models.scores.local_log_marginal`); the graph prior is the one the learners are
+The model is the learners' own, its parameters integrated out node by node
+(:func:`harness.models.scores.marginal_score`: the linear Gaussian model with Θ integrated out, or
+BGe); the graph prior is the one the learners are
 given, dibs-lib's model for ``data.graph``, as a per-node table of the parent count
 (:func:`harness.models.graph_priors.log_graph_prior_table`). It is normalised over all DAGs here,
 so ``log_normalizer`` is the evidence log p(D).
@@ -21,7 +23,7 @@ import numpy as np
 
 from harness.models.graph_priors import log_graph_prior_table
 from harness.models.graphs import graphs_of, is_cyclic, parent_masks
-from harness.models.scores import local_log_marginal, sufficient_statistics
+from harness.models.scores import marginal_score
 
 # the largest d whose DAGs are enumerated: d = 6 takes about a second and 0.2 GB (scripts/bench_exact.py)
 ENUMERATION_MAX_VARS = 6
@@ -131,15 +133,15 @@ def check_supported(data: dict) -> str | None:
 
 def local_scores(x: np.ndarray, model: dict, graph: dict) -> np.ndarray:
     """[d, 2^d] log p(Pa_j) + log p(x_j | x_Pa) for every node and parent bitmask (−inf for masks
-    that contain j)."""
-    c, n = sufficient_statistics(x)
-    d = c.shape[0]
+    that contain j), ``model`` a section with a closed-form marginal likelihood (``marginal_score``)."""
+    d = np.shape(x)[1]
+    score = marginal_score(model, d)
+    stat, n = score.statistics(x)
     subsets = np.arange(2**d)
     masks = ((subsets[:, None] >> np.arange(d)) & 1).astype(np.float64)  # [2^d, d]
     # (a mask that holds j itself has d bits at most; those entries become -inf below)
     prior = log_graph_prior_table(graph, d)[np.minimum(masks.sum(axis=1).astype(int), d - 1)]
-    keys = dict(obs_noise=model["obs_noise"], mean_edge=model["mean_edge"], sig_edge=model["sig_edge"])
-    table = np.stack([local_log_marginal(c, n, j, masks, **keys) + prior for j in range(d)])
+    table = np.stack([score.local(stat, n, j, masks) + prior for j in range(d)])
     table[masks.T.astype(bool)] = -np.inf
     return table
 

@@ -1,8 +1,8 @@
 """Structure MCMC (MC³; Madigan & York 1995, Giudici & Castelo 2003) over DAGs, several chains as one
 jitted, vmapped loop.
 
-Target: the marginal posterior p(G | D) ∝ p(G) p(D | G) with the closed-form linear Gaussian score
-of :mod:`harness.exact.enumeration` (the same function, in JAX) and dibs-lib's graph prior as its per-node
+Target: the marginal posterior p(G | D) ∝ p(G) p(D | G) with the closed-form local score the exact
+posterior uses (:func:`harness.models.scores.marginal_score`, the same function, in JAX) and dibs-lib's graph prior as its per-node
 table. Moves: add, delete or reverse one edge, proposed uniformly among the moves that keep the
 graph acyclic. The neighbourhood of G differs from that of G', so the acceptance probability carries
 the Hastings correction |N(G)| / |N(G')| (``hastings=False`` drops it, as the DiBS paper's
@@ -24,7 +24,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from harness.models.scores import local_log_marginal
 
 
 @dataclass(frozen=True)
@@ -32,16 +31,13 @@ class Target:
     """The posterior a chain samples, as hashable settings (a jit static argument)."""
 
     n_vars: int
-    obs_noise: float
-    mean_edge: float
-    sig_edge: float
+    score: object  # harness.models.scores.marginal_score's (a frozen dataclass: hashable)
     prior: tuple  # log prior of one node's parent set by its size (harness.models.graph_priors.log_graph_prior_table)
     hastings: bool = True
 
     def node_score(self, c, n, j, parents):
         """log p(Pa_j) + log p(x_j | x_Pa) of node ``j`` with parent indicator ``parents`` [d]."""
-        local = local_log_marginal(c, n, j, parents.astype(c.dtype), obs_noise=self.obs_noise,
-                                   mean_edge=self.mean_edge, sig_edge=self.sig_edge, xp=jnp)
+        local = self.score.local(c, n, j, parents.astype(c.dtype), xp=jnp)
         return local + jnp.asarray(self.prior, c.dtype)[parents.sum()]
 
 

@@ -57,13 +57,12 @@ def check_data(data: dict) -> str | None:
 
 
 def target_of(config: dict, n_vars: int, hastings: bool = True):
-    from harness.models.graph_priors import log_graph_prior_table
     from harness.learners._mc3 import Target
+    from harness.models.graph_priors import log_graph_prior_table
+    from harness.models.scores import marginal_score
 
-    model = config["data"]["model"]
-    return Target(n_vars=n_vars, obs_noise=model["obs_noise"], mean_edge=model["mean_edge"],
-                  sig_edge=model["sig_edge"], prior=tuple(log_graph_prior_table(config["data"]["graph"], n_vars)),
-                  hastings=hastings)
+    return Target(n_vars=n_vars, score=marginal_score(config["data"]["model"], n_vars),
+                  prior=tuple(log_graph_prior_table(config["data"]["graph"], n_vars)), hastings=hastings)
 
 
 def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: bool = True):
@@ -71,7 +70,7 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     import jax.numpy as jnp
     import numpy as np
 
-    from harness.models.scores import sample_theta, sufficient_statistics
+    from harness.models.scores import sample_theta
     from harness.learners import _mc3
     from harness.learners._compiled import Timer, call_compiled
     from harness.models.posterior import Posterior
@@ -79,7 +78,7 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     start, timer = time.perf_counter(), Timer()
     d = dataset.n_vars
     target = target_of(config, d, hastings)
-    c64, n = sufficient_statistics(dataset.x)
+    c64, n = target.score.statistics(dataset.x)  # the linear Gaussian's: XᵀX, which sample_theta takes too
     c, n = jnp.asarray(c64, dataset.x.dtype), jnp.asarray(n, dataset.x.dtype)  # the case's precision
     k_chains, k_theta = jax.random.split(key)
     states = call_compiled(_mc3.init_chains, (target,), (jax.random.split(k_chains, settings.n_chains), c, n), timer)
