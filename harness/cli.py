@@ -23,13 +23,13 @@ def main(argv: list[str] | None = None) -> None:
     report.add_argument("--parent", help="only the cases of this session (parent run id; default: the latest session)")
     report.add_argument("--all-sessions", action="store_true", help="every session's cases, not only the latest")
     report.add_argument("--filter", default="", help="an MLflow search filter, e.g. \"tags.config_name = 'smoke'\"")
-    report.add_argument("--mlflow-uri", help="tracking URI when MLFLOW_TRACKING_URI is not set")
+    report.add_argument("--mlflow-uri", help="tracking URI (beats MLFLOW_TRACKING_URI)")
     history = commands.add_parser("history", help="every session's mean and interval per learner and metric, in time order")
     history.add_argument("--experiment", default=DEFAULT_EXPERIMENT)
     history.add_argument("--metric", action="append", choices=COMPARED + tuple(f"{m}_mixture" for m in COMPARED),
                          help="a metric to show (repeatable; default: all compared metrics)")
     history.add_argument("--out", type=Path, help="output directory (default: reports/<experiment>/)")
-    history.add_argument("--mlflow-uri", help="tracking URI when MLFLOW_TRACKING_URI is not set")
+    history.add_argument("--mlflow-uri", help="tracking URI (beats MLFLOW_TRACKING_URI)")
     args = parser.parse_args(argv)
 
     from harness.tracking.store import disable_mlflow_telemetry, resolve_uri

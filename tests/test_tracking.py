@@ -95,10 +95,12 @@ def test_plain_numpy_pickles_without_jax_types():
     assert all(type(a) is np.ndarray for a in (plain[0][0], plain[0][1], plain[1]["b"]))
 
 
-def test_tracking_uri_order_environment_then_option_then_local_store(monkeypatch, tmp_path):
-    """docs/mlflow.md: ``MLFLOW_TRACKING_URI`` > ``--mlflow-uri`` > ``mlruns/mlflow.db`` (absolute)."""
+def test_tracking_uri_order_option_then_environment_then_local_store(monkeypatch, tmp_path):
+    """DESIGN.md and docs/mlflow.md: ``--mlflow-uri`` > ``MLFLOW_TRACKING_URI`` > ``mlruns/mlflow.db``
+    (absolute)."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
-    assert resolve_uri("sqlite:///other.db", tmp_path) == "http://127.0.0.1:5999"
+    assert resolve_uri("sqlite:///other.db", tmp_path) == "sqlite:///other.db"
+    assert resolve_uri(None, tmp_path) == "http://127.0.0.1:5999"
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert resolve_uri("sqlite:///other.db", tmp_path) == "sqlite:///other.db"
     monkeypatch.chdir(tmp_path / "..")

@@ -45,7 +45,7 @@ def pytest_addoption(parser):
                     help="study files to collect instead of configs/*.yaml (repeatable)")
     group.addoption("--override", action="append", metavar="KEY=VALUE",
                     help="set a dotted study key in every collected study, e.g. inference.steps=10 (repeatable)")
-    group.addoption("--mlflow-uri", help="tracking URI when MLFLOW_TRACKING_URI is not set "
+    group.addoption("--mlflow-uri", help="tracking URI (beats MLFLOW_TRACKING_URI) "
                     "(default: sqlite:///mlruns/mlflow.db)")
     group.addoption("--gpus", help="comma-separated GPU ids to spread workers over (default: all visible)")
     group.addoption("--jax-cache", help="JAX persistent compilation cache directory, or 'off' (default: .jax_cache)")

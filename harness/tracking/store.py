@@ -24,9 +24,10 @@ def disable_mlflow_telemetry() -> None:
 
 
 def resolve_uri(cli_uri: str | None = None, root: Path | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else ``cli_uri``, else the embedded SQLite store under
-    ``<root>/mlruns`` (made absolute so every process, whatever its cwd, uses the same file)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or cli_uri
+    """``cli_uri`` (``--mlflow-uri``) if given, else ``MLFLOW_TRACKING_URI``, else the embedded SQLite
+    store under ``<root>/mlruns`` (made absolute so every process, whatever its cwd, uses the same
+    file): the option a user typed beats the environment (DESIGN.md, "Tracking")."""
+    uri = cli_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
     db = (Path(root or ".") / "mlruns" / "mlflow.db").resolve()
