@@ -65,3 +65,37 @@ def test_the_readme_first_code_block_is_what_ci_runs():
 
 def test_the_readme_is_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 200
+
+
+@pytest.mark.integration  # a benchmark session
+def test_the_example_learner_of_adding_a_learner_runs_as_the_page_says(tmp_path, write_study):
+    """The page's module, saved as it says, runs through HARNESS_LEARNERS: equally weighted DAGs
+    without latent particles, its diagnostic logged, every metric computed."""
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from tests.conftest import run_pytest, tiny_study
+    from harness.tracking.store import sqlite_uri
+
+    page = (ROOT / "docs" / "adding-a-learner.md").read_text()
+    module = re.search(r"```python\n(.*?)```", page, flags=re.S).group(1)
+    package = tmp_path / "code" / "my_learners"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "independent_edges.py").write_text(module)
+    path = write_study(tiny_study(name="example", learners={"independent_edges": {"n_particles": 6}}))
+    env = {"HARNESS_LEARNERS": "independent_edges=my_learners.independent_edges",
+           "PYTHONPATH": f"{ROOT}:{tmp_path / 'code'}"}
+    proc = run_pytest(["--configs", str(path)], tmp_path, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "2 passed" in proc.stdout
+    client = MlflowClient(sqlite_uri(tmp_path / "mlflow.db"))
+    runs = client.search_runs([client.get_experiment_by_name("dibs_vs_ensembles").experiment_id],
+                              "tags.learner = 'independent_edges'")
+    assert len(runs) == 2
+    for run in runs:
+        assert {"eshd", "auroc", "negll_obs", "eshd_mixture", "independent_edges_drawn"} <= set(run.data.metrics)
+        local = client.download_artifacts(run.info.run_id, "particles.npz", str(tmp_path / run.info.run_id))
+        with np.load(local, allow_pickle=False) as npz:
+            assert "z" not in npz.files and npz["g"].shape == (6, 4, 4)
+            np.testing.assert_allclose(npz["log_weights"], np.log(np.full(6, 1 / 6)))
