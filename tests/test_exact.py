@@ -245,10 +245,12 @@ def test_exact_reference_metrics_by_hand():
 
 def test_exact_learner_samples_converge_to_the_exact_marginals():
     """20,000 draws: every empirical edge frequency within 5 binomial standard errors of the exact
-    marginal, and Θ of the most frequent graph with the conjugate posterior's mean."""
+    marginal, and Θ of the most frequent graph with the conjugate posterior's mean and variance, under
+    a prior that is not dibs-lib's default (mean_edge, sig_edge, obs_noise all changed)."""
     from harness.data import make_dataset
 
-    data = {"graph": {"type": "er", "n_vars": 4, "edges_per_node": 1}, "model": {"type": "linear_gaussian"},
+    model = {"type": "linear_gaussian", "obs_noise": 0.2, "mean_edge": 0.5, "sig_edge": 0.7}
+    data = {"graph": {"type": "er", "n_vars": 4, "edges_per_node": 1}, "model": model,
             "n_observations": 15, "n_ho_observations": 10, "interventions": {"n_sets": 0}, "exact_posterior": True}
     from harness.data.spec import DataSpec
 
@@ -268,8 +270,13 @@ def test_exact_learner_samples_converge_to_the_exact_marginals():
     g = post.g[top][0]
     c, _ = sufficient_statistics(dataset.x)
     for j in np.flatnonzero(g.sum(axis=0)):
-        mean, cov = theta_posterior(c, j, g[:, j], obs_noise=0.1, mean_edge=0.0, sig_edge=1.0)
+        mean, cov = theta_posterior(c, j, g[:, j], obs_noise=0.2, mean_edge=0.5, sig_edge=0.7)
         idx = np.flatnonzero(g[:, j])
+        draws = post.theta[top][:, idx, j]
         se = np.sqrt(np.diag(cov)[idx] / top.sum())
-        assert np.all(np.abs(post.theta[top][:, idx, j].mean(axis=0) - mean[idx]) < 5 * se)
+        assert np.all(np.abs(draws.mean(axis=0) - mean[idx]) < 5 * se)
+        # the spread too (a draw with 4x the covariance kept the mean): sample variance / variance,
+        # whose standard error is sqrt(2 / (n - 1)) for Gaussian draws
+        ratio = draws.var(axis=0, ddof=1) / np.diag(cov)[idx]
+        assert np.all(np.abs(ratio - 1) < 5 * np.sqrt(2 / (top.sum() - 1))), ratio
         assert np.all(post.theta[top][:, np.flatnonzero(1 - g[:, j]), j] == 0)
