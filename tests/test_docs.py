@@ -99,3 +99,29 @@ def test_the_example_learner_of_adding_a_learner_runs_as_the_page_says(tmp_path,
         with np.load(local, allow_pickle=False) as npz:
             assert "z" not in npz.files and npz["g"].shape == (6, 4, 4)
             np.testing.assert_allclose(npz["log_weights"], np.log(np.full(6, 1 / 6)))
+
+
+def test_every_option_of_the_plugin_is_in_docs_studies():
+    """docs/studies.md promises every option: each ``--option`` the plugin adds appears there."""
+
+    from harness.execution import plugin
+
+    class Group:
+        def __init__(self):
+            self.options = []
+
+        def addoption(self, *names, **kwargs):
+            self.options += [n for n in names if n.startswith("--")]
+
+    class Parser:
+        group = Group()
+
+        def getgroup(self, *args, **kwargs):
+            return self.group
+
+    parser = Parser()
+    plugin.pytest_addoption(parser)
+    assert len(parser.group.options) >= 14  # the parser stand-in saw them
+    page = (ROOT / "docs" / "studies.md").read_text()
+    missing = [o for o in parser.group.options if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", page)]
+    assert not missing, f"options of harness/execution/plugin.py missing from docs/studies.md: {missing}"
