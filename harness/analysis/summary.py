@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from harness.analysis.compare import paired_comparisons
+from harness.evaluation.registry import lower_is_better
 from harness.tracking.records import CaseRecord
 
 MAIN_METRICS = ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "fit_s", "eshd_mixture",
@@ -51,9 +52,48 @@ def learner_table(records: list[CaseRecord]) -> str:
 
 
 def paired_lines(records: list[CaseRecord]) -> str:
-    """One line per config, learner pair and metric (see ``harness.analysis.compare``)."""
+    """One line per config, learner pair and metric (see ``harness.analysis.compare``): every
+    statement, what ``-v`` shows and the report holds."""
     finished = [r for r in records if r.metrics]
     return "\n".join(f"{p.config}: {p.statement}" for p in paired_comparisons(finished))
+
+
+TERMINAL_METRICS = ("eshd", "auroc")  # the metrics CI gates with thresholds: the terminal's table
+ALPHA = 0.05
+
+
+def paired_overview(records: list[CaseRecord], metrics: tuple[str, ...] = TERMINAL_METRICS,
+                    alpha: float = ALPHA) -> str:
+    """The paired comparison as a user reads it at the end of a session: per config and learner
+    pair, one row with each of ``metrics``' mean difference (a − b), the learner that is better on
+    average and the Wilcoxon p; then, of every compared metric, only the statements whose p is
+    below ``alpha`` (the rest: :func:`paired_lines`, ``-v``, the report)."""
+    comparisons = paired_comparisons([r for r in records if r.metrics])
+    rows: dict[tuple[str, str], dict] = {}
+    for p in comparisons:
+        if p.metric in metrics:
+            row = rows.setdefault((p.config, p.a, p.b), {"config": p.config, "pair": f"{p.a} - {p.b}", "seeds": p.n})
+            row[f"{p.metric} diff"] = _overview_cell(p)
+    if not rows:
+        return ""
+    table = pd.DataFrame(list(rows.values())).fillna("-").to_string(index=False)
+    significant = [f"{p.config}: {p.statement}" for p in comparisons if p.p_value < alpha]
+    lines = [table, ""]
+    if significant:
+        lines += [f"significant (Wilcoxon p < {alpha:g}), of {len(comparisons)} comparisons:", *significant]
+    else:
+        lines.append(f"no difference significant at Wilcoxon p < {alpha:g} in {len(comparisons)} comparisons")
+    return "\n".join(lines)
+
+
+def _overview_cell(p) -> str:
+    """``+0.41 ensemble p=0.03``: the mean difference, the better learner on average, p."""
+    if p.diff_mean == 0:
+        better = "same"
+    else:
+        a_better = (p.diff_mean < 0) == lower_is_better(p.metric)
+        better = p.a if a_better else p.b
+    return f"{p.diff_mean:+.3g} {better} " + (f"p={p.p_value:.2g}" if np.isfinite(p.p_value) else "p=n/a")
 
 
 def aggregate_metrics(records: list[CaseRecord]) -> dict[str, float]:

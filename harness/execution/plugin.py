@@ -465,10 +465,14 @@ class Controller:
         tr.write_line(summary.case_table(records))
         tr.section("learners (mean ± sd over seeds)")
         tr.write_line(summary.learner_table(records))
-        comparisons = summary.paired_lines(records)
-        if comparisons:
+        overview = summary.paired_overview(records)
+        if overview:
             tr.section("paired comparison (same seed, same data)")
-            tr.write_line(comparisons)
+            tr.write_line(overview)
+            if self.config.getoption("verbose") > 0:
+                tr.write_line("\nevery statement:\n" + summary.paired_lines(records))
+            else:
+                tr.write_line("every statement: pytest -v, or the report (dibs-bench report --experiment NAME)")
         reused = sorted(r.case_id for r in records if r.reused)
         if reused:
             tr.write_line(f"\nreused {len(reused)} case(s) from earlier runs (--reuse): {', '.join(reused)}")

@@ -17,11 +17,18 @@ from dataclasses import dataclass, field
 from harness.study.loading import Case
 
 
+# measured CPU times of a paper-scale case (d = 20, 3000 steps, 2 cores): the linear fit took 104-130 s
+# (SF) to 126-399 s (ER, sharing its cores) in docs/results/paper_linear/report.md; a nonlinear case ~20 min
+CPU_TIME_OF_A_PAPER_CASE = {"linear_gaussian": "2-4 minutes", "nonlinear_gaussian": "about 20 minutes"}
+
+
 def skip_reason(case: Case, has_gpu: bool, run_anywhere: bool) -> str | None:
     """Why this case does not run here, or None."""
     if "gpu" in case.requires and not has_gpu and not run_anywhere:
+        model = case.config["data"]["model"]["type"]
+        cost = CPU_TIME_OF_A_PAPER_CASE.get(model, "more than on a GPU")
         return (f"study {case.study!r} requires a GPU (requires: [gpu] in {case.path}) and its cases get none here; "
-                "--run-anywhere runs it anyway (hours per paper-scale case on a CPU), "
+                f"--run-anywhere runs it anyway (a paper-scale {model} case took {cost} on 2 CPU cores), "
                 "--executor slurm --slurm gpus_per_node=1 on a cluster's GPUs")
     return None
 
