@@ -90,8 +90,10 @@ class DataSpec(Strict):
     @model_validator(mode="before")
     @classmethod
     def _real_data_defaults(cls, data):
-        real = REAL_DATASETS.get(data.get("dataset")) if isinstance(data, dict) else None
-        if real is None:
+        # values of the wrong type pass through untouched: the fields' own validation names them
+        dataset = data.get("dataset") if isinstance(data, dict) else None
+        real = REAL_DATASETS.get(dataset) if isinstance(dataset, str) else None
+        if real is None or not isinstance(data.get("graph") or {}, dict):
             return data
         data = dict(data)
         graph = dict(data.get("graph") or {})

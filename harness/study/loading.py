@@ -25,6 +25,7 @@ import glob
 import hashlib
 import itertools
 import json
+import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ __all__ = ["Case", "StudyFileError", "StudyWarning", "DEFAULT_EXPERIMENT", "load
            "parse_overrides", "config_hash", "id_part", "resolve_study_paths"]
 
 ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+MAX_CASES = 100_000  # in one study file (the paper studies have 300 at most)
 UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "regression", "sweep", "timeout_s", "requires")
 # keys that cannot change a case's numbers: left out of its config hash, so that recalibrating a
 # bound keeps runs comparable with a baseline (and reusable)
@@ -114,9 +116,12 @@ def config_hash(config: dict) -> str:
 
 def read_yaml(path: Path) -> dict:
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise StudyFileError(f"{path}: cannot read the file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise StudyFileError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); expected a YAML file "
+                             "in UTF-8") from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -142,6 +147,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
     if overrides:
         raw = _apply_point(raw, overrides, path, keep_sweep=True, what="override")
     spec = validate(StudySpec, raw, path)
+    _check_size(spec, path)
     _check_thresholds(spec, path)
     _check_regression(spec, path)
     _check_dataset_installed(spec, path)
@@ -336,6 +342,17 @@ def _check_dataset_installed(spec: StudySpec, path: Path) -> None:
             sachs_files()
         except MissingDataset as exc:
             raise StudyFileError(f"{path}: key 'data.dataset': {exc}") from None
+
+
+def _check_size(spec: StudySpec, path: Path) -> None:
+    """Refuse a study of more than MAX_CASES cases before expanding it (a typo in a seed range or a
+    sweep must not hang collection or exhaust memory)."""
+    points = math.prod(len(v) for v in spec.sweep.values())
+    n = points * spec.n_seeds() * len(spec.learners)
+    if n > MAX_CASES:
+        raise StudyFileError(
+            f"{path}: keys 'seeds', 'sweep' and 'learners': {points} sweep point(s) x {spec.n_seeds()} seed(s) x "
+            f"{len(spec.learners)} learner(s) = {n} cases; expected at most {MAX_CASES} cases in one study file")
 
 
 def _sweep_points(spec: StudySpec, path: Path) -> list[dict]:

@@ -79,6 +79,10 @@ class StudySpec(Strict):
             return list(range(self.seeds.start, self.seeds.stop))
         return list(self.seeds)
 
+    def n_seeds(self) -> int:
+        """How many seeds, without listing them (a range may be huge)."""
+        return self.seeds.stop - self.seeds.start if isinstance(self.seeds, SeedRange) else len(self.seeds)
+
 
 class StudyInference(InferenceSettings):
     """A study's ``inference`` section: the shared DiBS settings, and the study-wide ``dtype``, which
