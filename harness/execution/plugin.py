@@ -151,29 +151,20 @@ def _handle_stop_signals(config) -> None:
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
     else:
+        import psutil  # noqa: F401 - loaded now, not inside the signal handler
+
         signal.signal(signal.SIGTERM, interrupts.stop_handler(also=_pass_on_to_children))
 
 
 def _pass_on_to_children(signum: int) -> None:
-    for pid in _child_pids():
+    """Send ``signum`` to this process's children (its xdist workers)."""
+    import psutil  # (imported when the handler was installed: here only looked up)
+
+    for child in psutil.Process().children():
         try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
+            child.send_signal(signum)
+        except psutil.NoSuchProcess:
             pass
-
-
-def _child_pids() -> list[int]:
-    """This process's children (its xdist workers), from /proc."""
-    me, out = os.getpid(), []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == me:
-                out.append(int(entry.name))
-    return out
 
 
 def pytest_unconfigure(config):
