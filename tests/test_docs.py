@@ -125,3 +125,27 @@ def test_every_option_of_the_plugin_is_in_docs_studies():
     page = (ROOT / "docs" / "studies.md").read_text()
     missing = [o for o in parser.group.options if not re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", page)]
     assert not missing, f"options of harness/execution/plugin.py missing from docs/studies.md: {missing}"
+
+
+def test_every_gated_metric_and_its_minimum_effect_is_in_docs_regression_gate():
+    """docs/regression-gate.md names every metric the gate compares (the registry's) and each
+    default minimum effect as the code has it."""
+    from harness.analysis.baseline import DEFAULT_MIN_EFFECT
+    from harness.evaluation.registry import COMPARED
+
+    page = (ROOT / "docs" / "regression-gate.md").read_text()
+    missing = [m for m in COMPARED if f"`{m}`" not in page]
+    assert not missing, f"gated metrics missing from docs/regression-gate.md: {missing}"
+    wrong = [f"{m} {effect}" for m, effect in DEFAULT_MIN_EFFECT.items() if f"`{m}` {effect}" not in page]
+    assert not wrong, f"minimum effects not stated as the code has them in docs/regression-gate.md: {wrong}"
+
+
+def test_each_compared_metrics_direction_is_in_docs_metrics():
+    """docs/metrics.md says of every compared metric whether lower or higher is better, as the
+    registry does."""
+    from harness.evaluation.registry import LOWER_IS_BETTER
+
+    page = (ROOT / "docs" / "metrics.md").read_text()
+    for metric, lower in LOWER_IS_BETTER.items():
+        word = "lower" if lower else "higher"
+        assert re.search(rf"`{metric}`[^\n]*\b{word} is better", page), f"{metric}: '{word} is better' not stated"
