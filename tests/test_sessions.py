@@ -19,16 +19,29 @@ NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}  # whatever machine runs the tests
 
 @pytest.mark.integration
 def test_sessions_started_at_the_same_moment_on_a_fresh_store_all_record(write_study, tmp_path):
-    paths = [write_study(tiny_study(name=f"at_once{i}", seeds=[0]), f"s{i}.yaml") for i in range(3)]
+    """Three sessions on a fresh store (and no store template yet: they race to build that too),
+    made to meet by a test-only plugin at the harness's hooks: each waits until all three are about
+    to create the store, and again until all are about to open their first run."""
+    n = 3
+    paths = [write_study(tiny_study(name=f"at_once{i}", seeds=[0, 1]), f"s{i}.yaml") for i in range(n)]
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    meet = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "HARNESS_TEST_BARRIER_DIR": str(barrier),
+            "HARNESS_TEST_BARRIER_N": str(n)}
     procs = []
-    for path in paths:  # and with no store template yet: they race to build that too
-        cmd, env = benchmark_command(["--configs", str(path)], tmp_path, {"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    for path in paths:
+        cmd, env = benchmark_command(["--configs", str(path), "-p", "tests.barrier_plugin"], tmp_path, meet)
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-3000:]
+    for hook in ("store", "first_run"):  # every session arrived, and none went on before the last arrived
+        times = [list(map(float, f.read_text().split())) for f in barrier.glob(f"{hook}.*")]
+        assert len(times) == n and all(len(t) == 2 for t in times), (hook, times)
+        assert min(released for _, released in times) >= max(arrived for arrived, _ in times)
     _, parents, children = runs_of(tmp_path)
-    assert len(parents) == 3 and sorted(r.info.run_name for r in children) == [f"at_once{i}-s0-random" for i in range(3)]
+    assert len(parents) == n
+    assert sorted(r.info.run_name for r in children) == sorted(f"at_once{i}-s{s}-random" for i in range(n) for s in (0, 1))
 
 
 @pytest.mark.integration

@@ -39,6 +39,12 @@ BENCHMARKS = ROOT / "benchmarks"
 DEFAULT_CONFIGS = str(ROOT / "configs" / "*.yaml")
 
 
+def pytest_addhooks(pluginmanager):
+    from harness.execution import hooks
+
+    pluginmanager.add_hookspecs(hooks)
+
+
 def pytest_addoption(parser):
     group = parser.getgroup("harness", "benchmark harness")
     group.addoption("--configs", action="append", metavar="PATH_OR_GLOB",
@@ -228,6 +234,7 @@ def session_of(config):
         from harness.tracking import sessions, store
 
         uri = store.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir)
+        config.hook.pytest_harness_before_session_store(config=config, uri=uri)
         name = time.strftime("session-%Y%m%d-%H%M%S")
         state.session = sessions.open_session(uri, [c.experiment for c in _cases_or_usage_error(config)], name)
     return state.session
@@ -314,7 +321,10 @@ def pytest_generate_tests(metafunc):
 def open_case_run(request):
     """The case's run (for the root conftest's ``case_run`` fixture): a new run, a reused one
     (``--reuse``), or the run of its Slurm task, as the executor decides."""
-    return executor_of(request.config).open_run(request.node.callspec.params["case"])
+    case = request.node.callspec.params["case"]
+    executor = executor_of(request.config)
+    request.config.hook.pytest_harness_before_case_run(config=request.config, case=case)
+    return executor.open_run(case)
 
 
 def close_case_run(request, run) -> None:
