@@ -96,6 +96,19 @@ def test_mc3_budget_diagnostics_and_theta():
     assert diag["mc3_ess"] > 0 and diag["mc3_ess_edges"] > 0
 
 
+def test_mc3_acceptance_is_the_share_of_steps_that_moved_the_chain():
+    """With thin = 1 every step is kept, and an accepted move (add, delete, reverse) always changes
+    the graph: the acceptance rate is the share of consecutive kept graphs that differ, counted
+    here from the samples alone (the step from the last burn-in graph is unseen: within 1/199)."""
+    case, dataset = exact_small_case("exact_small-sf-4", 0)
+    post = mc3.fit(dataset, case.config, mc3.Settings(n_particles=400, n_chains=2, burnin=50, thin=1),
+                   jax.random.PRNGKey(1))
+    g = post.g.reshape(2, 200, 4, 4)  # chain by chain
+    moved = float((g[:, 1:] != g[:, :-1]).any(axis=(2, 3)).mean())
+    assert abs(post.diagnostics["mc3_acceptance"] - moved) <= 1 / 199 + 1e-12
+    assert 0.05 < moved < 0.95  # a chain that both moves and stays: a halved rate would show
+
+
 def test_mc3_settings_and_models_are_refused_with_file_and_key(write_study):
     msg = _error(write_study, tiny_study(learners={"mc3": {"n_particles": 10, "n_chains": 4}}))
     assert "key 'learners.mc3'" in msg and "n_particles (10) must be a multiple of n_chains (4)" in msg

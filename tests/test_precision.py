@@ -58,6 +58,8 @@ def test_float64_cases_see_the_same_data_cast_and_compute_in_float64(study_path)
     np.testing.assert_array_equal(r64.dataset.x, r32.dataset.x.astype(np.float64))
     np.testing.assert_array_equal(r64.dataset.x_ho, r32.dataset.x_ho.astype(np.float64))
     assert r64.dataset.x.dtype == np.float64 and r32.dataset.x.dtype == np.float32
+    assert r64.dataset.x_ho.dtype == np.float64 and r32.dataset.x_ho.dtype == np.float32  # (equal values hid it)
+    assert all(s.x.dtype == np.float64 for s in r64.dataset.interventions)
     assert r64.posterior.z.dtype == np.float64 and r32.posterior.z.dtype == np.float32
     assert np.asarray(r64.posterior.theta).dtype == np.float64
 
