@@ -167,6 +167,20 @@ def test_each_bootstrap_dag_extends_what_causal_learn_returns_for_its_resample(l
         expected = by_hand(np.asarray(dataset.x, np.float64)[r])
         assert np.array_equal(dag2cpdag(general_graph(dag)).graph, expected)
     assert len({g.tobytes() for g in post.g}) > 1  # the resamples differ
+    # the rows come from the key, with replacement (JAX called here, not through the helper above)
+    n = dataset.x.shape[0]
+    from_key = [np.asarray(jax.random.choice(jax.random.split(k)[0], n, (n,), replace=True))
+                for k in jax.random.split(key, 4)]
+    np.testing.assert_array_equal(rows, np.stack(from_key))
+    assert all(len(set(r.tolist())) < n for r in rows)  # repeated rows: drawn with replacement
+    # Θ: least squares on all the training rows (the paper's MLE), not on the DAG's resample
+    x = np.asarray(dataset.x, np.float64)
+    for g, th in zip(post.g, post.theta):
+        for j in range(dataset.n_vars):
+            pa = np.flatnonzero(g[:, j])
+            if pa.size:
+                reference = LinearRegression(fit_intercept=False).fit(x[:, pa], x[:, j]).coef_
+                np.testing.assert_allclose(th[pa, j], reference, rtol=1e-5, atol=1e-6)
 
 
 def test_mle_weights_are_least_squares_on_the_parents(linear_data):
