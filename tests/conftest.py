@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import fcntl
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,6 +142,18 @@ def heed_sigint() -> None:
     that; Python then installs no KeyboardInterrupt handler, and the session never hears the signal
     (both Ctrl-C tests hung until their deadline when CI was started as a background job)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def outcome(stdout: str) -> dict[str, int]:
+    """The counts of a pytest session's closing line (``4 failed, 2 passed, 1 warning in 9.1s``):
+    ``{"failed": 4, "passed": 2}``, 0 for an outcome it does not name (exact, where a substring
+    check would take "12 passed" for "2 passed")."""
+    closing = [line for line in stdout.splitlines() if re.search(r"\b(passed|failed|errors?|no tests ran)\b.* in [\d.]+s", line)]
+    assert closing, f"no closing line in the session's output: {stdout[-2000:]}"
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
+    for n, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)\b", closing[-1]):
+        counts[word.rstrip("s") if word.startswith("error") else word] = int(n)
+    return counts
 
 
 def run_pytest(args: list[str], tmp_path: Path, env: dict | None = None, timeout: int = 600):

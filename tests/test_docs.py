@@ -74,7 +74,7 @@ def test_the_example_learner_of_adding_a_learner_runs_as_the_page_says(tmp_path,
     import numpy as np
     from mlflow.tracking import MlflowClient
 
-    from tests.conftest import run_pytest, tiny_study
+    from tests.conftest import outcome, run_pytest, tiny_study
     from harness.tracking.store import sqlite_uri
 
     page = (ROOT / "docs" / "adding-a-learner.md").read_text()
@@ -88,7 +88,7 @@ def test_the_example_learner_of_adding_a_learner_runs_as_the_page_says(tmp_path,
            "PYTHONPATH": f"{ROOT}:{tmp_path / 'code'}"}
     proc = run_pytest(["--configs", str(path)], tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "2 passed" in proc.stdout
+    assert outcome(proc.stdout)["passed"] == 2
     client = MlflowClient(sqlite_uri(tmp_path / "mlflow.db"))
     runs = client.search_runs([client.get_experiment_by_name("dibs_vs_ensembles").experiment_id],
                               "tags.learner = 'independent_edges'")
@@ -149,3 +149,12 @@ def test_each_compared_metrics_direction_is_in_docs_metrics():
     for metric, lower in LOWER_IS_BETTER.items():
         word = "lower" if lower else "higher"
         assert re.search(rf"`{metric}`[^\n]*\b{word} is better", page), f"{metric}: '{word} is better' not stated"
+
+
+def test_outcome_reads_the_counts_of_pytests_closing_line():
+    from tests.conftest import outcome
+
+    text = "x\n12 passed, 1 skipped\n===== 4 failed, 12 passed, 1 skipped, 2 errors, 1 warning in 9.12s =====\n"
+    assert outcome(text) == {"failed": 4, "passed": 12, "skipped": 1, "error": 2}
+    assert outcome("2 passed in 3.00s") == {"passed": 2, "failed": 0, "skipped": 0, "error": 0}
+    assert outcome("1 failed in 0.5s")["passed"] == 0  # not read from another line

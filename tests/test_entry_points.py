@@ -13,7 +13,7 @@ import zipfile
 
 import pytest
 
-from tests.conftest import ROOT, run_pytest, tiny_study
+from tests.conftest import ROOT, outcome, run_pytest, tiny_study
 
 pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
 
@@ -80,7 +80,7 @@ def test_an_installed_package_adds_a_learner_and_a_broken_one_is_refused_alone(t
     good = write_study(tiny_study(name="plugin", learners={"echo": {"n_particles": 4}}), name="good.yaml")
     proc = run_pytest(["--configs", str(good)], tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "2 passed" in proc.stdout and "plugin-s0-echo" in proc.stdout
+    assert outcome(proc.stdout)["passed"] == 2 and "plugin-s0-echo" in proc.stdout
     bad = write_study(tiny_study(name="broken", learners={"needs_missing": {}}), name="bad.yaml")
     proc = run_pytest(["--configs", str(bad)], tmp_path, env=env)
     assert proc.returncode != 0

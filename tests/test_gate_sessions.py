@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_pytest, tiny_study
+from tests.conftest import ROOT, outcome, run_pytest, tiny_study
 
 pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
 
@@ -64,7 +64,7 @@ def test_a_session_is_gated_on_a_file_and_on_earlier_sessions(write_study, tmp_p
     worse = run_pytest(["--configs", str(study), "--baseline", str(base)], tmp_path,
                        env={**DEGRADED, "HARNESS_DEGRADE": "steps*0.02"})
     assert worse.returncode == 1, worse.stdout[-3000:]
-    assert "5 passed" in worse.stdout  # every case met its (absent) thresholds: the gate failed the session
+    assert outcome(worse.stdout)["passed"] == 5  # every case met its (absent) thresholds: the gate failed the session
     assert re.search(r"^REGRESSION: gate svgd eshd: baseline [\d.]+, now [\d.]+, paired diff \+[\d.]+ "
                      r"\(95% CI .*\), p=[\d.e-]+ \(paired t\) / [\d.e-]+ \(sign-flip\), one-sided, n=5, min effect 0.5; "
                      r"worse in seeds: ", worse.stdout, re.M), worse.stdout[-3000:]

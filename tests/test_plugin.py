@@ -19,7 +19,7 @@ from harness.models.posterior import Posterior
 from harness.tracking.store import sqlite_uri
 from harness.tracking.tags import PARENT_TAG
 from harness.tracking.case_runs import ARTIFACTS
-from tests.conftest import run_pytest, tiny_study
+from tests.conftest import outcome, run_pytest, tiny_study
 
 pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
 
@@ -162,7 +162,7 @@ def test_a_crashing_case_is_failed_with_its_traceback_and_others_complete(write_
     tb = client.download_artifacts(by_learner["crash"][0].info.run_id, "traceback.txt", str(tmp_path))
     assert "deliberate failure inside the learner" in open(tb).read()
     assert "particles [1]" in by_learner["nan_theta"][0].data.tags["failure_reason"]
-    assert "4 failed, 2 passed" in proc.stdout
+    assert (outcome(proc.stdout)["failed"], outcome(proc.stdout)["passed"]) == (4, 2)
     assert parents[0].info.status == "FINISHED"
 
 
@@ -210,7 +210,7 @@ def test_a_dead_worker_fails_its_case_and_the_session_goes_on(write_study, tmp_p
     path = write_study(study(learners={"die": {}, "random": {}}))
     proc = run_pytest(["--configs", str(path), "-n", "2", "--results-csv", str(tmp_path / "r.csv")], tmp_path)
     assert proc.returncode == 1
-    assert "2 failed, 2 passed" in proc.stdout, proc.stdout[-3000:]
+    assert (outcome(proc.stdout)["failed"], outcome(proc.stdout)["passed"]) == (2, 2), proc.stdout[-3000:]
     client, parents, children = runs_of(tmp_path)
     status = {r.info.run_name: r.info.status for r in children}
     assert status == {"tiny-s0-die": "FAILED", "tiny-s1-die": "FAILED",
@@ -326,7 +326,7 @@ def test_a_case_past_its_timeout_fails_and_the_others_go_on(write_study, tmp_pat
     # the study's timeout_s takes precedence over --case-timeout (which would fail both cases)
     proc = run_pytest(["--configs", str(write_study(s)), "--case-timeout", "1e-9"], tmp_path)
     assert proc.returncode == 1
-    assert "1 failed, 1 passed" in proc.stdout, proc.stdout[-3000:]
+    assert (outcome(proc.stdout)["failed"], outcome(proc.stdout)["passed"]) == (1, 1), proc.stdout[-3000:]
     # one process (no -n): progress is shown without -s
     assert re.search(r"tiny-s0-svgd: step \d+/1000000 \(\d+ steps/s\)", proc.stderr), proc.stderr[-2000:]
     _, parents, children = runs_of(tmp_path)
@@ -380,7 +380,7 @@ def test_reuse_runs_only_what_an_interrupted_study_is_missing(write_study, tmp_p
 
     again = run_pytest(["--configs", str(path), "--reuse", "--results-csv", str(tmp_path / "r.csv")], tmp_path)
     assert again.returncode == 0, again.stdout[-3000:]
-    assert "10 passed" in again.stdout and "reused 6 case(s)" in again.stdout
+    assert outcome(again.stdout)["passed"] == 10 and "reused 6 case(s)" in again.stdout
     _, parents, after = runs_of(tmp_path)
     new = [r for r in after if r.info.run_id not in {b.info.run_id for b in before}]
     assert sorted(r.info.run_name for r in new) == sorted(
@@ -399,7 +399,7 @@ def test_reuse_runs_only_what_an_interrupted_study_is_missing(write_study, tmp_p
     strict = run_pytest(["--configs", str(path), "--reuse", "-k", "long-5-s0- or long-5-s1-",
                          "--override", "thresholds={random: {eshd: {max: 0}}}"], tmp_path)
     assert strict.returncode == 1
-    assert "2 failed" in strict.stdout and "reused 1 case(s) from earlier runs (--reuse): long-5-s1-random" in strict.stdout
+    assert outcome(strict.stdout)["failed"] == 2 and "reused 1 case(s) from earlier runs (--reuse): long-5-s1-random" in strict.stdout
     assert "long-5-s1-random: eshd = " in strict.stdout and "is above its max 0" in strict.stdout
     _, _, last = runs_of(tmp_path)
     rerun = [r for r in last if r.info.run_id not in {a.info.run_id for a in after}]

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, benchmark_command, run_pytest, tiny_study
+from tests.conftest import ROOT, benchmark_command, outcome, run_pytest, tiny_study
 from tests.test_plugin import runs_of, status_read_only
 
 NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}  # whatever machine runs the tests
@@ -94,7 +94,7 @@ def test_a_study_that_requires_a_gpu_is_skipped_without_one_and_the_plan_says_wh
     assert "big: 0 to run; 1 skipped: study 'big' requires a GPU" in proc.stdout
     # anywhere, on two workers: both run; small's estimate comes from its earlier run
     proc = run_pytest([*args, "--run-anywhere", "-n", "2"], tmp_path, NO_GPU)
-    assert proc.returncode == 0 and "2 passed" in proc.stdout, proc.stdout[-3000:]
+    assert proc.returncode == 0 and outcome(proc.stdout)["passed"] == 2, proc.stdout[-3000:]
     assert "harness: 2 case(s) to run, 0 skipped, on 2 worker(s)" in proc.stdout
     assert re.search(r"small: 1 to run, ~\d+ s for the 1 with earlier runs", proc.stdout), proc.stdout[-3000:]
     assert "big: 1 to run, no earlier run to estimate from" in proc.stdout

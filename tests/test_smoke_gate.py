@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from tests.conftest import ROOT, run_pytest
+from tests.conftest import ROOT, outcome, run_pytest
 
 pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm
 
@@ -30,7 +30,7 @@ def test_chance_level_learner_fails_every_smoke_case(write_study, tmp_path):
              for reference in ("svgd", "ensemble")]
     proc = run_pytest([arg for path in paths for arg in ("--configs", str(path))], tmp_path)
     assert proc.returncode == 1
-    assert "10 failed" in proc.stdout, proc.stdout[-2000:]
+    assert outcome(proc.stdout)["failed"] == 10, proc.stdout[-2000:]
     for reference, max_eshd in (("svgd", "6.0"), ("ensemble", "6.5")):
         for seed in range(5):
             assert f"gate_random_vs_{reference}-s{seed}-random" in proc.stdout
@@ -43,5 +43,5 @@ def test_svgd_returning_transposed_graphs_fails_on_auroc(write_study, tmp_path):
     # one process: it compiles the learner once (two xdist workers would compile it twice)
     proc = run_pytest(["--configs", str(path), "--override", "inference.steps=300"], tmp_path)
     assert proc.returncode == 1
-    assert "5 failed" in proc.stdout, proc.stdout[-2000:]
+    assert outcome(proc.stdout)["failed"] == 5, proc.stdout[-2000:]
     assert "auroc = " in proc.stdout and "is below its min 0.7" in proc.stdout
