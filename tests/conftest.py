@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import itertools
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -142,6 +144,19 @@ def heed_sigint() -> None:
     that; Python then installs no KeyboardInterrupt handler, and the session never hears the signal
     (both Ctrl-C tests hung until their deadline when CI was started as a background job)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def acyclic_matrices(d: int) -> np.ndarray:
+    """Every acyclic 0/1 matrix on d nodes, by brute force over all 2^(d(d-1)) off-diagonal patterns
+    (a reference that does not use the enumeration under test)."""
+    from harness.models.graphs import is_cyclic
+
+    off = [(i, j) for i in range(d) for j in range(d) if i != j]
+    mats = np.zeros((2 ** len(off), d, d), dtype=np.int32)
+    for k, bits in enumerate(itertools.product((0, 1), repeat=len(off))):
+        for (i, j), b in zip(off, bits):
+            mats[k, i, j] = b
+    return mats[~is_cyclic(mats)]
 
 
 def outcome(stdout: str) -> dict[str, int]:

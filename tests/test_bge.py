@@ -17,6 +17,7 @@ from scipy.special import logsumexp
 from harness.exact.enumeration import all_dags
 from harness.models.graphs import graphs_of
 from harness.models.scores import bge_local_log_marginal, bge_scatter
+from tests.conftest import acyclic_matrices
 
 
 def bge_of_graph(x, g, **hyper):
@@ -129,19 +130,13 @@ def test_exact_bge_posterior_equals_brute_force_with_dibs_lib_densities(graph):
 
     from harness.data.synthetic import make_graph_model
     from harness.exact.enumeration import exact_posterior
-    from harness.models.graphs import is_cyclic
 
     rng = np.random.default_rng(4)
     d = 4
     z = rng.normal(size=(30, d))
     x = np.stack([z[:, 0], 2 * z[:, 0] + 0.5 * z[:, 1], 0.5 * z[:, 2], z[:, 3]], axis=1)  # x0 - x1, the rest apart
     x[:, 2] -= 1.5 * x[:, 1]
-    off = [(i, j) for i in range(d) for j in range(d) if i != j]
-    mats = np.zeros((2 ** len(off), d, d), dtype=np.int32)
-    for k, bits in enumerate(itertools.product((0, 1), repeat=len(off))):
-        for (i, j), b in zip(off, bits):
-            mats[k, i, j] = b
-    dags = mats[~is_cyclic(mats)]
+    dags = acyclic_matrices(d)
     assert len(dags) == 543
     with jax.enable_x64(True):
         model = BGe(n_vars=d, alpha_mu=1.0, alpha_lambd=d + 2.0)
