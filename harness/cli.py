@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.study.loading import DEFAULT_EXPERIMENT
 from harness.evaluation.registry import COMPARED
+from harness.study.loading import DEFAULT_EXPERIMENT
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,10 +22,10 @@ import jax
 
 from harness import load_study
 from harness.data import make_dataset
-from harness.execution.jax_setup import configure_jax
-from harness.learners import bootstrap_ges, bootstrap_pc, mc3, svgd
 from harness.evaluation.metrics import graph_metrics
+from harness.execution.jax_setup import configure_jax
 from harness.execution.monitor import Monitor
+from harness.learners import bootstrap_ges, bootstrap_pc, mc3, svgd
 
 
 def main() -> None:

@@ -20,13 +20,14 @@ from causallearn.utils.DAG2CPDAG import dag2cpdag
 from sklearn.linear_model import LinearRegression
 
 from harness import load_study
-from harness.study.loading import StudyFileError
-from harness.data.dataset import Dataset
 from harness.data import make_dataset
-from harness.exact.enumeration import exact_posterior
-from harness.learners import _bootstrap, bootstrap_ges, bootstrap_pc, mc3, random as random_learner
+from harness.data.dataset import Dataset
 from harness.evaluation.metrics import exact_metrics
+from harness.exact.enumeration import exact_posterior
+from harness.learners import _bootstrap, bootstrap_ges, bootstrap_pc, mc3
+from harness.learners import random as random_learner
 from harness.models.graphs import is_cyclic
+from harness.study.loading import StudyFileError
 from tests.conftest import ROOT, tiny_study
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
+from harness.data import make_dataset
 from harness.data.spec import DataSpec
 from harness.data.synthetic import _graph_from_draws, dibs_lib_dataset
-from harness.data import make_dataset
 from harness.models.graphs import is_cyclic
 from tests.conftest import ROOT, TINY
 

@@ -74,8 +74,8 @@ def test_the_example_learner_of_adding_a_learner_runs_as_the_page_says(tmp_path,
     import numpy as np
     from mlflow.tracking import MlflowClient
 
-    from tests.conftest import outcome, run_pytest, tiny_study
     from harness.tracking.store import sqlite_uri
+    from tests.conftest import outcome, run_pytest, tiny_study
 
     page = (ROOT / "docs" / "adding-a-learner.md").read_text()
     module = re.search(r"```python\n(.*?)```", page, flags=re.S).group(1)

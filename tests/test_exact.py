@@ -15,13 +15,13 @@ from dibs.graph_utils import mat_to_graph
 from dibs.models import BGe, LinearGaussian
 
 from harness.data.synthetic import make_graph_model
-from harness.exact.enumeration import ExactPosterior, all_dags, exact_posterior
-from harness.models.graphs import graphs_of, parent_masks
-from harness.models.scores import local_log_marginal, sufficient_statistics, theta_posterior
-from harness.models.graph_priors import log_graph_prior_table
-from harness.learners import exact as exact_learner
 from harness.evaluation.metrics import exact_metrics, exact_reference_metrics
+from harness.exact.enumeration import ExactPosterior, all_dags, exact_posterior
+from harness.learners import exact as exact_learner
+from harness.models.graph_priors import log_graph_prior_table
+from harness.models.graphs import graphs_of, parent_masks
 from harness.models.posterior import Posterior
+from harness.models.scores import local_log_marginal, sufficient_statistics, theta_posterior
 from tests.conftest import acyclic_matrices
 
 MODEL = {"type": "linear_gaussian", "obs_noise": 0.5, "mean_edge": 0.3, "sig_edge": 0.8, "min_edge": 0.5}

@@ -12,9 +12,10 @@ import pytest
 from dibs.inference.dibs import DiBS
 
 from harness import load_study, run_case
-from harness.data.dataset import case_keys
 from harness.data import make_dataset
-from harness.learners import _compiled, _dibs, random as random_learner
+from harness.data.dataset import case_keys
+from harness.learners import _compiled, _dibs
+from harness.learners import random as random_learner
 from tests.conftest import ROOT, TINY
 
 SMALL = {"steps": 25, "n_grad_mc_samples": 8, "n_acyclicity_mc_samples": 4}

@@ -12,6 +12,7 @@ from dibs import metrics as dm
 from dibs.models import LinearGaussian
 from scipy.stats import norm
 
+from harness.analysis.thresholds import threshold_misses
 from harness.data.dataset import Dataset, InterventionSet
 from harness.evaluation.metrics import (
     MetricError,
@@ -24,7 +25,6 @@ from harness.evaluation.metrics import (
 )
 from harness.models.graphs import is_cyclic
 from harness.models.posterior import Posterior
-from harness.analysis.thresholds import threshold_misses
 
 LINEAR = {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0, "min_edge": 0.5}
 

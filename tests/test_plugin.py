@@ -13,12 +13,12 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from harness import load_study, run_case
-from harness.execution.devices import cpu_share, worker_index
 from harness.evaluation.metrics import graph_metrics
+from harness.execution.devices import cpu_share, worker_index
 from harness.models.posterior import Posterior
+from harness.tracking.case_runs import ARTIFACTS
 from harness.tracking.store import sqlite_uri
 from harness.tracking.tags import PARENT_TAG
-from harness.tracking.case_runs import ARTIFACTS
 from tests.conftest import outcome, run_pytest, tiny_study
 
 pytestmark = pytest.mark.integration  # every test here starts pytest sessions, servers or Slurm

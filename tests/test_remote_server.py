@@ -16,8 +16,8 @@ import urllib.request
 import pytest
 from mlflow.tracking import MlflowClient
 
-from harness.tracking.tags import PARENT_TAG
 from harness.tracking.case_runs import ARTIFACTS
+from harness.tracking.tags import PARENT_TAG
 from tests.conftest import ROOT, benchmark_command, heed_sigint, run_pytest, tiny_study
 from tests.services import missing, mlflow_server, postgres_database
 

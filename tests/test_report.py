@@ -95,8 +95,8 @@ def test_the_parent_run_holds_the_paired_comparison(store):
 
 @pytest.mark.integration
 def test_report_selects_runs_by_parent_and_filter(store, tmp_path, monkeypatch):
-    from harness.cli import main
     from harness.analysis.report import fetch_cases
+    from harness.cli import main
     from harness.tracking.tags import PARENT_TAG
 
     uri = sqlite_uri(store / "mlflow.db")
@@ -155,10 +155,9 @@ def test_an_exact_posterior_study_records_what_recomputes_its_metrics_and_report
     learner's marginals against the exact ones and lists the exact posterior's own scores."""
     from scipy.special import logsumexp
 
-    from harness.models.graphs import parent_masks
-    from harness.models.graphs import is_cyclic
-    from harness.evaluation.metrics import off_diagonal
     from harness.analysis.report import build_report
+    from harness.evaluation.metrics import off_diagonal
+    from harness.models.graphs import is_cyclic, parent_masks
 
     study = copy.deepcopy(TINY)
     study.update(name="ex", experiment="exact_exp", seeds=[0, 1], learners={"random": {"n_particles": 6},

@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from harness.study.loading import StudyFileError, load_study
 from harness.data import make_dataset
 from harness.data.real import load_sachs, standardize
 from harness.models.graphs import is_cyclic
+from harness.study.loading import StudyFileError, load_study
 from harness.tracking.store import sqlite_uri
 from tests.conftest import ROOT, run_pytest
 

@@ -8,7 +8,13 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from harness.analysis.summary import aggregate_metrics
-from harness.tracking.case_runs import ARTIFACTS, TRUNCATION_MARKER, flatten_config, log_artifacts_selectively, plain_numpy
+from harness.tracking.case_runs import (
+    ARTIFACTS,
+    TRUNCATION_MARKER,
+    flatten_config,
+    log_artifacts_selectively,
+    plain_numpy,
+)
 from harness.tracking.records import CaseRecord
 from harness.tracking.sessions import open_session
 from harness.tracking.store import resolve_uri, sqlite_uri

@@ -46,9 +46,9 @@ import yaml
 from scipy import stats
 
 from harness.analysis.compare import ordered_learners, t_interval
+from harness.evaluation.registry import COMPARED, is_compared, lower_is_better
 from harness.tracking import tags as T
 from harness.tracking.records import CaseRecord
-from harness.evaluation.registry import COMPARED, is_compared, lower_is_better
 
 ALPHA = 0.05
 # About 3.5 to 5 times the standard deviation of a 5-seed mean difference that reduction order alone

@@ -33,7 +33,7 @@ from typing import Any
 import yaml
 
 from harness.analysis.thresholds import threshold_misses
-from harness.execution.executors import LocalExecutor, LiveCaseRun
+from harness.execution.executors import LiveCaseRun, LocalExecutor
 from harness.study.loading import Case
 from harness.tracking import tags as T
 from harness.tracking.case_runs import RunWriter, find_reusable, record_of, recorded_metrics

@@ -30,12 +30,11 @@ from jax.tree_util import tree_map
 from harness.data.dataset import Dataset
 from harness.data.spec import freeze_section, thaw_section
 from harness.data.synthetic import make_graph_model
-from harness.learners._compiled import Timer, call_compiled
+from harness.learners._compiled import Timer, call_compiled, chunk_lengths
 from harness.learners._fused_dibs import FusedJointDiBS
-from harness.models.likelihoods import make_inference_model
-from harness.learners._compiled import chunk_lengths
-from harness.models.posterior import Posterior
 from harness.models.graphs import graphs_from_latents
+from harness.models.likelihoods import make_inference_model
+from harness.models.posterior import Posterior
 
 DIBS_KEYS = (
     "optimizer",

@@ -25,7 +25,6 @@ import jax.numpy as jnp
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class Target:
     """The posterior a chain samples, as hashable settings (a jit static argument)."""

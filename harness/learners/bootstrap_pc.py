@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pydantic import Field, PositiveInt
 
-from harness.learners._bootstrap import linear_gaussian_only
 from harness.data.spec import Strict
+from harness.learners._bootstrap import linear_gaussian_only
 
 check_data = linear_gaussian_only("bootstrap_pc")
 

@@ -33,8 +33,8 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None):
 
     from harness.exact.enumeration import exact_posterior_of
     from harness.models.graphs import graphs_of
-    from harness.models.scores import sample_theta, sufficient_statistics
     from harness.models.posterior import Posterior
+    from harness.models.scores import sample_theta, sufficient_statistics
 
     start = time.perf_counter()
     m = settings.n_particles

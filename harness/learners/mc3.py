@@ -70,10 +70,10 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     import jax.numpy as jnp
     import numpy as np
 
-    from harness.models.scores import sample_theta
     from harness.learners import _mc3
     from harness.learners._compiled import Timer, call_compiled
     from harness.models.posterior import Posterior
+    from harness.models.scores import sample_theta
 
     start, timer = time.perf_counter(), Timer()
     d = dataset.n_vars

@@ -35,12 +35,11 @@ from typing import Any
 import yaml
 
 from harness.data.real import MissingDataset, sachs_files
+from harness.evaluation.registry import COMPARED, METRICS, is_compared
 from harness.exact.enumeration import check_supported as exact_posterior_unsupported
 from harness.learners import LearnerImportError, learner_module, registry, settings_class
-from harness.evaluation.registry import COMPARED, METRICS, is_compared
-from harness.study.schema import StudyInference
 from harness.study.errors import StudyFileError, suggest, validate, where_in_sweep
-from harness.study.schema import DEFAULT_EXPERIMENT, StudySpec
+from harness.study.schema import DEFAULT_EXPERIMENT, StudyInference, StudySpec
 
 __all__ = ["Case", "StudyFileError", "StudyWarning", "DEFAULT_EXPERIMENT", "load_study", "load_cases",
            "parse_overrides", "config_hash", "id_part", "resolve_study_paths"]

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from harness.study.loading import Case
 
-
 # measured CPU times of a paper-scale case (d = 20, 3000 steps, 2 cores): the linear fit took 104-130 s
 # (SF) to 126-399 s (ER, sharing its cores) in docs/results/paper_linear/report.md; a nonlinear case ~20 min
 CPU_TIME_OF_A_PAPER_CASE = {"linear_gaussian": "2-4 minutes", "nonlinear_gaussian": "about 20 minutes"}

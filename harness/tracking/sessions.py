@@ -23,6 +23,7 @@ from harness.tracking.provenance import git_commit, version_tags
 from harness.tracking.records import CaseRecord
 from harness.tracking.store import artifact_root, db_path, is_local_sqlite, prepare_store, retry_locked
 
+
 @dataclass
 class Session:
     """What the controller hands to workers: the store and each experiment's parent run."""

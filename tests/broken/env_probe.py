@@ -4,7 +4,8 @@ environment it ran under (for testing ``--gpus`` end to end on a machine without
 import json
 import os
 
-from harness.learners.random import Settings, fit as random_fit  # noqa: F401
+from harness.learners.random import Settings  # noqa: F401
+from harness.learners.random import fit as random_fit
 
 SEEN = ("CUDA_VISIBLE_DEVICES", "XLA_PYTHON_CLIENT_PREALLOCATE", "HARNESS_DEVICE", "JAX_PLATFORMS")
 

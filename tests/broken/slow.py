@@ -6,7 +6,8 @@ import os
 import time
 from pathlib import Path
 
-from harness.learners.random import Settings, fit as random_fit  # noqa: F401
+from harness.learners.random import Settings  # noqa: F401
+from harness.learners.random import fit as random_fit
 
 
 def fit(dataset, config, settings, key, monitor=None):
