@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.md"))]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -158,3 +158,47 @@ def test_outcome_reads_the_counts_of_pytests_closing_line():
     assert outcome(text) == {"failed": 4, "passed": 12, "skipped": 1, "error": 2}
     assert outcome("2 passed in 3.00s") == {"passed": 2, "failed": 0, "skipped": 0, "error": 0}
     assert outcome("1 failed in 0.5s")["passed"] == 0  # not read from another line
+
+
+def table_problems(text: str) -> list[str]:
+    """Markdown tables that do not render as written: a header without its separator row, a row of
+    another number of cells than the header (``\\|`` is a pipe inside a cell), or a table glued to the
+    line above it (it then runs into that paragraph or table)."""
+
+    def n_cells(line: str) -> int:
+        inner = line.strip().removeprefix("|").removesuffix("|")
+        return len(re.split(r"(?<!\\)\|", inner))
+
+    out, lines, in_code, i = [], text.splitlines(), False, 0
+    while i < len(lines):
+        if lines[i].startswith("```"):
+            in_code = not in_code
+        if in_code or not lines[i].lstrip().startswith("|"):
+            i += 1
+            continue
+        start, block = i, []
+        while i < len(lines) and lines[i].lstrip().startswith("|"):
+            block.append(lines[i])
+            i += 1
+        if len(block) < 2 or not re.fullmatch(r"\s*\|(\s*:?-{3,}:?\s*\|)+\s*", block[1]):
+            out.append(f"line {start + 1}: a table without its header separator")
+            continue
+        out += [f"line {start + k + 1}: {n_cells(row)} cells, the header has {n_cells(block[0])}"
+                for k, row in enumerate(block) if n_cells(row) != n_cells(block[0])]
+        if start and lines[start - 1].strip():
+            out.append(f"line {start + 1}: no blank line before the table")
+    return out
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_table_renders_as_written(page):
+    problems = table_problems(page.read_text())
+    assert not problems, f"{page.relative_to(ROOT)}: {problems}"
+
+
+def test_the_table_check_finds_broken_tables():
+    glued = "| a | b |\n| --- | --- |\n| 1 | 2 |\n| x | y | z | w |\n"
+    assert table_problems(glued) == ["line 4: 4 cells, the header has 2"]
+    assert table_problems("text\n| a |\n| --- |\n") == ["line 2: no blank line before the table"]
+    assert table_problems("\n| --- | --- \nmore\n") == ["line 2: a table without its header separator"]
+    assert table_problems("\n| a \\| b | c |\n| --- | --- |\n") == []  # an escaped pipe is not a cell border
