@@ -83,6 +83,16 @@ def test_files_that_are_not_studies_are_refused_naming_the_file(tmp_path):
             raise AssertionError(f"{name} was accepted")
 
 
+def test_a_study_of_no_seeds_is_refused(tmp_path):
+    """Found by scripts/fuzz_studies.py (20,000 mutations): ``seeds: []`` was accepted with no case."""
+    study = copy.deepcopy(BASES[0])
+    study["seeds"] = []
+    path = tmp_path / "none.yaml"
+    path.write_text(yaml.safe_dump(study))
+    with pytest.raises(StudyFileError, match=r"key 'seeds': .*expected at least one seed"):
+        load_study(path)
+
+
 def test_a_study_of_too_many_cases_is_refused_before_it_is_expanded(tmp_path):
     study = copy.deepcopy(BASES[0])
     study["seeds"] = {"start": 0, "stop": 10**12}

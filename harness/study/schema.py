@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, NonNegativeInt, PlainValidator, PositiveFloat, PositiveInt, model_validator
+from pydantic import (Field, NonNegativeInt, PlainValidator, PositiveFloat, PositiveInt, field_validator,
+                      model_validator)
 
 from harness.data.spec import DataSpec, Strict
 from harness.learners.settings import InferenceSettings
@@ -61,6 +62,13 @@ class StudySpec(Strict):
     experiment: str = Field(DEFAULT_EXPERIMENT, min_length=1)
     marks: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(default_factory=list)
     seeds: list[NonNegativeInt] | SeedRange = Field(default_factory=lambda: [0])
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _some_seed(cls, value):
+        if isinstance(value, list) and not value:  # found by scripts/fuzz_studies.py: 0 cases, accepted
+            raise ValueError("expected at least one seed, e.g. [0, 1, 2] or {start: 0, stop: 10}")
+        return value
     timeout_s: PositiveFloat | None = Field(None, description="a case running longer fails (default: --case-timeout)")
     requires: list[Literal["gpu"]] = Field(
         default_factory=list, description="where a case may run: `gpu` cases are skipped on a machine without one"
