@@ -44,7 +44,7 @@ DIBS_LEARNERS = {"svgd", "ensemble", "transposed_svgd"}
 # time here (maxschedchunk 1): by default it sends a worker its first 38 tests in one batch and
 # cannot take them back, so one worker got every long test and ended 220 s after the other. In
 # collection order the two workers of `pytest tests -n 2` ended 50 s apart.
-LONGEST_FIRST = ["test_remote_server.py", "test_plugin.py", "test_sessions.py", "test_gate_sessions.py",
+LONGEST_FIRST = ["test_remote_server.py", "test_outage.py", "test_plugin.py", "test_sessions.py", "test_gate_sessions.py",
                  "test_history.py", "test_report.py"]
 
 
@@ -130,7 +130,7 @@ def benchmark_command(args: list[str], tmp_path: Path, env: dict | None = None) 
             "MLFLOW_TRACKING_URI": sqlite_uri(db),
             "HARNESS_LEARNERS": "crash=tests.broken.crash,nan_theta=tests.broken.nan_theta,"
             "transposed_svgd=tests.broken.transposed_svgd,die=tests.broken.die,sleepy=tests.broken.sleepy,stuck_in_c=tests.broken.stuck_in_c,swallows_stop=tests.broken.swallows_stop,slow=tests.broken.slow,"
-            "env_probe=tests.broken.env_probe",
+            "env_probe=tests.broken.env_probe,gated=tests.broken.gated",
             "PYTHONPATH": str(ROOT),
         }
     )

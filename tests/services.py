@@ -11,6 +11,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -104,6 +105,52 @@ def mlflow_server(backend_uri: str, workdir: Path, extra: list[str] = (), env: d
         finally:
             stop(proc)
     pytest.fail("mlflow server: three ports in a row were taken before it could bind them")
+
+
+class RestartableServer:
+    """An ``mlflow server`` that a test stops and starts again on the same port (an outage)."""
+
+    def __init__(self, backend_uri: str, workdir: Path, extra: list[str] = (), env: dict | None = None):
+        self.backend_uri, self.workdir, self.extra, self.env = backend_uri, workdir, list(extra), env or {}
+        self.port, self.proc = free_port(), None
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> RestartableServer:
+        mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+        log_path = self.workdir / f"server-{self.port}.log"
+        with open(log_path, "a") as log:
+            self.proc = subprocess.Popen(
+                [mlflow, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+                 "--backend-store-uri", self.backend_uri, "--artifacts-destination",
+                 str(self.workdir / "server_artifacts"), *self.extra],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env={**os.environ, **self.env},
+                start_new_session=True)  # its own process group: stop() ends the server's workers too
+        if not wait_until_healthy(self.proc, self.url):
+            stop(self.proc)
+            pytest.fail(f"mlflow server did not start on port {self.port}:\n{log_path.read_text()[-3000:]}")
+        return self
+
+    def stop(self) -> None:
+        """Down for real: every process of the server ended, its port refusing connections."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        deadline = time.monotonic() + 20
+        while _answers(self.port):
+            assert time.monotonic() < deadline, "the stopped server still answers"
+            time.sleep(0.2)
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def wait_until_healthy(proc, url: str, timeout_s: float = 120) -> bool:

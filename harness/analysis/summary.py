@@ -22,6 +22,8 @@ def records_frame(records: list[CaseRecord]) -> pd.DataFrame:
         row = {k: getattr(r, k) for k in ("case_id", "study", "learner", "seed", "run_id", "status", "thresholds")}
         if r.reused:
             row["status"] = "REUSED"
+        if r.spooled:
+            row["status"] = f"{r.status} (spooled)"
         row.update(r.metrics)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -37,7 +39,7 @@ def case_table(records: list[CaseRecord]) -> str:
 def learner_table(records: list[CaseRecord]) -> str:
     """Per study and learner: mean ± sd over seeds of the main metrics, and the number of seeds."""
     df = records_frame(records)
-    df = df[df["status"].isin(["FINISHED", "REUSED"])]
+    df = df[df["status"].isin(["FINISHED", "REUSED", "FINISHED (spooled)"])]
     metrics = [m for m in MAIN_METRICS if m in df.columns]
     if df.empty or not metrics:
         return "(no finished case)"
@@ -124,6 +126,14 @@ def parent_metrics(records: list[CaseRecord]) -> dict[str, dict[str, float]]:
     return out
 
 
+def parent_metrics_of_runs(experiment: str, runs: list) -> dict[str, float]:
+    """What a session's parent logs, computed from its child runs as the store holds them (after a
+    replay of the spool: ``harness.tracking.spool.replay``)."""
+    from harness.tracking.case_runs import record_of_run
+
+    return parent_metrics([record_of_run(run, experiment) for run in runs]).get(experiment, {})
+
+
 def write_csv(records: list[CaseRecord], path: str | Path) -> Path:
     """One row per case: case id, learner, seed, flattened params, metrics, run id, status."""
     rows = []
@@ -131,7 +141,8 @@ def write_csv(records: list[CaseRecord], path: str | Path) -> Path:
         row = {"case_id": r.case_id, "learner": r.learner, "seed": r.seed}
         row.update({f"params.{k}": v for k, v in r.params.items()})
         row.update({f"metrics.{k}": v for k, v in r.metrics.items()})
-        row.update({"run_id": r.run_id, "status": r.status, "thresholds": r.thresholds, "reused": r.reused})
+        row.update({"run_id": r.run_id, "status": r.status, "thresholds": r.thresholds, "reused": r.reused,
+                    "spooled": r.spooled or ""})
         rows.append(row)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -82,8 +82,9 @@ class LiveCaseRun:
             self.writer.end_unfinished(self.error)
 
     def record(self) -> CaseRecord:
+        spooled = self.writer.spool_path
         return record_of(self.case, run_id=self.writer.run_id, status=self.writer.status, metrics=self.metrics,
-                         misses=self.misses, error=self.error)
+                         misses=self.misses, error=self.error, spooled=str(spooled) if spooled else None)
 
 
 class ReusedCaseRun:

@@ -53,6 +53,10 @@ def pytest_addoption(parser):
                     help="set a dotted study key in every collected study, e.g. inference.steps=10 (repeatable)")
     group.addoption("--mlflow-uri", help="tracking URI (beats MLFLOW_TRACKING_URI) "
                     "(default: sqlite:///mlruns/mlflow.db)")
+    group.addoption("--spool", metavar="DIR",
+                    help="where a case's run goes when the tracking store cannot be reached after the client's "
+                    "retries, for `dibs-bench sync` to replay (default: $HARNESS_SPOOL, else ./mlflow-spool; "
+                    "with --executor slurm, <slurm folder>/spool)")
     group.addoption("--gpus", help="comma-separated GPU ids to spread workers over (default: all visible)")
     group.addoption("--jax-cache", help="JAX persistent compilation cache directory, or 'off' (default: .jax_cache)")
     group.addoption("--results-csv", metavar="PATH", help="write one row per case to this CSV file")
@@ -88,6 +92,7 @@ class PluginState:
     executor: Any = None  # harness.execution.executors.Executor, once the first case runs (or Slurm submits)
     has_gpu: bool | None = None
     slurm_params: dict = field(default_factory=dict)
+    spool_lines: list[str] = field(default_factory=list)  # what replays of the spool did, for the summary
 
 
 STATE = pytest.StashKey[PluginState]()
@@ -228,16 +233,49 @@ def _load(config):
 def session_of(config):
     """The session: opened on first use by the controller (under xdist in ``pytest_configure``,
     before any worker exists; alone, at the first case or the Slurm submission); a worker's came
-    from the controller."""
+    from the controller. Records an earlier session spooled for this store are replayed first."""
     state = state_of(config)
     if state.session is None:
         from harness.tracking import sessions, store
 
         uri = store.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir)
         config.hook.pytest_harness_before_session_store(config=config, uri=uri)
+        spool_dir = _spool_dir(config)
+        state.spool_lines += _replay_spool(spool_dir, uri).lines(spool_dir, uri)
         name = time.strftime("session-%Y%m%d-%H%M%S")
-        state.session = sessions.open_session(uri, [c.experiment for c in _cases_or_usage_error(config)], name)
+        try:
+            state.session = sessions.open_session(uri, [c.experiment for c in _cases_or_usage_error(config)], name,
+                                                  spool=str(spool_dir))
+        except Exception as exc:
+            _exit_if_unreachable(exc, uri)
+            raise
     return state.session
+
+
+def _exit_if_unreachable(exc: Exception, uri: str) -> None:
+    """A store out of reach at the start: stop before any case spends compute (the spool keeps
+    runs of an outage that begins later)."""
+    from harness.tracking import spool
+
+    if spool.is_unreachable(exc):
+        pytest.exit(f"harness: the tracking store {spool.without_credentials(uri)} cannot be reached, so no "
+                    f"session was opened and no case ran: {spool.scrub(str(exc))[:500]}", returncode=1)
+
+
+def _spool_dir(config) -> Path:
+    from harness.tracking import spool
+
+    root = Path(config.invocation_params.dir)
+    fallback = root / config.getoption("slurm_folder") / "spool" if config.getoption("executor") == "slurm" else None
+    return spool.resolve_spool(config.getoption("spool"), root=root, fallback=fallback)
+
+
+def _replay_spool(spool_dir: Path, uri: str):
+    """Replay what waits in the spool for this store (``harness.tracking.spool.SyncResult``)."""
+    from harness.analysis.summary import parent_metrics_of_runs
+    from harness.tracking import spool
+
+    return spool.replay(spool_dir, uri, parent_metrics_of_runs)
 
 
 def executor_of(config):
@@ -434,7 +472,16 @@ class Controller:
             state.executor.stop(interrupted)
         records = list(self.records.values())
         status = "KILLED" if interrupted else "FINISHED"
-        for orphan in sessions.close_session(state.session, summary.parent_metrics(records), status):
+        spooled = [r for r in records if r.spooled]
+        if spooled:  # the store may be back: replay now, so that the session ends complete
+            spool_dir = Path(state.session.spool)
+            replay = _replay_spool(spool_dir, state.session.uri)
+            state.spool_lines += replay.lines(spool_dir, state.session.uri)
+            for record in spooled:
+                if record.spooled in replay.replayed:
+                    record.run_id, record.spooled = replay.replayed[record.spooled], None
+            spooled = [r for r in spooled if r.spooled]
+        for orphan in sessions.close_session(state.session, summary.parent_metrics(records), status, spooled):
             self.records.setdefault(orphan.case_id, orphan)
         records = list(self.records.values())
         if self.config.getoption("results_csv") and records:
@@ -474,6 +521,10 @@ class Controller:
                 tr.write_line("\nevery statement:\n" + summary.paired_lines(records))
             else:
                 tr.write_line("every statement: pytest -v, or the report (dibs-bench report --experiment NAME)")
+        spool_lines = state_of(self.config).spool_lines
+        if spool_lines:
+            tr.section("spool (runs kept while the tracking store was unreachable)")
+            tr.write_line("\n".join(spool_lines))
         reused = sorted(r.case_id for r in records if r.reused)
         if reused:
             tr.write_line(f"\nreused {len(reused)} case(s) from earlier runs (--reuse): {', '.join(reused)}")

@@ -158,14 +158,19 @@ def run_task(session_dict: dict, case: Case, submitted_at: float | None = None,
     from harness.execution import devices
     from harness.execution.run import run_case
     from harness.tracking import sessions
+    from harness.tracking.spool import is_unreachable
     from harness.tracking.store import retry_locked
 
     devices.pin_this_process(0, 1, None)  # the GPU Slurm gave (CUDA_VISIBLE_DEVICES), else its cores
     session = sessions.Session.from_dict(session_dict)
     name = task_name()
     client = MlflowClient(session.uri)
-    for attempt in T.task_runs(client, session.parents[case.experiment]["experiment_id"], name):
-        retry_locked(client.delete_run, attempt.info.run_id)  # a requeued task: one run per case
+    try:
+        for attempt in T.task_runs(client, session.parents[case.experiment]["experiment_id"], name):
+            retry_locked(client.delete_run, attempt.info.run_id)  # a requeued task: one run per case
+    except Exception as exc:
+        if not (session.spool and is_unreachable(exc)):
+            raise  # unreachable: the case runs and its run goes to the spool (an earlier attempt's may stay)
     writer = RunWriter.create(session, case, devices.describe_device(), worker=f"slurm {name}",
                               extra_tags={T.TASK_TAG: name, T.RESTARTS_TAG: os.environ.get("SLURM_RESTART_COUNT", "0")})
     run = LiveCaseRun(writer, case, {"default_timeout_s": default_timeout_s, "setup_jax": True})
@@ -248,6 +253,7 @@ class SlurmCaseRun:
         self.metrics: dict[str, float] = {}
         self.misses: list[str] = []
         self.error: str | None = None
+        self.spooled: str | None = None
 
     def execute(self, _run=None):
         outcome = wait_for(self.job)
@@ -255,14 +261,16 @@ class SlurmCaseRun:
             self._end_killed_task(*outcome)
             raise SlurmError(self.error)
         record = CaseRecord.from_dict(outcome)
-        self._read_back(record.run_id, record.status, record.error)
+        self.spooled = record.spooled
+        self._read_back(record.run_id, record.status, record.error, record.metrics if record.spooled else None)
 
-    def _read_back(self, run_id: str, status: str, error: str | None) -> None:
-        """What the task recorded: its status, metrics and threshold misses."""
+    def _read_back(self, run_id: str, status: str, error: str | None, spooled_metrics: dict | None = None) -> None:
+        """What the task recorded: its status, metrics and threshold misses (a task whose run went
+        to the spool returned its metrics: the store may still be unreachable)."""
         self.run_id, self.status, self.error = run_id, status, error
         if self.status != "FINISHED":
             raise SlurmError(f"slurm task {self.task}: {self.error}")
-        self.metrics = recorded_metrics(self.client.get_run(self.run_id))
+        self.metrics = spooled_metrics if spooled_metrics is not None else recorded_metrics(self.client.get_run(self.run_id))
         self.misses = threshold_misses(self.case.id, self.case.thresholds, self.metrics)
 
     def _end_killed_task(self, state: str, reason: str) -> None:
@@ -281,7 +289,7 @@ class SlurmCaseRun:
 
     def record(self) -> CaseRecord:
         return record_of(self.case, run_id=self.run_id, status=self.status, metrics=self.metrics, misses=self.misses,
-                         error=self.error, reused=self.reused)
+                         error=self.error, reused=self.reused, spooled=self.spooled)
 
 
 class RunningTaskCaseRun(SlurmCaseRun):

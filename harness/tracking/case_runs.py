@@ -33,6 +33,7 @@ from mlflow.utils.validation import (
 
 from harness.evaluation.registry import METRICS
 from harness.study.loading import Case
+from harness.tracking import spool
 from harness.tracking import tags as T
 from harness.tracking.heartbeat import Heartbeat
 from harness.tracking.provenance import git_commit, harness_version, version_tags
@@ -209,6 +210,16 @@ def find_reusable(session: Session, case: Case):
     return runs[0] if runs else None
 
 
+def record_of_run(run, experiment: str) -> CaseRecord:
+    """A case's record read back from its run in the store."""
+    tags = run.data.tags
+    return CaseRecord(case_id=run.info.run_name, learner=tags.get(T.LEARNER_TAG, "?"), seed=int(tags.get(T.SEED_TAG, -1)),
+                      study=tags.get(T.STUDY_TAG, ""), experiment=experiment, config_hash=tags.get(T.CONFIG_HASH_TAG),
+                      comparison_hash=tags.get(T.COMPARISON_HASH_TAG), run_id=run.info.run_id, status=run.info.status,
+                      metrics=recorded_metrics(run) if run.info.status == "FINISHED" else {},
+                      params=dict(run.data.params), error=tags.get(T.FAILURE_TAG))
+
+
 def recorded_metrics(run) -> dict[str, float]:
     """The metrics a finished run logged (its timings and curves' extra keys left out)."""
     return {k: v for k, v in run.data.metrics.items() if k in METRICS}
@@ -216,10 +227,20 @@ def recorded_metrics(run) -> dict[str, float]:
 
 class RunWriter:
     """A new child run of the session for one case, written by this process from start to a
-    terminal status (:meth:`create` makes it; a heartbeat keeps it alive until it ends)."""
+    terminal status (:meth:`create` makes it; a heartbeat keeps it alive until it ends).
 
-    def __init__(self, client: MlflowClient, run_id: str, heartbeat: Heartbeat):
+    When the store cannot be reached after the client's retries (``spool.is_unreachable``) and the
+    session has a spool, the run's whole record goes there instead (``spool_path``), with the run's
+    id if it was created before the outage; ``dibs-bench sync`` replays it."""
+
+    def __init__(self, client: MlflowClient, run_id: str | None, heartbeat: Heartbeat | None,
+                 session: Session | None = None, case: Case | None = None, tags: dict[str, str] | None = None,
+                 start_time: int | None = None, unreachable: str | None = None):
         self.client, self.run_id, self._heartbeat = client, run_id, heartbeat
+        self.session, self.case, self.tags = session, case, tags or {}
+        self.start_time = start_time or spool.now_ms()
+        self.unreachable = unreachable  # the store's last error, once it could not be reached
+        self.spool_path: Path | None = None
         self.status = "RUNNING"
 
     @classmethod
@@ -228,13 +249,20 @@ class RunWriter:
         client = MlflowClient(session.uri)
         parent = session.parents[case.experiment]
         tags = {T.PARENT_TAG: parent["run_id"], **case_tags(case, device, worker), **(extra_tags or {})}
-        run = retry_locked(client.create_run, parent["experiment_id"], run_name=case.id, tags=tags)
-        return cls(client, run.info.run_id, Heartbeat(session.uri, [run.info.run_id]).start())
+        writer = cls(client, None, None, session, case, tags)
+        try:
+            run = retry_locked(client.create_run, parent["experiment_id"], run_name=case.id, tags=tags,
+                               start_time=writer.start_time)
+            writer.run_id = run.info.run_id
+            writer._heartbeat = Heartbeat(session.uri, [run.info.run_id]).start()
+        except Exception as exc:
+            writer._went_offline(exc)
+        return writer
 
     def log_result(self, case: Case, result, misses: list[str]) -> None:
         """Params, metrics (with their curves), the evaluation's tags, the threshold verdict and the
         artifacts; then FINISHED."""
-        params = [Param(k, v) for k, v in flatten_config(case.config).items()]
+        params = flatten_config(case.config)
         now = int(time.time() * 1000)
         # with convergence curves, each metric's history is the curve and its last point the final value
         final_step = int(case.settings.get("steps", 0)) if result.curves else 0
@@ -243,38 +271,75 @@ class RunWriter:
         metrics += [
             Metric(k, float(v), now, step) for step, values in result.curves if step != final_step for k, v in values.items()
         ]
-        tags = [RunTag(T.THRESHOLDS_TAG, "failed" if misses else "passed")]
-        tags += [RunTag(k, v) for k, v in result.tags.items()]
+        tags = {T.THRESHOLDS_TAG: "failed" if misses else "passed", **result.tags}
         if misses:
-            tags.append(RunTag(T.MISSES_TAG, _truncate("; ".join(misses), 5000)))
+            tags[T.MISSES_TAG] = _truncate("; ".join(misses), 5000)
+        with tempfile.TemporaryDirectory() as tmp:
+            write_case_artifacts(Path(tmp), case, result)
+            self._record("FINISHED", params, metrics, tags, Path(tmp), ARTIFACTS + EXACT_ARTIFACTS)
+
+    def fail(self, reason: str, traceback_text: str, killed: bool) -> None:
+        """FAILED (KILLED for an interrupt) with ``traceback.txt`` and the reason as a tag."""
+        if self.status != "RUNNING":
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "traceback.txt").write_text(traceback_text)
+            self._record("KILLED" if killed else "FAILED", {}, [], {T.FAILURE_TAG: _truncate(reason, 5000)},
+                         Path(tmp), ("traceback.txt",))
+
+    def end_unfinished(self, reason: str) -> None:
+        """KILLED with ``reason``, if the run is still RUNNING (the case never ran to an end)."""
+        if self.status == "RUNNING":
+            self._record("KILLED", {}, [], {T.FAILURE_TAG: reason}, None, ())
+
+    def _record(self, status: str, params: dict[str, str], metrics: list[Metric], tags: dict[str, str],
+                artifact_dir: Path | None, allowed: tuple[str, ...]) -> None:
+        """Log it all and end the run with ``status``; to the spool if the store is unreachable."""
+        if self.unreachable is None:
+            try:
+                self._log(params, metrics, tags, artifact_dir, allowed)
+                self._end(status)
+                return
+            except Exception as exc:
+                self._went_offline(exc)
+        self._spool(status, params, metrics, tags, artifact_dir, allowed)
+
+    def _log(self, params, metrics, tags, artifact_dir, allowed) -> None:
+        params = [Param(k, v) for k, v in params.items()]
+        tags = [RunTag(k, v) for k, v in tags.items()]
         retry_locked(self.client.log_batch, self.run_id, params=params[:MAX_PARAMS_TAGS_PER_BATCH],
                      metrics=metrics[:MAX_METRICS_PER_BATCH], tags=tags)
         for i in range(MAX_PARAMS_TAGS_PER_BATCH, len(params), MAX_PARAMS_TAGS_PER_BATCH):
             retry_locked(self.client.log_batch, self.run_id, params=params[i : i + MAX_PARAMS_TAGS_PER_BATCH])
         for i in range(MAX_METRICS_PER_BATCH, len(metrics), MAX_METRICS_PER_BATCH):
             retry_locked(self.client.log_batch, self.run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH])
-        with tempfile.TemporaryDirectory() as tmp:
-            write_case_artifacts(Path(tmp), case, result)
-            log_artifacts_selectively(self.client, self.run_id, tmp)
-        self._end("FINISHED")
+        if artifact_dir is not None:
+            log_artifacts_selectively(self.client, self.run_id, artifact_dir, allowed)
 
-    def fail(self, reason: str, traceback_text: str, killed: bool) -> None:
-        """FAILED (KILLED for an interrupt) with ``traceback.txt`` and the reason as a tag."""
-        if self.status != "RUNNING":
-            return
-        try:
-            retry_locked(self.client.log_text, self.run_id, traceback_text, "traceback.txt")
-            retry_locked(self.client.set_tag, self.run_id, T.FAILURE_TAG, _truncate(reason, 5000))
-        finally:
-            self._end("KILLED" if killed else "FAILED")
+    def _went_offline(self, exc: Exception) -> None:
+        """The store is out of reach: from now on this run goes to the spool (re-raises anything
+        else, or when the session has no spool)."""
+        if self.session is None or not self.session.spool or not spool.is_unreachable(exc):
+            raise exc
+        self.unreachable = str(exc)[:2000]
 
-    def end_unfinished(self, reason: str) -> None:
-        """KILLED with ``reason``, if the run is still RUNNING (the case never ran to an end)."""
-        if self.status == "RUNNING":
-            retry_locked(self.client.set_tag, self.run_id, T.FAILURE_TAG, reason)
-            self._end("KILLED")
+    def _spool(self, status, params, metrics, tags, artifact_dir, allowed) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        names = sorted(n for n in allowed if artifact_dir is not None and (artifact_dir / n).is_file())
+        parent = self.session.parents[self.case.experiment]
+        record = spool.Record(
+            uid=spool.new_uid(), kind="case", uri=spool.without_credentials(self.session.uri),
+            experiment=self.case.experiment, session_name=self.session.name, parent_run_id=parent["run_id"],
+            run_id=self.run_id, run_name=self.case.id, status=status, start_time=self.start_time,
+            end_time=spool.now_ms(), tags={**self.tags, **tags}, params=params,
+            metrics=[(m.key, m.value, m.timestamp, m.step) for m in metrics], artifacts=dict.fromkeys(names, ""),
+            reason=self.unreachable or "")
+        self.spool_path = spool.write(Path(self.session.spool), record, artifact_dir)
+        self.status = status
 
     def _end(self, status: str) -> None:
-        self._heartbeat.stop()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         retry_locked(self.client.set_terminated, self.run_id, status)
         self.status = status

@@ -35,6 +35,7 @@ class CaseRecord:
     params: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     reused: bool = False
+    spooled: str | None = None  # the record's directory in the spool, while the store was unreachable
 
     @property
     def config(self) -> str:
