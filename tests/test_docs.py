@@ -11,7 +11,23 @@ import pytest
 
 from tests.conftest import ROOT
 
-PAGES = [ROOT / "README.md", ROOT / "CONTRIBUTING.md", *sorted((ROOT / "docs").rglob("*.md"))]
+SKIP_DIRS = {"build", "mlruns", "reports", "slurm_jobs", "mlflow-spool", "node_modules"}
+
+
+def markdown_pages(root: Path) -> list[Path]:
+    """Every Markdown page of the repository, found recursively (not in hidden, build or output
+    directories)."""
+    return sorted(
+        p
+        for p in root.rglob("*.md")
+        if not any(
+            part.startswith(".") or part in SKIP_DIRS or part.endswith(".egg-info")
+            for part in p.relative_to(root).parts[:-1]
+        )
+    )
+
+
+PAGES = markdown_pages(ROOT)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -30,14 +46,22 @@ def test_every_relative_link_and_image_resolves(page):
 
 def test_the_link_check_finds_a_broken_link(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("see [there](docs/nowhere.md) and ![img](pic.png), not [web](https://x.org) or `[code](a.md)`\n"
-                    "```\n[in a block](b.md)\n```\n")
+    page.write_text(
+        "see [there](docs/nowhere.md) and ![img](pic.png), not [web](https://x.org) or `[code](a.md)`\n"
+        "```\n[in a block](b.md)\n```\n"
+    )
     assert relative_targets(page) == ["docs/nowhere.md", "pic.png"]
+
+
+def test_pages_are_found_recursively():
+    assert {"README.md", "CONTRIBUTING.md", "CHANGELOG.md", "docs/results/paper_linear/report.md"} <= {
+        str(p.relative_to(ROOT)) for p in PAGES
+    }
 
 
 def test_every_docs_page_is_linked_from_the_readme():
     linked = {t.split("#")[0] for t in relative_targets(ROOT / "README.md")}
-    pages = {str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")}
+    pages = {str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")}
     assert pages <= linked, f"docs pages the README does not link: {sorted(pages - linked)}"
 
 
@@ -84,14 +108,17 @@ def test_the_example_learner_of_adding_a_learner_runs_as_the_page_says(tmp_path,
     (package / "__init__.py").write_text("")
     (package / "independent_edges.py").write_text(module)
     path = write_study(tiny_study(name="example", learners={"independent_edges": {"n_particles": 6}}))
-    env = {"HARNESS_LEARNERS": "independent_edges=my_learners.independent_edges",
-           "PYTHONPATH": f"{ROOT}:{tmp_path / 'code'}"}
+    env = {
+        "HARNESS_LEARNERS": "independent_edges=my_learners.independent_edges",
+        "PYTHONPATH": f"{ROOT}:{tmp_path / 'code'}",
+    }
     proc = run_pytest(["--configs", str(path)], tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert outcome(proc.stdout)["passed"] == 2
     client = MlflowClient(sqlite_uri(tmp_path / "mlflow.db"))
-    runs = client.search_runs([client.get_experiment_by_name("dibs_vs_ensembles").experiment_id],
-                              "tags.learner = 'independent_edges'")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("dibs_vs_ensembles").experiment_id], "tags.learner = 'independent_edges'"
+    )
     assert len(runs) == 2
     for run in runs:
         assert {"eshd", "auroc", "negll_obs", "eshd_mixture", "independent_edges_drawn"} <= set(run.data.metrics)
@@ -183,8 +210,11 @@ def table_problems(text: str) -> list[str]:
         if len(block) < 2 or not re.fullmatch(r"\s*\|(\s*:?-{3,}:?\s*\|)+\s*", block[1]):
             out.append(f"line {start + 1}: a table without its header separator")
             continue
-        out += [f"line {start + k + 1}: {n_cells(row)} cells, the header has {n_cells(block[0])}"
-                for k, row in enumerate(block) if n_cells(row) != n_cells(block[0])]
+        out += [
+            f"line {start + k + 1}: {n_cells(row)} cells, the header has {n_cells(block[0])}"
+            for k, row in enumerate(block)
+            if n_cells(row) != n_cells(block[0])
+        ]
         if start and lines[start - 1].strip():
             out.append(f"line {start + 1}: no blank line before the table")
     return out
@@ -202,3 +232,88 @@ def test_the_table_check_finds_broken_tables():
     assert table_problems("text\n| a |\n| --- |\n") == ["line 2: no blank line before the table"]
     assert table_problems("\n| --- | --- \nmore\n") == ["line 2: a table without its header separator"]
     assert table_problems("\n| a \\| b | c |\n| --- | --- |\n") == []  # an escaped pipe is not a cell border
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"\s", "-", re.sub(r"[^\w\- ]", "", text))
+
+
+def anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    return {slug(m) for m in re.findall(r"(?m)^#{1,6}\s+(.+?)\s*#*$", text)}
+
+
+def link_problems(page: Path) -> list[str]:
+    """Anchors that match no heading, and reference-style links without a definition (or with a
+    definition to a missing file)."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    problems = []
+    for target in LINK.findall(text):
+        if re.match(r"[a-z]+:", target) or "#" not in target:
+            continue
+        file, anchor = target.split("#", 1)
+        where = page if not file else page.parent / file
+        if where.suffix == ".md" and where.exists() and anchor not in anchors(where):
+            problems.append(f"anchor #{anchor} is no heading of {where.name}")
+    definitions = {m[0].lower(): m[1] for m in re.findall(r"(?m)^ {0,3}\[([^\]]+)\]:\s*(\S+)", text)}
+    for label, ref in re.findall(r"\[([^\]]+)\]\[([^\]]*)\]", text):
+        key = (ref or label).lower()
+        if key not in definitions:
+            problems.append(f"reference link [{label}][{ref}] has no definition")
+    for target in definitions.values():
+        if (
+            not re.match(r"[a-z]+:", target)
+            and not target.startswith("#")
+            and not (page.parent / target.split("#")[0]).exists()
+        ):
+            problems.append(f"reference definition to a missing file: {target}")
+    return problems
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_anchor_and_reference_link_resolves(page):
+    assert not link_problems(page), f"{page.relative_to(ROOT)}: {link_problems(page)}"
+
+
+def test_the_link_check_finds_bad_anchors_and_references(tmp_path):
+    (tmp_path / "other.md").write_text("# Other page\n\n## The `spool`: what it holds\n")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Top\n[ok](other.md#the-spool-what-it-holds) [bad](other.md#nowhere) [self](#top) [me](#gone)\n"
+        "[a][known] [b][unknown] [c][]\n\n[known]: other.md\n[c]: missing.md\n"
+    )
+    assert link_problems(page) == [
+        "anchor #nowhere is no heading of other.md",
+        "anchor #gone is no heading of page.md",
+        "reference link [b][unknown] has no definition",
+        "reference definition to a missing file: missing.md",
+    ]
+
+
+# a page is reference or result, not a lab notebook: no first person, no "this session", no
+# machine's absolute paths
+NOTEBOOK = re.compile(
+    r"\bI (could|did|do|have|had|ran|measured|found|think|tried|used|read|saw)\b|\b(my|we|our|us)\b"
+    r"|\bthe issue\b|\bthis session\b|\bthis machine\b|(?<![\w.~])/(work|home|root|tmp|Users)/"
+)
+
+
+def notebook_phrases(text: str) -> list[str]:
+    return [m.group(0) for m in NOTEBOOK.finditer(text)]
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_pages_read_as_reference_not_as_a_notebook(page):
+    found = notebook_phrases(page.read_text())
+    assert not found, f"{page.relative_to(ROOT)}: {found}"
+
+
+def test_the_notebook_check_finds_first_person_sessions_and_paths():
+    text = (
+        "I could not read it on this machine; our run, see the issue, this session, "
+        "sqlite:////work/run/mlflow.db, --out /tmp/x; fine: (I + G/d), hour, i → j, ./work/x, ~/tmp/"
+    )
+    assert notebook_phrases(text) == ["I could", "this machine", "our", "the issue", "this session", "/work/", "/tmp/"]
