@@ -44,8 +44,15 @@ DIBS_LEARNERS = {"svgd", "ensemble", "transposed_svgd"}
 # time here (maxschedchunk 1): by default it sends a worker its first 38 tests in one batch and
 # cannot take them back, so one worker got every long test and ended 220 s after the other. In
 # collection order the two workers of `pytest tests -n 2` ended 50 s apart.
-LONGEST_FIRST = ["test_remote_server.py", "test_outage.py", "test_plugin.py", "test_sessions.py", "test_gate_sessions.py",
-                 "test_history.py", "test_report.py"]
+LONGEST_FIRST = [
+    "test_remote_server.py",
+    "test_outage.py",
+    "test_plugin.py",
+    "test_sessions.py",
+    "test_gate_sessions.py",
+    "test_history.py",
+    "test_report.py",
+]
 
 
 def pytest_configure(config):
@@ -146,6 +153,36 @@ def heed_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def edge_graphs(*edge_lists, d: int) -> np.ndarray:
+    """0/1 adjacency matrices [M, d, d], one per list of (i, j) edges (i -> j)."""
+    g = np.zeros((len(edge_lists), d, d), dtype=np.int32)
+    for m, edges in enumerate(edge_lists):
+        for i, j in edges:
+            g[m, i, j] = 1
+    return g
+
+
+def dibs_lib_likelihood(model: dict, d: int):
+    """dibs-lib's own model class for a study's ``data.model`` section (the tests' reference, written
+    from dibs-lib's signatures, not through the harness's mapping)."""
+    from dibs.models import DenseNonlinearGaussian, LinearGaussian
+
+    if model["type"] == "linear_gaussian":
+        return LinearGaussian(
+            n_vars=d,
+            obs_noise=model["obs_noise"],
+            mean_edge=model["mean_edge"],
+            sig_edge=model["sig_edge"],
+            min_edge=model["min_edge"],
+        )
+    return DenseNonlinearGaussian(
+        n_vars=d,
+        hidden_layers=tuple(model["hidden_layers"]),
+        obs_noise=model["obs_noise"],
+        sig_param=model["sig_param"],
+    )
+
+
 def acyclic_matrices(d: int) -> np.ndarray:
     """Every acyclic 0/1 matrix on d nodes, by brute force over all 2^(d(d-1)) off-diagonal patterns
     (a reference that does not use the enumeration under test)."""
@@ -163,7 +200,11 @@ def outcome(stdout: str) -> dict[str, int]:
     """The counts of a pytest session's closing line (``4 failed, 2 passed, 1 warning in 9.1s``):
     ``{"failed": 4, "passed": 2}``, 0 for an outcome it does not name (exact, where a substring
     check would take "12 passed" for "2 passed")."""
-    closing = [line for line in stdout.splitlines() if re.search(r"\b(passed|failed|errors?|no tests ran)\b.* in [\d.]+s", line)]
+    closing = [
+        line
+        for line in stdout.splitlines()
+        if re.search(r"\b(passed|failed|errors?|no tests ran)\b.* in [\d.]+s", line)
+    ]
     assert closing, f"no closing line in the session's output: {stdout[-2000:]}"
     counts = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
     for n, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)\b", closing[-1]):

@@ -32,8 +32,11 @@ from tests.conftest import ROOT, tiny_study
 
 
 def exact_small_case(config: str, seed: int):
-    case = next(c for c in load_study(ROOT / "configs" / "exact_small.yaml", {"seeds": [seed]})
-                if c.id.startswith(config) and c.learner == "random")
+    case = next(
+        c
+        for c in load_study(ROOT / "configs" / "exact_small.yaml", {"seeds": [seed]})
+        if c.id.startswith(config) and c.learner == "random"
+    )
     return case, make_dataset(case.config["data"], seed)
 
 
@@ -54,8 +57,12 @@ def test_mc3_edge_marginals_converge_to_the_exact_ones(config, seed):
     assert np.exp(exact.log_prob).max() < 0.5  # a posterior spread over many graphs
     maes = []
     for thin in (1, 10, 100):
-        post = mc3.fit(dataset, case.config, mc3.Settings(n_particles=400, n_chains=4, burnin=1000, thin=thin),
-                       jax.random.PRNGKey(0))
+        post = mc3.fit(
+            dataset,
+            case.config,
+            mc3.Settings(n_particles=400, n_chains=4, burnin=1000, thin=thin),
+            jax.random.PRNGKey(0),
+        )
         maes.append(exact_metrics(post, exact)["edge_mae"])
     chance = random_learner.fit(dataset, case.config, random_learner.Settings(n_particles=400), jax.random.PRNGKey(0))
     assert maes[0] > maes[1] > maes[2]
@@ -71,8 +78,12 @@ def test_mc3_needs_the_hastings_correction_to_sample_the_posterior():
     total variation 0.045 from uniform (computed by enumeration); with it, 20,000 samples come within
     the sampling error (measured 0.011-0.016)."""
     d = 3
-    config = {"data": {"graph": {"type": "er", "n_vars": d, "edges_per_node": 0.5},
-                       "model": {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0}}}
+    config = {
+        "data": {
+            "graph": {"type": "er", "n_vars": d, "edges_per_node": 0.5},
+            "model": {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0},
+        }
+    }
     x = np.zeros((10, d), np.float32)
     dataset = Dataset(g=np.zeros((d, d), np.int32), theta=None, x=x, x_ho=x)
     exact = exact_posterior(x, config["data"]["model"], config["data"]["graph"])
@@ -102,8 +113,9 @@ def test_mc3_acceptance_is_the_share_of_steps_that_moved_the_chain():
     the graph: the acceptance rate is the share of consecutive kept graphs that differ, counted
     here from the samples alone (the step from the last burn-in graph is unseen: within 1/199)."""
     case, dataset = exact_small_case("exact_small-sf-4", 0)
-    post = mc3.fit(dataset, case.config, mc3.Settings(n_particles=400, n_chains=2, burnin=50, thin=1),
-                   jax.random.PRNGKey(1))
+    post = mc3.fit(
+        dataset, case.config, mc3.Settings(n_particles=400, n_chains=2, burnin=50, thin=1), jax.random.PRNGKey(1)
+    )
     g = post.g.reshape(2, 200, 4, 4)  # chain by chain
     moved = float((g[:, 1:] != g[:, :-1]).any(axis=(2, 3)).mean())
     assert abs(post.diagnostics["mc3_acceptance"] - moved) <= 1 / 199 + 1e-12
@@ -145,16 +157,21 @@ def general_graph(dag: np.ndarray) -> GeneralGraph:
     return graph
 
 
-@pytest.fixture(scope="module")
-def linear_data():
-    case, dataset = exact_small_case("exact_small-er-5", 4)
+# seed 4's true CPDAG has 1 undirected edge of 3; seed 1's, 4 of 7: most of its orientations are the
+# extension's to draw
+@pytest.fixture(scope="module", params=[4, 1], ids=["few-undirected", "many-undirected"])
+def linear_data(request):
+    case, dataset = exact_small_case("exact_small-er-5", request.param)
     return case, dataset
 
 
-@pytest.mark.parametrize("learner, by_hand", [
-    (bootstrap_ges, lambda x: ges(x, score_func="local_score_BIC", lambda_value=0.5)["G"].graph),
-    (bootstrap_pc, lambda x: pc(x, alpha=0.05, indep_test=fisherz, stable=True, show_progress=False).G.graph),
-])
+@pytest.mark.parametrize(
+    "learner, by_hand",
+    [
+        (bootstrap_ges, lambda x: ges(x, score_func="local_score_BIC", lambda_value=0.5)["G"].graph),
+        (bootstrap_pc, lambda x: pc(x, alpha=0.05, indep_test=fisherz, stable=True, show_progress=False).G.graph),
+    ],
+)
 def test_each_bootstrap_dag_extends_what_causal_learn_returns_for_its_resample(learner, by_hand, linear_data):
     """Per resample (the learner's rows, drawn with its key), causal-learn called by hand returns a
     CPDAG; the learner's DAG is in its equivalence class: causal-learn's own dag2cpdag of the DAG
@@ -164,14 +181,19 @@ def test_each_bootstrap_dag_extends_what_causal_learn_returns_for_its_resample(l
     post = learner.fit(dataset, case.config, learner.Settings(n_particles=4), key)
     rows, _ = _bootstrap.resamples(key, dataset.x.shape[0], dataset.n_vars, 4)
     assert post.diagnostics["bootstrap_fallbacks"] == 0
+    undirected = []
     for dag, r in zip(post.g, rows):
         expected = by_hand(np.asarray(dataset.x, np.float64)[r])
         assert np.array_equal(dag2cpdag(general_graph(dag)).graph, expected)
+        undirected.append(int(((expected == -1) & (expected.T == -1)).sum() // 2))
+    if dataset.g.sum() == 7:  # the many-undirected data: the check covered CPDAGs with several undirected edges
+        assert max(undirected) >= 2, undirected
     assert len({g.tobytes() for g in post.g}) > 1  # the resamples differ
     # the rows come from the key, with replacement (JAX called here, not through the helper above)
     n = dataset.x.shape[0]
-    from_key = [np.asarray(jax.random.choice(jax.random.split(k)[0], n, (n,), replace=True))
-                for k in jax.random.split(key, 4)]
+    from_key = [
+        np.asarray(jax.random.choice(jax.random.split(k)[0], n, (n,), replace=True)) for k in jax.random.split(key, 4)
+    ]
     np.testing.assert_array_equal(rows, np.stack(from_key))
     assert all(len(set(r.tolist())) < n for r in rows)  # repeated rows: drawn with replacement
     # Θ: least squares on all the training rows (the paper's MLE), not on the DAG's resample
@@ -215,6 +237,25 @@ def test_random_extension_draws_the_members_of_the_equivalence_class():
     for order in itertools.permutations(range(3)):
         dag, _ = _bootstrap.random_extension(directed, undirected, np.array(order))
         assert dag[0, 1] and dag[1, 2] and dag.sum() == 2
+
+
+def test_conflicting_orientations_are_counted_and_treated_as_undirected(linear_data):
+    """causal-learn marks i <-> j (two v-structures disagreeing) with 1 at both ends: the pair is an
+    undirected edge for the extension, and the resample is counted in bootstrap_conflicts."""
+    graph = np.zeros((3, 3), int)
+    graph[0, 1], graph[1, 0] = 1, 1  # 0 <-> 1
+    graph[2, 1], graph[1, 2] = 1, -1  # 1 -> 2
+    directed, undirected, conflict = _bootstrap.pdag_of(graph)
+    assert conflict and undirected[0, 1] and undirected[1, 0] and directed[1, 2] and directed.sum() == 1
+    _, dataset = linear_data
+    d = dataset.n_vars
+    endpoints = np.zeros((d, d), int)
+    endpoints[0, 1] = endpoints[1, 0] = 1  # a learner whose every resample has one conflict
+
+    post = _bootstrap.fit_bootstrap(dataset, jax.random.PRNGKey(3), 6, lambda x: endpoints)
+    assert post.diagnostics["bootstrap_conflicts"] == 6 and post.diagnostics["bootstrap_fallbacks"] == 0
+    assert np.all(post.g[:, 0, 1] + post.g[:, 1, 0] == 1) and post.g.sum() == 6  # one edge, some orientation
+    assert 0 < post.g[:, 0, 1].sum() < 6  # both orientations drawn over the resamples
 
 
 def test_a_pdag_without_consistent_extension_falls_back_to_a_dag_on_its_skeleton():

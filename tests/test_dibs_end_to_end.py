@@ -26,11 +26,11 @@ import numpy as np
 import pytest
 import yaml
 from dibs.inference import JointDiBS
-from dibs.models import DenseNonlinearGaussian, LinearGaussian
 from dibs.models.graph import ErdosReniDAGDistribution
 
 from harness import load_study, run_case
 from harness.data import make_dataset
+from tests.conftest import dibs_lib_likelihood
 
 STUDY = """
 name: e2e
@@ -57,12 +57,7 @@ def reference(study: dict, x: np.ndarray):
     """dibs-lib's JointDiBS for the study, its arguments read off the study file here."""
     data, inference, svgd = study["data"], study["inference"], study["learners"]["svgd"]
     d, model = data["graph"]["n_vars"], data["model"]
-    if model["type"] == "linear_gaussian":
-        likelihood = LinearGaussian(n_vars=d, obs_noise=model["obs_noise"], mean_edge=model["mean_edge"],
-                                    sig_edge=model["sig_edge"], min_edge=model["min_edge"])
-    else:
-        likelihood = DenseNonlinearGaussian(n_vars=d, hidden_layers=tuple(model["hidden_layers"]),
-                                            obs_noise=model["obs_noise"], sig_param=model["sig_param"])
+    likelihood = dibs_lib_likelihood(model, d)
     return JointDiBS(
         x=jnp.asarray(x, jnp.float64),
         graph_model=ErdosReniDAGDistribution(n_vars=d, n_edges_per_node=data["graph"]["edges_per_node"]),
@@ -91,10 +86,12 @@ def test_svgd_case_equals_dibs_lib_joint_dibs_sample(model, tmp_path, monkeypatc
     monkeypatch.setenv("JAX_ENABLE_X64", "True")  # dibs-lib's own float64 switch (its nonlinear parameters)
     with jax.enable_x64(True):
         dibs = reference(study, dataset.x)
-        g, theta = dibs.sample(key=learner_key, n_particles=study["learners"]["svgd"]["n_particles"],
-                               steps=study["inference"]["steps"])
-        initial_z, _ = dibs._sample_initial_random_particles(key=jax.random.split(learner_key)[1], n_particles=6,
-                                                             n_dim=5)
+        g, theta = dibs.sample(
+            key=learner_key, n_particles=study["learners"]["svgd"]["n_particles"], steps=study["inference"]["steps"]
+        )
+        initial_z, _ = dibs._sample_initial_random_particles(
+            key=jax.random.split(learner_key)[1], n_particles=6, n_dim=5
+        )
         initial_g = np.asarray(dibs.particle_to_g_lim(initial_z))
 
     assert (initial_g != np.asarray(g)).sum() >= 20  # the graphs moved (of 6 x 20 possible edges)

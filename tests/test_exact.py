@@ -22,15 +22,14 @@ from harness.models.graph_priors import log_graph_prior_table
 from harness.models.graphs import graphs_of, parent_masks
 from harness.models.posterior import Posterior
 from harness.models.scores import local_log_marginal, sufficient_statistics, theta_posterior
-from tests.conftest import acyclic_matrices
+from tests.conftest import acyclic_matrices, dibs_lib_likelihood, edge_graphs
 
 MODEL = {"type": "linear_gaussian", "obs_noise": 0.5, "mean_edge": 0.3, "sig_edge": 0.8, "min_edge": 0.5}
 ER = {"type": "er", "n_vars": 3, "edges_per_node": 0.5}
 
 
 def dibs_model(model=MODEL, d=3):
-    return LinearGaussian(n_vars=d, obs_noise=model["obs_noise"], mean_edge=model["mean_edge"],
-                          sig_edge=model["sig_edge"], min_edge=model["min_edge"])
+    return dibs_lib_likelihood(model, d)
 
 
 def log_marginal(x, g, model=MODEL):
@@ -80,8 +79,11 @@ def test_marginal_likelihood_equals_monte_carlo_over_theta_with_dibs_lib_densiti
 
     def log_weight(th):
         log_q = jnp.sum(gj * jax.scipy.stats.norm.logpdf(th, 0.0, scale))
-        return (model.log_likelihood(x=xj, theta=th, g=gj, interv_targets=mask)
-                + model.log_prob_parameters(theta=th, g=gj) - log_q)
+        return (
+            model.log_likelihood(x=xj, theta=th, g=gj, interv_targets=mask)
+            + model.log_prob_parameters(theta=th, g=gj)
+            - log_q
+        )
 
     w = np.asarray(jax.jit(jax.vmap(log_weight))(theta), np.float64)
     shift = w.max()
@@ -118,10 +120,15 @@ def test_parameter_posterior_is_the_stationary_point_and_curvature_of_dibs_lib_l
 
 
 # (ER with 1 edge per node at d = 5 has p = 0.5: a uniform prior over DAGs, which tells nothing apart)
-@pytest.mark.parametrize("graph", [{"type": "er", "n_vars": 5, "edges_per_node": 0.5},
-                                   {"type": "er", "n_vars": 5, "edges_per_node": 1.5},
-                                   {"type": "sf", "n_vars": 5, "edges_per_node": 1},
-                                   {"type": "sf", "n_vars": 5, "edges_per_node": 2}])
+@pytest.mark.parametrize(
+    "graph",
+    [
+        {"type": "er", "n_vars": 5, "edges_per_node": 0.5},
+        {"type": "er", "n_vars": 5, "edges_per_node": 1.5},
+        {"type": "sf", "n_vars": 5, "edges_per_node": 1},
+        {"type": "sf", "n_vars": 5, "edges_per_node": 2},
+    ],
+)
 def test_graph_prior_equals_dibs_lib_graph_model_up_to_a_constant(graph):
     dags = graphs_of(all_dags(5)[np.random.default_rng(0).choice(29281, 60, replace=False)])
     table = log_graph_prior_table(graph, 5)
@@ -189,15 +196,13 @@ def hand_posterior() -> ExactPosterior:
     local = np.full((2, 4), -np.inf)
     local[0, 0], local[1, 0], local[1, 1], local[0, 2] = 0.0, math.log(0.5), math.log(0.3), math.log(0.2 / 0.5)
     parents = np.array([[0, 0], [0, 1], [2, 0]], dtype=np.int32)
-    return ExactPosterior(local=local, parents=parents, log_prob=np.log([0.5, 0.3, 0.2]), log_normalizer=0.0,
-                          _log_unnormalised_total=0.0)
+    return ExactPosterior(
+        local=local, parents=parents, log_prob=np.log([0.5, 0.3, 0.2]), log_normalizer=0.0, _log_unnormalised_total=0.0
+    )
 
 
 def particles(*edge_lists, d=2):
-    g = np.zeros((len(edge_lists), d, d), dtype=np.int32)
-    for m, edges in enumerate(edge_lists):
-        for i, j in edges:
-            g[m, i, j] = 1
+    g = edge_graphs(*edge_lists, d=d)
     m = len(edge_lists)
     return Posterior(z=np.zeros((m, d, d, 2)), g=g, theta=np.zeros((m, d, d)), log_weights=np.full(m, -np.log(m)))
 
@@ -205,8 +210,9 @@ def particles(*edge_lists, d=2):
 def test_exact_posterior_by_hand_has_the_marginals_and_graph_probabilities_given():
     exact = hand_posterior()
     np.testing.assert_allclose(exact.edge_marginals, [[0, 0.3], [0.2, 0]])
-    np.testing.assert_allclose(np.exp(exact.log_prob_of(particles([], [(0, 1)], [(1, 0)], [(0, 1), (1, 0)]).g)),
-                               [0.5, 0.3, 0.2, 0.0])
+    np.testing.assert_allclose(
+        np.exp(exact.log_prob_of(particles([], [(0, 1)], [(1, 0)], [(0, 1), (1, 0)]).g)), [0.5, 0.3, 0.2, 0.0]
+    )
 
 
 def test_edge_mae_tv_and_kl_on_a_hand_built_posterior():
@@ -221,7 +227,9 @@ def test_a_perfect_learner_scores_zero_and_all_cyclic_is_the_empty_graph():
     exact = hand_posterior()
     perfect = particles([], [(0, 1)], [(1, 0)])
     perfect.log_weights = np.log([0.5, 0.3, 0.2])
-    assert exact_metrics(perfect, exact) == pytest.approx({"edge_mae": 0.0, "graph_tv": 0.0, "graph_kl": 0.0}, abs=1e-12)
+    assert exact_metrics(perfect, exact) == pytest.approx(
+        {"edge_mae": 0.0, "graph_tv": 0.0, "graph_kl": 0.0}, abs=1e-12
+    )
     cyclic = exact_metrics(particles([(0, 1), (1, 0)]), exact)
     assert cyclic == pytest.approx({"edge_mae": 0.25, "graph_tv": 0.5, "graph_kl": -math.log(0.5)})
 
@@ -244,8 +252,14 @@ def test_exact_learner_samples_converge_to_the_exact_marginals():
     from harness.data import make_dataset
 
     model = {"type": "linear_gaussian", "obs_noise": 0.2, "mean_edge": 0.5, "sig_edge": 0.7}
-    data = {"graph": {"type": "er", "n_vars": 4, "edges_per_node": 1}, "model": model,
-            "n_observations": 15, "n_ho_observations": 10, "interventions": {"n_sets": 0}, "exact_posterior": True}
+    data = {
+        "graph": {"type": "er", "n_vars": 4, "edges_per_node": 1},
+        "model": model,
+        "n_observations": 15,
+        "n_ho_observations": 10,
+        "interventions": {"n_sets": 0},
+        "exact_posterior": True,
+    }
     from harness.data.spec import DataSpec
 
     data = DataSpec.model_validate(data).model_dump()

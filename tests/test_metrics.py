@@ -25,16 +25,13 @@ from harness.evaluation.metrics import (
 )
 from harness.models.graphs import is_cyclic
 from harness.models.posterior import Posterior
+from tests.conftest import edge_graphs
 
 LINEAR = {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0, "min_edge": 0.5}
 
 
 def graphs(*edge_lists, d=3):
-    g = np.zeros((len(edge_lists), d, d), dtype=np.int32)
-    for m, edges in enumerate(edge_lists):
-        for i, j in edges:
-            g[m, i, j] = 1
-    return g
+    return edge_graphs(*edge_lists, d=d)
 
 
 def posterior(g, weights=None, theta=None):
@@ -77,12 +74,21 @@ def test_all_cyclic_falls_back_to_worst_case_values():
     g = graphs([(0, 1), (1, 0)])
     out = graph_metrics(posterior(g), TRUTH)
     # auroc_diag as dibs-lib's threshold_metrics scores no acyclic particle: 0.5
-    assert out == {"n_cyclic": 1, "eshd": 3.0, "n_edges": 0.0, "auroc": 0.5, "auroc_diag": 0.5,
-                   "auprc": pytest.approx(2 / 6)}
+    assert out == {
+        "n_cyclic": 1,
+        "eshd": 3.0,
+        "n_edges": 0.0,
+        "auroc": 0.5,
+        "auroc_diag": 0.5,
+        "auprc": pytest.approx(2 / 6),
+    }
 
 
-@pytest.mark.parametrize("model", [LINEAR, {"type": "nonlinear_gaussian", "obs_noise": 0.1, "sig_param": 1.0,
-                                            "hidden_layers": [5]}], ids=["linear", "nonlinear"])
+@pytest.mark.parametrize(
+    "model",
+    [LINEAR, {"type": "nonlinear_gaussian", "obs_noise": 0.1, "sig_param": 1.0, "hidden_layers": [5]}],
+    ids=["linear", "nonlinear"],
+)
 def test_all_cyclic_likelihood_scores_the_empty_graph_with_zero_parameters(model):
     """With zero parameters every node's mean is 0 whatever the graph, so each unmasked entry
     scores N(x; 0, obs_noise), whatever Θ the (cyclic) particles hold."""
@@ -145,8 +151,12 @@ def _linear_dataset(rng, d=3, n=20):
     x_iv = rng.normal(size=(n, d)).astype(np.float32)
     x_iv[:, 1] = 0.0
     return Dataset(
-        g=TRUTH, theta=np.zeros((d, d)), x=x_ho, x_ho=x_ho,
-        interventions=[InterventionSet(targets=[1], value=0.0, x=x_iv)], nodes=["a", "b", "c"],
+        g=TRUTH,
+        theta=np.zeros((d, d)),
+        x=x_ho,
+        x_ho=x_ho,
+        interventions=[InterventionSet(targets=[1], value=0.0, x=x_iv)],
+        nodes=["a", "b", "c"],
     )
 
 
@@ -195,8 +205,12 @@ def test_negll_is_dibs_joint_metric_without_the_parameter_prior():
     theta = rng.normal(size=(3, 3, 3)).astype(np.float32)
     post = posterior(g, [0.2, 0.5, 0.3], theta)
     model = LinearGaussian(n_vars=3, obs_noise=0.1)
-    joint = jax.vmap(lambda g1, th, x: model.interventional_log_joint_prob(g1, th, x, jnp.zeros_like(x), None), (0, 0, None))
-    dibs_negll = float(dm.neg_ave_log_likelihood(dist=_dibs_dist(post), eltwise_log_likelihood=joint, x=jnp.array(ds.x_ho)))
+    joint = jax.vmap(
+        lambda g1, th, x: model.interventional_log_joint_prob(g1, th, x, jnp.zeros_like(x), None), (0, 0, None)
+    )
+    dibs_negll = float(
+        dm.neg_ave_log_likelihood(dist=_dibs_dist(post), eltwise_log_likelihood=joint, x=jnp.array(ds.x_ho))
+    )
     prior = np.array([float(model.log_prob_parameters(theta=jnp.array(theta[k]), g=jnp.array(g[k]))) for k in range(3)])
     ours = likelihood_metrics(post, ds, LINEAR)["negll_obs"]
     assert ours == pytest.approx(dibs_negll + float(np.array([0.2, 0.5, 0.3]) @ prior), rel=1e-4)
@@ -224,8 +238,12 @@ def test_mixture_metrics_use_dibs_lib_get_mixture_weights(nonlinear):
         model = LinearGaussian(n_vars=3, obs_noise=0.1, mean_edge=0.0, sig_edge=1.0, min_edge=0.5)
         theta = rng.normal(size=(5, 3, 3)).astype(np.float32)
     post = posterior(g, theta=theta)
-    dibs = JointDiBS(x=jnp.array(ds.x), interv_mask=jnp.zeros(ds.x.shape, jnp.int32),
-                     graph_model=ErdosReniDAGDistribution(3, 1), likelihood_model=model)
+    dibs = JointDiBS(
+        x=jnp.array(ds.x),
+        interv_mask=jnp.zeros(ds.x.shape, jnp.int32),
+        graph_model=ErdosReniDAGDistribution(3, 1),
+        likelihood_model=model,
+    )
     mixture = dibs.get_mixture(jnp.array(g), theta)
 
     ours = mixture_log_weights(post, ds, model_config)
@@ -241,8 +259,9 @@ def test_mixture_metrics_use_dibs_lib_get_mixture_weights(nonlinear):
         np.testing.assert_array_equal(leaf, leaf_before)
     assert compute_metrics(post, ds, model_config, log_weights_mixture=ours) == metrics
     assert metrics["eshd_mixture"] == pytest.approx(float(dm.expected_shd(dist=mixture, g=jnp.array(TRUTH))), rel=1e-4)
-    eltwise = jax.vmap(lambda g1, th, x: model.log_likelihood(x=x, theta=th, g=g1, interv_targets=jnp.zeros_like(x)),
-                       (0, 0, None))
+    eltwise = jax.vmap(
+        lambda g1, th, x: model.log_likelihood(x=x, theta=th, g=g1, interv_targets=jnp.zeros_like(x)), (0, 0, None)
+    )
     negll = float(dm.neg_ave_log_likelihood(dist=mixture, eltwise_log_likelihood=eltwise, x=jnp.array(ds.x_ho)))
     assert metrics["negll_obs_mixture"] == pytest.approx(negll, rel=1e-4)
     assert metrics["eshd"] != pytest.approx(metrics["eshd_mixture"])  # two weightings, two values
@@ -282,7 +301,9 @@ def test_areas_are_left_out_for_an_empty_or_complete_truth_whatever_the_particle
     assert set(acyclic) == set(cyclic) == {"eshd", "n_edges", "n_cyclic"}
     # SHDs of the two particles: 1 and 0 against the empty truth, 3 and 3 against the complete one
     assert acyclic["eshd"] == (0.5 if what == "no" else 3.0)
-    assert undefined_areas(truth).startswith(f"auroc, auprc, auroc_diag: the ground-truth graph has {what} possible edge")
+    assert undefined_areas(truth).startswith(
+        f"auroc, auprc, auroc_diag: the ground-truth graph has {what} possible edge"
+    )
     assert undefined_areas(TRUTH) is None
 
 
@@ -293,7 +314,8 @@ def test_a_nan_or_missing_metric_never_passes_a_threshold():
     assert len(misses) == 2 and all("is not a finite number" in m for m in misses)
     assert threshold_misses("c", bounds, {"eshd": 1.0}) == [
         "c: auroc was not computed (the run's metrics_not_logged tag says why), but has a threshold "
-        "{'min': 0.5, 'max': 1.0}"]
+        "{'min': 0.5, 'max': 1.0}"
+    ]
 
 
 def test_auroc_diag_is_dibs_lib_threshold_metrics_on_a_runs_particles():
@@ -302,8 +324,11 @@ def test_auroc_diag_is_dibs_lib_threshold_metrics_on_a_runs_particles():
     from harness import load_study, run_case
     from tests.conftest import ROOT
 
-    case = next(c for c in load_study(ROOT / "configs" / "smoke.yaml", {"inference.steps": 200, "seeds": [3]})
-                if c.learner == "svgd")
+    case = next(
+        c
+        for c in load_study(ROOT / "configs" / "smoke.yaml", {"inference.steps": 200, "seeds": [3]})
+        if c.learner == "svgd"
+    )
     result = run_case(case)
     post, truth = result.posterior, jnp.array(result.dataset.g)
     for suffix, log_weights in (("", post.log_weights), ("_mixture", result.log_weights_mixture)):
