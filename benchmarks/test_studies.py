@@ -1,6 +1,7 @@
 """Every (study, sweep point, seed, learner) of the collected study files is one case here.
 
-Cases are parametrised by ``conftest.py`` from ``configs/*.yaml`` (or ``--configs``); the
+Cases are parametrised by the harness's pytest plugin (``harness/execution/plugin.py``, registered in
+the root ``conftest.py``) from ``configs/*.yaml`` (or ``--configs``); the root conftest's
 ``case_run`` fixture wraps each in its MLflow child run.
 """
 

@@ -1,8 +1,8 @@
 """Command line (``dibs-bench ...``, the console script, or ``python -m harness ...``):
 
-    dibs-bench report --experiment NAME [--out DIR] [--parent RUN_ID | --all-sessions] [--filter F]
-    dibs-bench history --experiment NAME [--metric eshd ...] [--out DIR]
-    dibs-bench sync [--spool DIR] [--mlflow-uri URI] [--from-uri URI]
+dibs-bench report --experiment NAME [--out DIR] [--parent RUN_ID | --all-sessions] [--filter F]
+dibs-bench history --experiment NAME [--metric eshd ...] [--out DIR]
+dibs-bench sync [--spool DIR] [--mlflow-uri URI] [--from-uri URI]
 """
 
 from __future__ import annotations
@@ -25,16 +25,24 @@ def main(argv: list[str] | None = None) -> None:
     report.add_argument("--all-sessions", action="store_true", help="every session's cases, not only the latest")
     report.add_argument("--filter", default="", help="an MLflow search filter, e.g. \"tags.config_name = 'smoke'\"")
     report.add_argument("--mlflow-uri", help="tracking URI (beats MLFLOW_TRACKING_URI)")
-    history = commands.add_parser("history", help="every session's mean and interval per learner and metric, in time order")
+    history = commands.add_parser(
+        "history", help="every session's mean and interval per learner and metric, in time order"
+    )
     history.add_argument("--experiment", default=DEFAULT_EXPERIMENT)
-    history.add_argument("--metric", action="append", choices=COMPARED + tuple(f"{m}_mixture" for m in COMPARED),
-                         help="a metric to show (repeatable; default: all compared metrics)")
+    history.add_argument(
+        "--metric",
+        action="append",
+        choices=COMPARED + tuple(f"{m}_mixture" for m in COMPARED),
+        help="a metric to show (repeatable; default: all compared metrics)",
+    )
     history.add_argument("--out", type=Path, help="output directory (default: reports/<experiment>/)")
     history.add_argument("--mlflow-uri", help="tracking URI (beats MLFLOW_TRACKING_URI)")
     sync = commands.add_parser("sync", help="replay the runs spooled while the tracking store was unreachable")
     sync.add_argument("--spool", help="the spool directory (default: $HARNESS_SPOOL, else ./mlflow-spool)")
-    sync.add_argument("--mlflow-uri", help="the store to replay into (beats MLFLOW_TRACKING_URI); only records "
-                      "spooled for this store are replayed")
+    sync.add_argument(
+        "--mlflow-uri",
+        help="the store to replay into (beats MLFLOW_TRACKING_URI); only records spooled for this store are replayed",
+    )
     sync.add_argument("--from-uri", help="replay the records spooled for this other store instead (one gone for good)")
     args = parser.parse_args(argv)
 

@@ -39,8 +39,10 @@ def main() -> None:
     config = cases["svgd"].config
     dataset = make_dataset(config["data"], 0)
     key = jax.random.PRNGKey(0)
-    print(f"d = {dataset.n_vars}, {dataset.x.shape[0]} rows, true edges {int(dataset.g.sum())}; "
-          f"{jax.devices()[0].device_kind}")
+    print(
+        f"d = {dataset.n_vars}, {dataset.x.shape[0]} rows, true edges {int(dataset.g.sum())}; "
+        f"{jax.devices()[0].device_kind}"
+    )
 
     per_chain = 8
     thin = max(1, args.mc3_steps // 10 // per_chain)
@@ -51,20 +53,26 @@ def main() -> None:
     steps = settings.steps_per_chain
     run_s = wall - post.compile_s
     diag = post.diagnostics
-    print(f"mc3       4 chains x {steps:,} steps (burn-in {settings.burnin:,}, thin {thin:,}, 32 kept): "
-          f"wall {wall:7.1f} s (compile {post.compile_s:.1f} s) -> {steps / run_s:,.0f} steps/s per chain, "
-          f"{4 * steps / run_s:,.0f} in all")
-    print(f"          acceptance {diag['mc3_acceptance']:.4f}, ESS of the log-posterior {diag['mc3_ess']:.1f} "
-          f"({diag['mc3_ess'] / wall:.2f}/s), smallest edge ESS {diag['mc3_ess_edges']:.1f} "
-          f"({diag['mc3_ess_edges'] / wall:.2f}/s); eshd {graph_metrics(post, dataset.g)['eshd']:.1f}")
+    print(
+        f"mc3       4 chains x {steps:,} steps (burn-in {settings.burnin:,}, thin {thin:,}, 32 kept): "
+        f"wall {wall:7.1f} s (compile {post.compile_s:.1f} s) -> {steps / run_s:,.0f} steps/s per chain, "
+        f"{4 * steps / run_s:,.0f} in all"
+    )
+    print(
+        f"          acceptance {diag['mc3_acceptance']:.4f}, ESS of the log-posterior {diag['mc3_ess']:.1f} "
+        f"({diag['mc3_ess'] / wall:.2f}/s), smallest edge ESS {diag['mc3_ess_edges']:.1f} "
+        f"({diag['mc3_ess_edges'] / wall:.2f}/s); eshd {graph_metrics(post, dataset.g)['eshd']:.1f}"
+    )
 
     s = svgd.Settings.model_validate({**cases["svgd"].settings, "steps": args.svgd_steps})
     t = time.perf_counter()
     post = svgd.fit(dataset, config, s, key, Monitor())
     svgd_wall = time.perf_counter() - t
-    print(f"svgd      30 particles x {args.svgd_steps:,} steps: wall {svgd_wall:7.1f} s (compile {post.compile_s:.1f} s) "
-          f"-> {(svgd_wall - post.compile_s) / args.svgd_steps * 1000:.1f} ms per step; "
-          f"eshd {graph_metrics(post, dataset.g)['eshd']:.1f}")
+    print(
+        f"svgd      30 particles x {args.svgd_steps:,} steps: wall {svgd_wall:7.1f} s (compile {post.compile_s:.1f} s) "
+        f"-> {(svgd_wall - post.compile_s) / args.svgd_steps * 1000:.1f} ms per step; "
+        f"eshd {graph_metrics(post, dataset.g)['eshd']:.1f}"
+    )
     print(f"          mc3 wall / svgd wall = {wall / svgd_wall:.2f}  (goal < 1 at 10^6 mc3 steps and 3000 svgd steps)")
 
     for name, module in (("bootstrap_ges", bootstrap_ges), ("bootstrap_pc", bootstrap_pc)):
@@ -72,8 +80,10 @@ def main() -> None:
         t = time.perf_counter()
         post = module.fit(dataset, cases[name].config, module.Settings(n_particles=n), key)
         per = (time.perf_counter() - t) / n
-        print(f"{name:13s} {per:6.2f} s per resample -> {per * args.resamples:7.1f} s for {args.resamples} "
-              f"(eshd of {n}: {graph_metrics(post, dataset.g)['eshd']:.1f})")
+        print(
+            f"{name:13s} {per:6.2f} s per resample -> {per * args.resamples:7.1f} s for {args.resamples} "
+            f"(eshd of {n}: {graph_metrics(post, dataset.g)['eshd']:.1f})"
+        )
 
 
 if __name__ == "__main__":

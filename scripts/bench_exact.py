@@ -46,17 +46,24 @@ def main() -> None:
     ap.add_argument("--max-vars", type=int, default=6)
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
-    print(f"{'d':>2} {'DAGs':>9} {'enumerate':>10} {'posterior':>10} {'later data':>11} {'reference':>10} "
-          f"{'cold total':>11} {'peak memory':>12}")
+    print(
+        f"{'d':>2} {'DAGs':>9} {'enumerate':>10} {'posterior':>10} {'later data':>11} {'reference':>10} "
+        f"{'cold total':>11} {'peak memory':>12}"
+    )
     for d in range(4, args.max_vars + 1):
-        out = subprocess.run([sys.executable, "-c", ONE, str(d), str(args.seeds)], capture_output=True, text=True,
-                             check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", ONE, str(d), str(args.seeds)], capture_output=True, text=True, check=True
+        ).stdout
         r = json.loads(out.strip().splitlines()[-1])
         cold = r["enumerate_s"] + r["first_s"] + r["reference_s"]
-        print(f"{r['d']:>2} {r['dags']:>9,} {r['enumerate_s']:>9.3f}s {r['first_s']:>9.3f}s {r['later_s']:>10.3f}s "
-              f"{r['reference_s']:>9.3f}s {cold:>10.3f}s {r['peak_gb']:>10.2f} GB")
-    print("(posterior: local scores + every DAG's score + edge marginals; reference: exact_eshd and exact_auroc;"
-          " cold total: what the first case of a new process pays)")
+        print(
+            f"{r['d']:>2} {r['dags']:>9,} {r['enumerate_s']:>9.3f}s {r['first_s']:>9.3f}s {r['later_s']:>10.3f}s "
+            f"{r['reference_s']:>9.3f}s {cold:>10.3f}s {r['peak_gb']:>10.2f} GB"
+        )
+    print(
+        "(posterior: local scores + every DAG's score + edge marginals; reference: exact_eshd and exact_auroc;"
+        " cold total: what the first case of a new process pays)"
+    )
 
 
 if __name__ == "__main__":

@@ -35,9 +35,16 @@ from tests.services import mlflow_server  # noqa: E402
 
 def study(seeds: int, steps: int) -> dict:
     return {
-        "name": "slurmbench", "experiment": "bench_slurm", "seeds": list(range(seeds)),
-        "data": {"graph": {"type": "er", "n_vars": 5, "edges_per_node": 1}, "model": {"type": "linear_gaussian"},
-                 "n_observations": 100, "n_ho_observations": 100, "interventions": {"n_sets": 2}},
+        "name": "slurmbench",
+        "experiment": "bench_slurm",
+        "seeds": list(range(seeds)),
+        "data": {
+            "graph": {"type": "er", "n_vars": 5, "edges_per_node": 1},
+            "model": {"type": "linear_gaussian"},
+            "n_observations": 100,
+            "n_ho_observations": 100,
+            "interventions": {"n_sets": 2},
+        },
         "inference": {"steps": steps},
         "learners": {"svgd": {"n_particles": 10}, "ensemble": {"n_members": 10}},
     }
@@ -47,8 +54,9 @@ def session(args: list[str], env: dict) -> float:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLFLOW_"))}
     full.update(env, PYTHONPATH=str(ROOT))
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "benchmarks", "-q", *args], cwd=ROOT, env=full,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "benchmarks", "-q", *args], cwd=ROOT, env=full, capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise SystemExit(f"session failed:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
     return time.perf_counter() - start
@@ -71,8 +79,19 @@ def main() -> None:
         local = session(["--configs", str(path)], {"MLFLOW_TRACKING_URI": sqlite_uri(tmp / "local.db"), **cache})
         with mlflow_server(sqlite_uri(tmp / "server.db"), tmp) as url:
             remote = session(["--configs", str(path)], {"MLFLOW_TRACKING_URI": url, **cache})
-            on_slurm = session(["--configs", str(path), "--executor", "slurm", "--slurm-folder", str(tmp / "jobs"),
-                                "--slurm", "cpus_per_task=1"], {"MLFLOW_TRACKING_URI": url, **cache})
+            on_slurm = session(
+                [
+                    "--configs",
+                    str(path),
+                    "--executor",
+                    "slurm",
+                    "--slurm-folder",
+                    str(tmp / "jobs"),
+                    "--slurm",
+                    "cpus_per_task=1",
+                ],
+                {"MLFLOW_TRACKING_URI": url, **cache},
+            )
             from mlflow.tracking import MlflowClient
 
             client = MlflowClient(url)
@@ -85,16 +104,22 @@ def main() -> None:
     print(f"{n_cases} cases (svgd and ensemble, linear d = 5, {a.steps} steps), {cores} cores, warm compile cache")
     print(f"  pytest -n 0, local SQLite store:            {local:6.1f} s wall")
     print(f"  pytest -n 0, mlflow server on 127.0.0.1:    {remote:6.1f} s wall (tracking round trips)")
-    print(f"  --executor slurm (one node), same server:   {on_slurm:6.1f} s wall "
-          f"({on_slurm / local:.2f}x -n 0; up to {cores} tasks at once)")
-    print(f"  per task: submission to Python running {min(waits):.1f} s for the first tasks (median {statistics.median(waits):.1f} s, "
-          f"max {max(waits):.1f} s: the rest queue for a free core), imports/device/store "
-          f"{statistics.median(startups):.1f} s, learner {learner:.1f} s (median)")
+    print(
+        f"  --executor slurm (one node), same server:   {on_slurm:6.1f} s wall "
+        f"({on_slurm / local:.2f}x -n 0; up to {cores} tasks at once)"
+    )
+    print(
+        f"  per task: submission to Python running {min(waits):.1f} s for the first tasks (median {statistics.median(waits):.1f} s, "
+        f"max {max(waits):.1f} s: the rest queue for a free core), imports/device/store "
+        f"{statistics.median(startups):.1f} s, learner {learner:.1f} s (median)"
+    )
     overhead = min(waits) + statistics.median(startups)
     print(f"\nOn paper: the 40-case paper study at {a.case_minutes:g} min per case plus ~{overhead:.0f} s per task:")
     for k in (1, 2, 4, 8, 10, 20, 40):
         waves = math.ceil(40 / k)
-        print(f"  {k:3d} nodes (1 case each at a time): {waves:2d} wave(s), ~{waves * (a.case_minutes + overhead / 60) / 60:.1f} h")
+        print(
+            f"  {k:3d} nodes (1 case each at a time): {waves:2d} wave(s), ~{waves * (a.case_minutes + overhead / 60) / 60:.1f} h"
+        )
 
 
 if __name__ == "__main__":

@@ -29,16 +29,22 @@ def problem_and_states(d: int, n_particles: int):
     from harness.learners import _dibs
     from harness.learners.svgd import Settings
 
-    data = {"graph": {"type": "er", "n_vars": d, "edges_per_node": 1},
-            "model": {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0, "min_edge": 0.5},
-            "n_observations": 100, "n_ho_observations": 100, "interventions": {"n_sets": 0}}
+    data = {
+        "graph": {"type": "er", "n_vars": d, "edges_per_node": 1},
+        "model": {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0, "min_edge": 0.5},
+        "n_observations": 100,
+        "n_ho_observations": 100,
+        "interventions": {"n_sets": 0},
+    }
     settings = Settings(n_particles=n_particles).model_dump()
     dataset = make_dataset(data, seed=0)
     problem = _dibs.Problem.build(data, settings, d)
     x, mask = _dibs._data(dataset)
     key = jax.random.PRNGKey(1)
-    states = {"svgd": _dibs.svgd_init(problem, n_particles, key, x, mask),
-              "ensemble": _dibs.ensemble_init(problem, _dibs.member_keys(key, n_particles), x, mask)}
+    states = {
+        "svgd": _dibs.svgd_init(problem, n_particles, key, x, mask),
+        "ensemble": _dibs.ensemble_init(problem, _dibs.member_keys(key, n_particles), x, mask),
+    }
     return problem, settings, states, x, mask
 
 
@@ -53,11 +59,24 @@ def dibs_lib_runner(settings: dict, d: int, n_particles: int, steps: int, x, mas
     from dibs.models import LinearGaussian
     from dibs.models.graph import ErdosReniDAGDistribution
 
-    keys = ("alpha_linear", "beta_linear", "tau", "n_grad_mc_samples", "n_acyclicity_mc_samples",
-            "grad_estimator_z", "score_function_baseline")
-    dibs = JointDiBS(x=x, interv_mask=mask, graph_model=ErdosReniDAGDistribution(n_vars=d, n_edges_per_node=1),
-                     likelihood_model=LinearGaussian(n_vars=d, obs_noise=0.1), latent_prior_std=1.0 / d ** 0.5,
-                     optimizer_param={"stepsize": settings["stepsize"]}, **{k: settings[k] for k in keys})
+    keys = (
+        "alpha_linear",
+        "beta_linear",
+        "tau",
+        "n_grad_mc_samples",
+        "n_acyclicity_mc_samples",
+        "grad_estimator_z",
+        "score_function_baseline",
+    )
+    dibs = JointDiBS(
+        x=x,
+        interv_mask=mask,
+        graph_model=ErdosReniDAGDistribution(n_vars=d, n_edges_per_node=1),
+        likelihood_model=LinearGaussian(n_vars=d, obs_noise=0.1),
+        latent_prior_std=1.0 / d**0.5,
+        optimizer_param={"stepsize": settings["stepsize"]},
+        **{k: settings[k] for k in keys},
+    )
     run = lambda: jax.block_until_ready(dibs.sample(key=jax.random.PRNGKey(1), n_particles=n_particles, steps=steps))
     run()  # compiles the loop of this instance
     return run
@@ -72,9 +91,11 @@ def measure(d: int, n_particles: int, steps: int, reps: int) -> dict:
     # dibs-lib runs it (the unrolled threefry lowering would speed it up too)
     reference = dibs_lib_runner(settings, d, n_particles, steps, x, mask)
     configure_jax()
-    runners = {"svgd": harness_runner(_dibs.svgd_loop, problem, steps, states["svgd"], x, mask),
-               "ensemble": harness_runner(_dibs.ensemble_loop, problem, steps, states["ensemble"], x, mask),
-               "dibs-lib JointDiBS.sample": reference}
+    runners = {
+        "svgd": harness_runner(_dibs.svgd_loop, problem, steps, states["svgd"], x, mask),
+        "ensemble": harness_runner(_dibs.ensemble_loop, problem, steps, states["ensemble"], x, mask),
+        "dibs-lib JointDiBS.sample": reference,
+    }
     for run in runners.values():
         run()
     times = {name: [] for name in runners}
@@ -99,8 +120,10 @@ def main() -> None:
         print("RESULT " + json.dumps(ms))
         return
     ref = ms["dibs-lib JointDiBS.sample"]
-    print(f"d = {args.d} linear Gaussian, {args.particles} particles, 128 gradient MC samples, 100 rows "
-          f"(ms per step, median of {args.reps} x {args.steps} steps)")
+    print(
+        f"d = {args.d} linear Gaussian, {args.particles} particles, 128 gradient MC samples, 100 rows "
+        f"(ms per step, median of {args.reps} x {args.steps} steps)"
+    )
     for name, value in ms.items():
         print(f"   {name:28s} {value:8.3f} ms   / dibs-lib {value / ref:6.3f}")
 

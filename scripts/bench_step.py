@@ -35,8 +35,13 @@ MODELS = {
 
 def paper_problem(model: str, d: int, impl: str, n_particles: int, edges_per_node: int = 2) -> tuple:
     """(problem, svgd state, ensemble state, x, mask) for the paper's d-variable setting."""
-    data = {"graph": {"type": "er", "n_vars": d, "edges_per_node": edges_per_node}, "model": dict(MODELS[model]),
-            "n_observations": 100, "n_ho_observations": 100, "interventions": {"n_sets": 0}}
+    data = {
+        "graph": {"type": "er", "n_vars": d, "edges_per_node": edges_per_node},
+        "model": dict(MODELS[model]),
+        "n_observations": 100,
+        "n_ho_observations": 100,
+        "interventions": {"n_sets": 0},
+    }
     dataset = make_dataset(data, seed=0)
     settings = SvgdSettings(n_particles=n_particles, likelihood_impl=impl).model_dump()
     problem = _dibs.Problem.build(data, settings, d)
@@ -58,6 +63,7 @@ def step_pieces(problem, svgd_state, x, mask) -> dict:
             z, theta = dibs.get_params(opt_z), dibs.get_params(opt_theta)
             keys = jax.random.split(key, z.shape[0])
             return fn(dibs, z, theta, keys)
+
         return run
 
     def kernel(dibs, z, theta, keys):
@@ -65,14 +71,17 @@ def step_pieces(problem, svgd_state, x, mask) -> dict:
         dtheta = jax.tree_util.tree_map(jnp.ones_like, theta)
         kxx = dibs._f_kernel_mat(z, theta, z, theta)
         return dibs._parallel_update_z(z, theta, kxx, z, theta, grads), dibs._parallel_update_theta(
-            z, theta, kxx, z, theta, dtheta)
+            z, theta, kxx, z, theta, dtheta
+        )
 
     return {
         "z-gradient (likelihood)": make(lambda dibs, z, th, k: dibs.eltwise_grad_z_likelihood(z, th, baselines, t, k)),
         "Θ-gradient (likelihood)": make(lambda dibs, z, th, k: dibs.eltwise_grad_theta_likelihood(z, th, t, k)),
         "acyclicity prior gradient": make(lambda dibs, z, th, k: dibs.eltwise_grad_latent_prior(z, k, t)),
         "kernel + SVGD update": make(kernel),
-        "optimiser update": make(lambda dibs, z, th, k: (dibs.opt_update(t, z, opt_z), dibs.opt_update(t, th, opt_theta))),
+        "optimiser update": make(
+            lambda dibs, z, th, k: (dibs.opt_update(t, z, opt_z), dibs.opt_update(t, th, opt_theta))
+        ),
     }
 
 
@@ -125,12 +134,21 @@ def _timed(f, *args) -> float:
     return time.perf_counter() - start
 
 
-def bench_model(model: str, d: int, n_particles: int, reps: int, impls=("dibs", "fused"), pieces: bool = True,
-                edges_per_node: int = 2):
+def bench_model(
+    model: str,
+    d: int,
+    n_particles: int,
+    reps: int,
+    impls=("dibs", "fused"),
+    pieces: bool = True,
+    edges_per_node: int = 2,
+):
     exes, args, flops = {}, {}, {}
     for impl in impls:
         problem, svgd_state, ens_state, x, mask = paper_problem(model, d, impl, n_particles, edges_per_node)
-        parts = full_steps(problem, svgd_state, ens_state) | (step_pieces(problem, svgd_state, x, mask) if pieces else {})
+        parts = full_steps(problem, svgd_state, ens_state) | (
+            step_pieces(problem, svgd_state, x, mask) if pieces else {}
+        )
         for name, fn in parts.items():
             exes[(impl, name)], flops[(impl, name)] = compiled(fn, x, mask)
             args[(impl, name)] = (x, mask)
@@ -140,8 +158,10 @@ def bench_model(model: str, d: int, n_particles: int, reps: int, impls=("dibs", 
 
 def report(model: str, d: int, n_particles: int, secs: dict, flops: dict, gflops: float, impls) -> None:
     names = list(dict.fromkeys(name for _, name in secs))
-    print(f"\n{model} Gaussian, d = {d}, {n_particles} particles, 128 gradient MC samples "
-          f"(seconds per call, steady state, median)")
+    print(
+        f"\n{model} Gaussian, d = {d}, {n_particles} particles, 128 gradient MC samples "
+        f"(seconds per call, steady state, median)"
+    )
     header = f"   {'':28s}" + "".join(f"{impl:>12s}" for impl in impls)
     if len(impls) == 2:
         header += f"{impls[1] + '/' + impls[0]:>14s}"
@@ -174,8 +194,9 @@ def main() -> None:
     gflops = matmul_gflops()
     print(f"float32 matmul rate (2048^3, best of 5): {gflops:.0f} GFLOP/s")
     for model in args.models:
-        secs, flops = bench_model(model, args.d, args.particles, args.reps, tuple(args.impls), not args.no_pieces,
-                                  args.edges_per_node)
+        secs, flops = bench_model(
+            model, args.d, args.particles, args.reps, tuple(args.impls), not args.no_pieces, args.edges_per_node
+        )
         report(model, args.d, args.particles, secs, flops, gflops, tuple(args.impls))
 
 

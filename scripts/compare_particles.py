@@ -83,8 +83,10 @@ def main() -> None:
     print(f"max |difference| of the particles after {args.steps} steps, this checkout vs {args.rev}")
     print(f"{'':36s} {'float32':>10s} {'float64':>10s} {'fused vs dibs at ' + args.rev:>26s}")
     for key in runs["new32"]:
-        print(f"{key:36s} {diff('new32', 'old32', key):10.2e} {diff('new64', 'old64', key):10.2e} "
-              f"{diff('old32', 'dibs32', key):26.2e}")
+        print(
+            f"{key:36s} {diff('new32', 'old32', key):10.2e} {diff('new64', 'old64', key):10.2e} "
+            f"{diff('old32', 'dibs32', key):26.2e}"
+        )
 
 
 if __name__ == "__main__":

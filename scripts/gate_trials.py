@@ -45,13 +45,33 @@ def session(out: Path, seeds: list[int], workers: int, degrade: str = "") -> str
     if out.exists():
         return "kept"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "MLFLOW_"))}
-    env.update({"MLFLOW_TRACKING_URI": sqlite_uri(out.parent / "mlflow.db"),
-                "HARNESS_JAX_CACHE": str(out.parent / "jax_cache"), "PYTHONPATH": str(ROOT)})
+    env.update(
+        {
+            "MLFLOW_TRACKING_URI": sqlite_uri(out.parent / "mlflow.db"),
+            "HARNESS_JAX_CACHE": str(out.parent / "jax_cache"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     if degrade:
         env["HARNESS_DEGRADE"] = degrade
         env["HARNESS_LEARNERS"] = "svgd=tests.broken.degraded_svgd,ensemble=tests.broken.degraded_ensemble"
-    cmd = [sys.executable, "-m", "pytest", "benchmarks", "-m", "smoke", "-p", "no:cacheprovider", "-q",
-           "-n", str(workers), "--override", f"seeds={seeds}", "--save-baseline", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "benchmarks",
+        "-m",
+        "smoke",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-n",
+        str(workers),
+        "--override",
+        f"seeds={seeds}",
+        "--save-baseline",
+        str(out),
+    ]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     out.with_suffix(".out").write_text(proc.stdout + proc.stderr)
@@ -61,8 +81,17 @@ def session(out: Path, seeds: list[int], workers: int, degrade: str = "") -> str
 
 
 def gate(current: Path, base: Path) -> bl.GateResult:
-    records = [{"case_id": c.case_id, "learner": c.learner, "seed": c.seed, "config_hash": c.config_hash,
-                "status": "FINISHED", "metrics": c.metrics} for c in bl.load_file(current).cases.values()]
+    records = [
+        {
+            "case_id": c.case_id,
+            "learner": c.learner,
+            "seed": c.seed,
+            "config_hash": c.config_hash,
+            "status": "FINISHED",
+            "metrics": c.metrics,
+        }
+        for c in bl.load_file(current).cases.values()
+    ]
     return bl.compare_with_baseline(records, bl.load_file(base))
 
 
@@ -70,7 +99,8 @@ def flagged(result: bl.GateResult) -> str:
     by_learner: dict[str, list[str]] = {}
     for f in result.regressions:
         by_learner.setdefault(f.learner, []).append(
-            f"{f.metric} ({f.diff_mean:+.3g}, p={f.p_value:.2g} t / {f.p_signflip:.2g} sign-flip)")
+            f"{f.metric} ({f.diff_mean:+.3g}, p={f.p_value:.2g} t / {f.p_signflip:.2g} sign-flip)"
+        )
     return "; ".join(f"{l}: {', '.join(ms)}" for l, ms in by_learner.items()) or "nothing flagged"
 
 
@@ -80,8 +110,10 @@ def margin(result: bl.GateResult) -> str:
     ratios = [(f.diff_mean if bl.lower_is_better(f.metric) else -f.diff_mean) / f.min_effect for f in result.findings]
     worst = max(zip(ratios, result.findings), key=lambda rf: rf[0])
     smallest = min(min(f.p_value, f.p_signflip) for f in result.findings)
-    return (f"largest mean(worse) / min effect {worst[0]:.2f} ({worst[1].learner} {worst[1].metric}, "
-            f"p={min(worst[1].p_value, worst[1].p_signflip):.2g}); smallest p {smallest:.2g}")
+    return (
+        f"largest mean(worse) / min effect {worst[0]:.2f} ({worst[1].learner} {worst[1].metric}, "
+        f"p={min(worst[1].p_value, worst[1].p_signflip):.2g}); smallest p {smallest:.2g}"
+    )
 
 
 def main() -> None:
@@ -102,8 +134,11 @@ def main() -> None:
         for current, base in (("n2", "n0"), ("n0", "n2")):
             result = gate(folder / f"{current}.yaml", folder / f"{base}.yaml")
             verdict = f"FALSE ALARM: {flagged(result)}" if result.failed else "passes"
-            print(f"  seeds {text}, -{current[0]} {current[1]} gated on -{base[0]} {base[1]}: {verdict} "
-                  f"({len(result.findings)} comparisons; {margin(result)})", flush=True)
+            print(
+                f"  seeds {text}, -{current[0]} {current[1]} gated on -{base[0]} {base[1]}: {verdict} "
+                f"({len(result.findings)} comparisons; {margin(result)})",
+                flush=True,
+            )
         print(f"    sessions: -n 0 {t0}, -n 2 {t2}")
     print("(b) degraded learners gated on the -n 2 session of the same seeds")
     for degrade in args.degrade:

@@ -15,8 +15,21 @@ from collections import defaultdict
 
 import numpy as np
 
-METRICS = ("eshd", "eshd_mixture", "auroc", "auroc_mixture", "auprc", "auprc_mixture", "n_edges", "n_edges_mixture",
-           "n_cyclic", "negll_obs", "negll_obs_mixture", "negll_intrv", "negll_intrv_mixture")
+METRICS = (
+    "eshd",
+    "eshd_mixture",
+    "auroc",
+    "auroc_mixture",
+    "auprc",
+    "auprc_mixture",
+    "n_edges",
+    "n_edges_mixture",
+    "n_cyclic",
+    "negll_obs",
+    "negll_obs_mixture",
+    "negll_intrv",
+    "negll_intrv_mixture",
+)
 CURVES = ("eshd", "auroc", "n_edges", "n_cyclic")
 
 
@@ -29,10 +42,15 @@ def main() -> None:
 
     client = mlflow.MlflowClient(args.mlflow_uri)
     exp = client.get_experiment_by_name(args.experiment)
-    sessions = client.search_runs([exp.experiment_id], "tags.mlflow.runName LIKE 'session-%'", order_by=["start_time DESC"])
+    sessions = client.search_runs(
+        [exp.experiment_id], "tags.mlflow.runName LIKE 'session-%'", order_by=["start_time DESC"]
+    )
     parent = sessions[0].info.run_id
-    runs = [r for r in client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent}'", max_results=1000)
-            if r.info.status == "FINISHED"]
+    runs = [
+        r
+        for r in client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent}'", max_results=1000)
+        if r.info.status == "FINISHED"
+    ]
     groups = defaultdict(list)
     for run in runs:  # by study and sweep point: the case id without "-s<seed>-<learner>"
         tags = run.data.tags
@@ -40,18 +58,22 @@ def main() -> None:
         groups[(point, tags["learner"])].append(run)
     print(f"session {sessions[0].data.tags.get('mlflow.runName')} ({parent}), {len(runs)} finished cases\n")
     for (config, learner), members in sorted(groups.items()):
-        m = lambda k: np.array([r.data.metrics.get(k, np.nan) for r in members])
+        m = lambda k: np.array([r.data.metrics.get(k, np.nan) for r in members])  # noqa: B023 - called at once, within the iteration
         edges = np.array([int(r.data.tags["truth_edges"]) for r in members])
         print(f"{config} {learner}: {len(members)} seeds")
         for k in METRICS:
             print(f"   {k:22s} {np.nanmean(m(k)):10.3f} ± {np.nanstd(m(k), ddof=1):.3f}")
         print(f"   {'true edges':22s} {edges.mean():10.3f} ± {edges.std(ddof=1):.3f}")
         offset = m("auroc_diag") - m("auroc")
-        print(f"   auroc_diag − auroc      {offset.mean():+.4f} (range {offset.min():+.4f} to {offset.max():+.4f}); "
-              f"mixture {np.nanmean(m('auroc_diag_mixture') - m('auroc_mixture')):+.4f}")
+        print(
+            f"   auroc_diag − auroc      {offset.mean():+.4f} (range {offset.min():+.4f} to {offset.max():+.4f}); "
+            f"mixture {np.nanmean(m('auroc_diag_mixture') - m('auroc_mixture')):+.4f}"
+        )
         wall = np.array([(r.info.end_time - r.info.start_time) / 1e3 for r in members])
-        print(f"   wall per case           {wall.mean():.0f} s (range {wall.min():.0f}-{wall.max():.0f}); "
-              f"fit {m('fit_s').mean():.0f} s")
+        print(
+            f"   wall per case           {wall.mean():.0f} s (range {wall.min():.0f}-{wall.max():.0f}); "
+            f"fit {m('fit_s').mean():.0f} s"
+        )
         curves = defaultdict(lambda: defaultdict(list))
         for r in members:
             for k in CURVES:

@@ -59,11 +59,19 @@ def evaluate(dibs, model, g_true, x_ho, sets, g, theta) -> dict:
     for name, dist in (("", dibs.get_empirical(g, theta)), ("_mixture", dibs.get_mixture(g, theta))):
         out["eshd" + name] = float(expected_shd(dist=dist, g=g_true))
         out["auroc" + name] = float(threshold_metrics(dist=dist, g=g_true)["roc_auc"])
-        out["negll_obs" + name] = float(neg_ave_log_likelihood(
-            dist=dist, x=x_ho, eltwise_log_likelihood=dibs.eltwise_log_likelihood_observ))
-        out["negll_intrv" + name] = sum(float(neg_ave_log_likelihood(
-            dist=dist, x=x_i, eltwise_log_likelihood=lambda g_, th, x_: dibs.eltwise_log_likelihood_interv(
-                g_, th, x_, mask))) for x_i, mask in sets) / len(sets)
+        out["negll_obs" + name] = float(
+            neg_ave_log_likelihood(dist=dist, x=x_ho, eltwise_log_likelihood=dibs.eltwise_log_likelihood_observ)
+        )
+        out["negll_intrv" + name] = sum(
+            float(
+                neg_ave_log_likelihood(
+                    dist=dist,
+                    x=x_i,
+                    eltwise_log_likelihood=lambda g_, th, x_: dibs.eltwise_log_likelihood_interv(g_, th, x_, mask),  # noqa: B023 - called at once, within the iteration
+                )
+            )
+            for x_i, mask in sets
+        ) / len(sets)
     return out
 
 
@@ -80,13 +88,19 @@ def main() -> None:
         _, key = jax.random.split(jax.random.PRNGKey(seed))
         t = time.perf_counter()
         g, theta = dibs.sample(key=key, n_particles=args.particles, steps=args.steps)
-        print(f"seed {seed} svgd     {time.perf_counter() - t:6.1f} s",
-              evaluate(dibs, model, g_true, x_ho, sets, g, theta), flush=True)
+        print(
+            f"seed {seed} svgd     {time.perf_counter() - t:6.1f} s",
+            evaluate(dibs, model, g_true, x_ho, sets, g, theta),
+            flush=True,
+        )
         t = time.perf_counter()
         members = [dibs.sample(key=k, n_particles=1, steps=args.steps) for k in jax.random.split(key, args.particles)]
         g, theta = (jnp.concatenate(parts) for parts in zip(*members))
-        print(f"seed {seed} ensemble {time.perf_counter() - t:6.1f} s",
-              evaluate(dibs, model, g_true, x_ho, sets, g, theta), flush=True)
+        print(
+            f"seed {seed} ensemble {time.perf_counter() - t:6.1f} s",
+            evaluate(dibs, model, g_true, x_ho, sets, g, theta),
+            flush=True,
+        )
     print(f"WALL {time.perf_counter() - START:.2f}")
 
 

@@ -57,21 +57,34 @@ def main() -> None:
             fits = {rev: [] for rev in args.revs}
             for _ in range(args.rounds):
                 for rev, tree in trees.items():
-                    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "PYTHONPATH": str(tree),
-                           "HARNESS_JAX_CACHE": "off"}
-                    out = subprocess.run([sys.executable, "-c", PROBE, str(args.n_vars or "own")], cwd=tree, env=env,
-                                         capture_output=True, text=True, check=True).stdout
+                    env = {
+                        "PATH": "/usr/bin:/bin",
+                        "HOME": str(Path.home()),
+                        "PYTHONPATH": str(tree),
+                        "HARNESS_JAX_CACHE": "off",
+                    }
+                    out = subprocess.run(
+                        [sys.executable, "-c", PROBE, str(args.n_vars or "own")],
+                        cwd=tree,
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout
                     fits[rev].append(json.loads(next(l for l in out.splitlines() if l.startswith("RESULT "))[7:]))
         finally:
             for tree in trees.values():
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
     print(f"smoke svgd fit, 1000 steps, seed 1 (compiled), median of {args.rounds} processes per commit:")
     for rev, runs in fits.items():
-        subject = subprocess.run(["git", "log", "-1", "--format=%s", rev], cwd=ROOT, capture_output=True,
-                                 text=True).stdout.strip()
+        subject = subprocess.run(
+            ["git", "log", "-1", "--format=%s", rev], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
         each = ", ".join(f"{r['fit_s']:.2f}" for r in runs)
-        print(f"   {rev:10s} d = {runs[0]['n_vars']}: {statistics.median(r['fit_s'] for r in runs):6.2f} s "
-              f"({each})  {subject[:70]}")
+        print(
+            f"   {rev:10s} d = {runs[0]['n_vars']}: {statistics.median(r['fit_s'] for r in runs):6.2f} s "
+            f"({each})  {subject[:70]}"
+        )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,9 @@ def missing(what: str) -> None:
 
 
 def postgres_bin() -> Path | None:
-    found = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None)
+    found = shutil.which("initdb") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None
+    )
     return Path(found).resolve().parent if found else None  # createdb and pg_ctl sit beside it
 
 
@@ -59,14 +61,30 @@ def postgres_database(name: str = "mlflow"):
         done = subprocess.run([*as_user, *cmd], capture_output=True, text=True)
         if done.returncode != 0:
             pytest.fail(f"{' '.join(cmd)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
     data = workdir / "data"
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-U", "harness", "--auth=trust", "-E", "UTF8")
         for _attempt in range(3):  # a port free when chosen can be taken before the server binds it
             port = free_port()
             started = subprocess.run(
-                [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(workdir / "log"), "-w", "-t", "60",
-                 "-o", f"-p {port} -h 127.0.0.1 -k {workdir}", "start"], capture_output=True, text=True)
+                [
+                    *as_user,
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(workdir / "log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    f"-p {port} -h 127.0.0.1 -k {workdir}",
+                    "start",
+                ],
+                capture_output=True,
+                text=True,
+            )
             if started.returncode == 0:
                 break
         else:
@@ -75,8 +93,9 @@ def postgres_database(name: str = "mlflow"):
         yield f"postgresql+psycopg2://harness@127.0.0.1:{port}/{name}"
     finally:
         if (data / "postmaster.pid").exists():
-            subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                           capture_output=True)
+            subprocess.run(
+                [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True
+            )
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -89,10 +108,25 @@ def mlflow_server(backend_uri: str, workdir: Path, extra: list[str] = (), env: d
         log_path = workdir / f"server-{port}.log"
         with open(log_path, "w") as log:
             proc = subprocess.Popen(
-                [mlflow, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-                 "--backend-store-uri", backend_uri, "--artifacts-destination", str(workdir / "server_artifacts"),
-                 *extra],
-                stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env={**os.environ, **(env or {})},
+                [
+                    mlflow,
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "1",
+                    "--backend-store-uri",
+                    backend_uri,
+                    "--artifacts-destination",
+                    str(workdir / "server_artifacts"),
+                    *extra,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+                env={**os.environ, **(env or {})},
             )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -120,11 +154,27 @@ class RestartableServer:
         log_path = self.workdir / f"server-{self.port}.log"
         with open(log_path, "a") as log:
             self.proc = subprocess.Popen(
-                [mlflow, "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-                 "--backend-store-uri", self.backend_uri, "--artifacts-destination",
-                 str(self.workdir / "server_artifacts"), *self.extra],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env={**os.environ, **self.env},
-                start_new_session=True)  # its own process group: stop() ends the server's workers too
+                [
+                    mlflow,
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                    "--backend-store-uri",
+                    self.backend_uri,
+                    "--artifacts-destination",
+                    str(self.workdir / "server_artifacts"),
+                    *self.extra,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )  # its own process group: stop() ends the server's workers too
         if not wait_until_healthy(self.proc, self.url):
             stop(self.proc)
             pytest.fail(f"mlflow server did not start on port {self.port}:\n{log_path.read_text()[-3000:]}")

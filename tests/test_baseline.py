@@ -21,9 +21,20 @@ def t4_sf(t: float) -> float:
     return 0.5 - (3 / 8) * (t / math.sqrt(1 + x)) * (1 - t * t / (12 * (1 + x)))
 
 
-def records(values: dict[int, float], metric: str = "eshd", learner: str = "svgd", config_hash: str = "h") -> list[CaseRecord]:
-    return [CaseRecord(case_id=f"st-s{s}-{learner}", learner=learner, seed=s, config_hash=config_hash,
-                       status="FINISHED", metrics={metric: v}) for s, v in values.items()]
+def records(
+    values: dict[int, float], metric: str = "eshd", learner: str = "svgd", config_hash: str = "h"
+) -> list[CaseRecord]:
+    return [
+        CaseRecord(
+            case_id=f"st-s{s}-{learner}",
+            learner=learner,
+            seed=s,
+            config_hash=config_hash,
+            status="FINISHED",
+            metrics={metric: v},
+        )
+        for s, v in values.items()
+    ]
 
 
 def baseline_of(values: dict[int, float], metric: str = "eshd", learner: str = "svgd", config_hash: str = "h"):
@@ -46,7 +57,9 @@ def test_paired_numbers_match_a_hand_computation():
     assert f.p_value == pytest.approx(t4_sf(mean / (sd / math.sqrt(5))), rel=1e-9)  # 0.0102
     assert f.p_signflip == pytest.approx(1 / 32)  # only the observed sign pattern has a mean as large
     assert f.worse_seeds == [0, 1, 2, 3, 4] and f.regression
-    assert f.line().startswith("REGRESSION: st svgd eshd: baseline 3, now 6.2, paired diff +3.2 (95% CI +0.8116 to +5.588)")
+    assert f.line().startswith(
+        "REGRESSION: st svgd eshd: baseline 3, now 6.2, paired diff +3.2 (95% CI +0.8116 to +5.588)"
+    )
     assert "worse in seeds: 0, 1, 2, 3, 4" in f.line()
 
 
@@ -138,21 +151,32 @@ def test_baseline_file_round_trip(tmp_path):
     path = bl.save_baseline(bl.baseline_from_records(recs, meta=meta), tmp_path / "b" / "base.yaml")
     doc = yaml.safe_load(path.read_text())
     assert doc["git_commit"] == "abc123" and doc["command"] == "pytest benchmarks" and doc["format"] == 1
-    assert doc["cases"]["st-s0-svgd"] == {"study": "", "experiment": "", "learner": "svgd", "seed": 0,
-                                          "config_hash": "h", "metrics": {"eshd": 3.0}}
+    assert doc["cases"]["st-s0-svgd"] == {
+        "study": "",
+        "experiment": "",
+        "learner": "svgd",
+        "seed": 0,
+        "config_hash": "h",
+        "metrics": {"eshd": 3.0},
+    }
     back = bl.load_baseline(str(path))
     assert set(back.cases) == {f"st-s{s}-svgd" for s in range(5)} | {"st-s0-ensemble"}
     assert back.cases["st-s0-ensemble"].metrics == {"auroc": 0.5}
     assert back.meta["versions"] == {"dibs_version": "1.3.3"}
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("cases: []\n", "expected a baseline file"),
-    ("format: 1\ncases: {a-s0-svgd: {learner: svgd, seed: 0, metrics: {eshd: 1}}}\n", "key 'cases.a-s0-svgd'"),
-    ("format: 1\ncases: {a-s0-svgd: {learner: svgd, seed: 0, config_hash: h, metrics: {eshd: x}}}\n",
-     "key 'cases.a-s0-svgd'"),
-    ("format: [1\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("cases: []\n", "expected a baseline file"),
+        ("format: 1\ncases: {a-s0-svgd: {learner: svgd, seed: 0, metrics: {eshd: 1}}}\n", "key 'cases.a-s0-svgd'"),
+        (
+            "format: 1\ncases: {a-s0-svgd: {learner: svgd, seed: 0, config_hash: h, metrics: {eshd: x}}}\n",
+            "key 'cases.a-s0-svgd'",
+        ),
+        ("format: [1\n", "not valid YAML"),
+    ],
+)
 def test_a_bad_baseline_file_is_named(tmp_path, text, expected):
     path = tmp_path / "base.yaml"
     path.write_text(text)
@@ -200,9 +224,19 @@ def test_the_paired_t_test_alone_can_call_a_regression():
 
 # the default minimum effects as docs/regression-gate.md and docs/metrics.md state them; a metric's
 # _mixture variant takes its own default where one is stated, else its metric's
-DOCUMENTED = {"eshd": 0.5, "auroc": 0.025, "auprc": 0.07, "negll_obs": "25%", "negll_intrv": "15%",
-              "edge_mae": 0.02, "graph_tv": 0.05, "graph_kl": "50%",
-              "edge_mae_mixture": 0.1, "graph_tv_mixture": 0.25, "graph_kl_mixture": "250%"}
+DOCUMENTED = {
+    "eshd": 0.5,
+    "auroc": 0.025,
+    "auprc": 0.07,
+    "negll_obs": "25%",
+    "negll_intrv": "15%",
+    "edge_mae": 0.02,
+    "graph_tv": 0.05,
+    "graph_kl": "50%",
+    "edge_mae_mixture": 0.1,
+    "graph_tv_mixture": 0.25,
+    "graph_kl_mixture": "250%",
+}
 
 
 @pytest.mark.parametrize("metric", sorted({*bl.COMPARED, *(f"{m}_mixture" for m in bl.COMPARED)}))
@@ -216,7 +250,9 @@ def test_each_metric_is_gated_at_its_documented_minimum_effect(metric):
     verdicts = {}
     for factor in (0.95, 1.05):
         current = {s: base_value + direction * factor * threshold for s in BASE}
-        (f,) = bl.compare_with_baseline(records(current, metric), baseline_of({s: base_value for s in BASE}, metric)).findings
+        (f,) = bl.compare_with_baseline(
+            records(current, metric), baseline_of({s: base_value for s in BASE}, metric)
+        ).findings
         assert f.min_effect == pytest.approx(threshold)
         verdicts[factor] = f.regression
     assert verdicts == {0.95: False, 1.05: True}

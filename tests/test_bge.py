@@ -24,8 +24,10 @@ def bge_of_graph(x, g, **hyper):
     """log p(D | G): the local scores of every node summed."""
     r, n = bge_scatter(x, **hyper)
     d = g.shape[0]
-    return sum(float(bge_local_log_marginal(r, n, j, g[:, j], **{k: hyper[k] for k in ("alpha_mu", "alpha_lambda")}))
-               for j in range(d))
+    return sum(
+        float(bge_local_log_marginal(r, n, j, g[:, j], **{k: hyper[k] for k in ("alpha_mu", "alpha_lambda")}))
+        for j in range(d)
+    )
 
 
 def random_dag(rng, d, p=0.5):
@@ -51,8 +53,11 @@ def test_local_scores_sum_to_dibs_lib_bge_marginal_likelihood(alpha_mu, extra_la
         with jax.enable_x64(True):
             # non-default values only: dibs-lib replaces alpha_mu=0 by 1.0 and cannot take an array mean
             model = BGe(n_vars=d, alpha_mu=alpha_mu, alpha_lambd=alpha_lambda)
-            theirs = float(model.log_marginal_likelihood(g=jnp.asarray(g, jnp.float64), x=jnp.asarray(x, jnp.float64),
-                                                         interv_targets=jnp.zeros((n, d), bool)))
+            theirs = float(
+                model.log_marginal_likelihood(
+                    g=jnp.asarray(g, jnp.float64), x=jnp.asarray(x, jnp.float64), interv_targets=jnp.zeros((n, d), bool)
+                )
+            )
         assert ours == pytest.approx(theirs, rel=1e-10, abs=1e-8), (trial, d, n)
 
 
@@ -60,8 +65,13 @@ def markov_class(g: np.ndarray) -> tuple:
     """Skeleton and v-structures: equal exactly for Markov-equivalent DAGs (Verma & Pearl 1990)."""
     skeleton = frozenset((i, j) for i, j in zip(*np.nonzero(g | g.T)) if i < j)
     d = g.shape[0]
-    v = frozenset((min(i, k), j, max(i, k)) for j in range(d) for i in range(d) for k in range(d)
-                  if i < k and g[i, j] and g[k, j] and not (g[i, k] or g[k, i]))
+    v = frozenset(
+        (min(i, k), j, max(i, k))
+        for j in range(d)
+        for i in range(d)
+        for k in range(d)
+        if i < k and g[i, j] and g[k, j] and not (g[i, k] or g[k, i])
+    )
     return skeleton, v
 
 
@@ -119,8 +129,9 @@ def test_the_jax_form_equals_the_numpy_form():
     np.testing.assert_allclose(ours, theirs, rtol=1e-12)
 
 
-@pytest.mark.parametrize("graph", [{"type": "er", "n_vars": 4, "edges_per_node": 1.0},
-                                   {"type": "sf", "n_vars": 4, "edges_per_node": 1}])
+@pytest.mark.parametrize(
+    "graph", [{"type": "er", "n_vars": 4, "edges_per_node": 1.0}, {"type": "sf", "n_vars": 4, "edges_per_node": 1}]
+)
 def test_exact_bge_posterior_equals_brute_force_with_dibs_lib_densities(graph):
     """Every acyclic 0/1 matrix on 4 nodes (itertools, not the enumeration under test), each scored
     with dibs-lib's BGe marginal likelihood and its graph model: the edge marginals and the evidence
@@ -140,7 +151,9 @@ def test_exact_bge_posterior_equals_brute_force_with_dibs_lib_densities(graph):
     assert len(dags) == 543
     with jax.enable_x64(True):
         model = BGe(n_vars=d, alpha_mu=1.0, alpha_lambd=d + 2.0)
-        lml = jax.vmap(lambda g: model.log_marginal_likelihood(g=g, x=jnp.asarray(x), interv_targets=jnp.zeros(x.shape, bool)))
+        lml = jax.vmap(
+            lambda g: model.log_marginal_likelihood(g=g, x=jnp.asarray(x), interv_targets=jnp.zeros(x.shape, bool))
+        )
         log_lik = np.asarray(lml(jnp.asarray(dags, jnp.float64)))
         log_prior = np.array([float(make_graph_model(graph).unnormalized_log_prob(g=mat_to_graph(g))) for g in dags])
     log_prior -= logsumexp(log_prior)  # a normalised prior over DAGs: then the normaliser is the evidence

@@ -18,8 +18,10 @@ T_975_DF4 = 2.7764451051977934  # Student's t, 97.5% quantile, 4 degrees of free
 def records(metric: str, a: list[float], b: list[float], learners=("svgd", "ensemble")) -> list[CaseRecord]:
     out = []
     for learner, values in zip(learners, (a, b)):
-        out += [CaseRecord(case_id=f"st-s{s}-{learner}", learner=learner, seed=s, metrics={metric: v})
-                for s, v in enumerate(values)]
+        out += [
+            CaseRecord(case_id=f"st-s{s}-{learner}", learner=learner, seed=s, metrics={metric: v})
+            for s, v in enumerate(values)
+        ]
     return out
 
 
@@ -62,7 +64,9 @@ def test_one_pair_says_so_instead_of_printing_nan():
 @pytest.mark.parametrize("shift, words", [(2.0, "the same difference +2"), (0.0, "no difference in any seed")])
 def test_differences_without_spread_are_reported_as_such(shift, words):
     (p,) = paired_comparisons(records("eshd", [b + shift for b in B], B))
-    assert p.statement == f"svgd lower eshd than ensemble in 0 of 5 seeds: {words} (zero variance: no interval, no test)"
+    assert (
+        p.statement == f"svgd lower eshd than ensemble in 0 of 5 seeds: {words} (zero variance: no interval, no test)"
+    )
     assert math.isnan(p.p_value)
 
 
@@ -85,7 +89,9 @@ def test_runs_of_other_settings_are_never_paired_with_each_other():
     by_label = {p.config: p for p in paired_comparisons(full + short + [rerun])}
     assert set(by_label) == {"st (aaaaaaaa)", "st (bbbbbbbb)"}
     assert by_label["st (bbbbbbbb)"].diff_mean == pytest.approx(-2.0) and by_label["st (bbbbbbbb)"].n == 5
-    assert by_label["st (aaaaaaaa)"].diff_mean == pytest.approx((3.0 + 4 * 1.0) / 5) and by_label["st (aaaaaaaa)"].n == 5
+    assert (
+        by_label["st (aaaaaaaa)"].diff_mean == pytest.approx((3.0 + 4 * 1.0) / 5) and by_label["st (aaaaaaaa)"].n == 5
+    )
     # one hash only: the plain config name
     assert {p.config for p in paired_comparisons(full)} == {"st"}
 

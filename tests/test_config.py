@@ -193,16 +193,22 @@ def test_different_particle_budgets_warn_at_collection_and_tag_the_cases(write_s
     with pytest.warns(StudyWarning, match="svgd has n_particles = 3 but ensemble has n_members = 4"):
         cases = load_study(write_study(s))
     assert {c.notes["budget_mismatch"] for c in cases} == {
-        "svgd has n_particles = 3 but ensemble has n_members = 4: the comparison of the two is not like for like"}
+        "svgd has n_particles = 3 but ensemble has n_members = 4: the comparison of the two is not like for like"
+    }
     assert case_tags(cases[0], "cpu", "main")["budget_mismatch"] == cases[0].notes["budget_mismatch"]
     # a sweep over the budget: the points that differ warn, the others do not
     s = study(sweep={"learners.ensemble.n_members": [3, 5]})
     with pytest.warns(StudyWarning) as caught:
         cases = load_study(write_study(s))
     assert [str(w.message).split(": ", 1)[1].split(":")[0] for w in caught] == [
-        "svgd has n_particles = 3 but ensemble has n_members = 5"]
+        "svgd has n_particles = 3 but ensemble has n_members = 5"
+    ]
     assert {c.id: "budget_mismatch" in c.notes for c in cases if c.seed == 0} == {
-        "tiny-3-s0-svgd": False, "tiny-3-s0-ensemble": False, "tiny-5-s0-svgd": True, "tiny-5-s0-ensemble": True}
+        "tiny-3-s0-svgd": False,
+        "tiny-3-s0-ensemble": False,
+        "tiny-5-s0-svgd": True,
+        "tiny-5-s0-ensemble": True,
+    }
     assert "budget_mismatch" not in case_tags(cases[0], "cpu", "main")
 
 
@@ -323,10 +329,13 @@ def test_configs_accepts_files_folders_globs_repeated_without_duplicates(tmp_pat
         resolve_study_paths([a, tmp_path / "missing.yaml"])
 
 
-@pytest.mark.parametrize("path, model, alpha_linear, h_theta", [
-    ("configs/dibs_vs_ensemble.yaml", "nonlinear_gaussian", 0.02, 1000.0),  # config/svgd.py: fcgauss, 20
-    ("configs/dibs_vs_ensemble_linear.yaml", "linear_gaussian", 0.2, 500.0),  # config/svgd.py: lingauss, 20
-])
+@pytest.mark.parametrize(
+    "path, model, alpha_linear, h_theta",
+    [
+        ("configs/dibs_vs_ensemble.yaml", "nonlinear_gaussian", 0.02, 1000.0),  # config/svgd.py: fcgauss, 20
+        ("configs/dibs_vs_ensemble_linear.yaml", "linear_gaussian", 0.2, 500.0),  # config/svgd.py: lingauss, 20
+    ],
+)
 def test_paper_studies_use_the_values_of_the_papers_code(path, model, alpha_linear, h_theta):
     """The values of larslorch/dibs (branch full): config/svgd.py's joint_config[...][20] and the
     evaluation defaults of dibs/eval/parser.py, as the study files cite them."""
@@ -341,7 +350,11 @@ def test_paper_studies_use_the_values_of_the_papers_code(path, model, alpha_line
         assert data["interventions"] == {"n_sets": 10, "perc_intervened": 0.2, "value": 0.0, "n_samples": None}
         assert (s["steps"], s["n_dim"], s["alpha_linear"], s["beta_linear"]) == (3000, 20, alpha_linear, 1.0)
         assert (s["n_grad_mc_samples"], s["n_acyclicity_mc_samples"], s["optimizer"], s["stepsize"]) == (
-            128, 32, "rmsprop", 0.005)
+            128,
+            32,
+            "rmsprop",
+            0.005,
+        )
         assert (s["tau"], s["score_function_baseline"], s["grad_estimator_z"]) == (1.0, 0.0, "reparam")
         if case.learner == "svgd":
             assert (s["n_particles"], s["h_latent"], s["h_theta"]) == (30, 5.0, h_theta)

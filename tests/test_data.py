@@ -33,8 +33,17 @@ def test_same_seed_same_data_other_seed_other_data():
 
 @pytest.mark.parametrize("graph_type", ["er", "sf"])
 def test_ground_truth_is_a_dag_and_shapes_follow_the_config(graph_type):
-    cfg = data(**{"graph.type": graph_type, "graph.n_vars": 7, "n_observations": 13, "n_ho_observations": 11,
-                  "interventions.n_sets": 3, "interventions.perc_intervened": 0.3, "interventions.value": 2.5})
+    cfg = data(
+        **{
+            "graph.type": graph_type,
+            "graph.n_vars": 7,
+            "n_observations": 13,
+            "n_ho_observations": 11,
+            "interventions.n_sets": 3,
+            "interventions.perc_intervened": 0.3,
+            "interventions.value": 2.5,
+        }
+    )
     ds = make_dataset(cfg, 0)
     assert ds.g.shape == (7, 7) and not is_cyclic(ds.g[None])[0] and ds.g.sum() > 0
     assert ds.x.shape == (13, 7) and ds.x_ho.shape == (11, 7)
@@ -54,19 +63,41 @@ def test_sf_graph_has_the_configured_edges_per_node():
 
 def _linear_variants():
     studies = {path.stem: yaml.safe_load(path.read_text()) for path in sorted((ROOT / "configs").glob("*.yaml"))}
-    linear = {name: s["data"] for name, s in studies.items()
-              if not s["data"].get("dataset") and s["data"]["model"]["type"] == "linear_gaussian"}
+    linear = {
+        name: s["data"]
+        for name, s in studies.items()
+        if not s["data"].get("dataset") and s["data"]["model"]["type"] == "linear_gaussian"
+    }
     assert {"smoke", "exact_smoke", "dibs_vs_ensemble_linear"} <= set(linear)
     tiny = data()
-    return [*((name, d) for name, d in linear.items()),
-            ("sf-m2-unequal-sizes", {**tiny, "graph": {"type": "sf", "n_vars": 9, "edges_per_node": 2},
-                                     "n_observations": 17, "n_ho_observations": 23,
-                                     "interventions": {"n_sets": 3, "perc_intervened": 0.3, "value": -1.5,
-                                                       "n_samples": 11}}),
-            ("er-shifted-weights-no-sets", {**tiny, "graph": {"type": "er", "n_vars": 8, "edges_per_node": 2},
-                                            "model": {"type": "linear_gaussian", "mean_edge": 0.7, "sig_edge": 1.3,
-                                                      "min_edge": 0.5, "obs_noise": 0.3},
-                                            "interventions": {"n_sets": 0}})]
+    return [
+        *((name, d) for name, d in linear.items()),
+        (
+            "sf-m2-unequal-sizes",
+            {
+                **tiny,
+                "graph": {"type": "sf", "n_vars": 9, "edges_per_node": 2},
+                "n_observations": 17,
+                "n_ho_observations": 23,
+                "interventions": {"n_sets": 3, "perc_intervened": 0.3, "value": -1.5, "n_samples": 11},
+            },
+        ),
+        (
+            "er-shifted-weights-no-sets",
+            {
+                **tiny,
+                "graph": {"type": "er", "n_vars": 8, "edges_per_node": 2},
+                "model": {
+                    "type": "linear_gaussian",
+                    "mean_edge": 0.7,
+                    "sig_edge": 1.3,
+                    "min_edge": 0.5,
+                    "obs_noise": 0.3,
+                },
+                "interventions": {"n_sets": 0},
+            },
+        ),
+    ]
 
 
 @pytest.mark.parametrize("name, section", _linear_variants(), ids=lambda v: v if isinstance(v, str) else "")

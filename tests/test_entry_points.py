@@ -67,8 +67,22 @@ def build_wheel(tmp_path):
 def install_package(tmp_path):
     """pip-installs the package into a temporary location, as a user's own package would be installed."""
     site = tmp_path / "site"
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target",
-                           str(site), str(build_wheel(tmp_path))], capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(site),
+            str(build_wheel(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert (site / "harness_extra_learners-0.1.dist-info" / "entry_points.txt").is_file()
     return site
@@ -85,10 +99,12 @@ def test_an_installed_package_adds_a_learner_and_a_broken_one_is_refused_alone(t
     proc = run_pytest(["--configs", str(bad)], tmp_path, env=env)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
-    assert (f"{bad}: key 'learners.needs_missing': learner 'needs_missing' (entry point 'needs_missing = "
-            "extra_learners.needs_missing' of package 'harness-extra-learners'): its module "
-            "'extra_learners.needs_missing' cannot be imported: ModuleNotFoundError: No module named "
-            "'a_dependency_that_is_not_installed'") in out, out[-3000:]
+    assert (
+        f"{bad}: key 'learners.needs_missing': learner 'needs_missing' (entry point 'needs_missing = "
+        "extra_learners.needs_missing' of package 'harness-extra-learners'): its module "
+        "'extra_learners.needs_missing' cannot be imported: ModuleNotFoundError: No module named "
+        "'a_dependency_that_is_not_installed'"
+    ) in out, out[-3000:]
     # collecting with the package installed still imports neither JAX nor mlflow
     probe = textwrap.dedent(f"""
         import sys
@@ -98,6 +114,11 @@ def test_an_installed_package_adds_a_learner_and_a_broken_one_is_refused_alone(t
         assert "jax" not in sys.modules and "mlflow" not in sys.modules, sorted(m for m in sys.modules if m in ("jax", "mlflow"))
         print("LEAN")
     """)
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True,
-                          env={"PYTHONPATH": f"{ROOT}:{site}", "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": f"{ROOT}:{site}", "PATH": "/usr/bin:/bin"},
+    )
     assert "LEAN" in proc.stdout, proc.stderr[-3000:]

@@ -52,27 +52,36 @@ def test_a_session_is_gated_on_a_file_and_on_earlier_sessions(write_study, tmp_p
 
     # the same code, gated on the session before it; thresholds and effect sizes changed, which are
     # not part of the config hash: still comparable, and the study's effect size is used
-    rebound = write_study({**GATE, "thresholds": {"svgd": {"eshd": {"max": 20}}}, "regression": {"eshd": 1.0}},
-                          name="rebound.yaml")
+    rebound = write_study(
+        {**GATE, "thresholds": {"svgd": {"eshd": {"max": 20}}}, "regression": {"eshd": 1.0}}, name="rebound.yaml"
+    )
     same = run_pytest(["--configs", str(rebound), "--baseline", "mlflow:latest"], tmp_path)
     assert same.returncode == 0, same.stdout[-3000:]
-    assert "0 regression(s) in 10 comparison(s)" in same.stdout and "min effect 1;" in same.stdout  # 5 metrics, 2 weightings
+    assert (
+        "0 regression(s) in 10 comparison(s)" in same.stdout and "min effect 1;" in same.stdout
+    )  # 5 metrics, 2 weightings
     (first_id, _), (second_id, tag) = parent_runs(tmp_path)
     assert tag == f"mlflow:{first_id}"
 
     # a learner that runs 3 of its 150 steps is caught
-    worse = run_pytest(["--configs", str(study), "--baseline", str(base)], tmp_path,
-                       env={**DEGRADED, "HARNESS_DEGRADE": "steps*0.02"})
+    worse = run_pytest(
+        ["--configs", str(study), "--baseline", str(base)], tmp_path, env={**DEGRADED, "HARNESS_DEGRADE": "steps*0.02"}
+    )
     assert worse.returncode == 1, worse.stdout[-3000:]
     assert outcome(worse.stdout)["passed"] == 5  # every case met its (absent) thresholds: the gate failed the session
-    assert re.search(r"^REGRESSION: gate svgd eshd: baseline [\d.]+, now [\d.]+, paired diff \+[\d.]+ "
-                     r"\(95% CI .*\), p=[\d.e-]+ \(paired t\) / [\d.e-]+ \(sign-flip\), one-sided, n=5, min effect 0.5; "
-                     r"worse in seeds: ", worse.stdout, re.M), worse.stdout[-3000:]
+    assert re.search(
+        r"^REGRESSION: gate svgd eshd: baseline [\d.]+, now [\d.]+, paired diff \+[\d.]+ "
+        r"\(95% CI .*\), p=[\d.e-]+ \(paired t\) / [\d.e-]+ \(sign-flip\), one-sided, n=5, min effect 0.5; "
+        r"worse in seeds: ",
+        worse.stdout,
+        re.M,
+    ), worse.stdout[-3000:]
     assert "the regression gate fails this session (exit status 1)" in worse.stdout
 
     # a changed study is not compared with an explicit session, and a gate that compared nothing fails
-    changed = run_pytest(["--configs", str(study), "--baseline", f"mlflow:{second_id}", "--override",
-                          "inference.steps=20"], tmp_path)
+    changed = run_pytest(
+        ["--configs", str(study), "--baseline", f"mlflow:{second_id}", "--override", "inference.steps=20"], tmp_path
+    )
     assert changed.returncode == 1, changed.stdout[-3000:]
     assert f"baseline: mlflow:{second_id} " in changed.stdout
     assert re.search(r"^not comparable: gate-s0-svgd: config hash \w+ \(baseline \w+\)", changed.stdout, re.M)
@@ -91,8 +100,16 @@ def test_a_gate_with_every_case_skipped_fails_saying_it_compared_nothing(write_s
     """A session whose cases are all skipped (here: a GPU study on a machine without one) cannot pass
     a baseline gate: it compared nothing."""
     study = tiny_study(requires=["gpu"])
-    proc = run_pytest(["--configs", str(write_study(study)), "--baseline", str(ROOT / "benchmarks" / "baselines"
-                                                                                 / "smoke.yaml"), *workers], tmp_path)
+    proc = run_pytest(
+        [
+            "--configs",
+            str(write_study(study)),
+            "--baseline",
+            str(ROOT / "benchmarks" / "baselines" / "smoke.yaml"),
+            *workers,
+        ],
+        tmp_path,
+    )
     assert "2 skipped" in proc.stdout, proc.stdout[-3000:]
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "the gate compared nothing" in proc.stdout

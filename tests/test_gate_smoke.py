@@ -25,8 +25,11 @@ def test_degraded_learners_fail_the_smoke_baseline(tmp_path):
     caught = [("svgd", "eshd"), ("ensemble", "auroc")]
     # in one process (CI's session uses -n 2: the degraded numbers are far outside either's noise)
     # the smoke study only (the baseline also holds exact_smoke's cases, which this test leaves out)
-    proc = run_pytest(["--configs", str(ROOT / "configs" / "smoke.yaml"), "--baseline", str(BASELINE)], tmp_path,
-                      env={"HARNESS_LEARNERS": DEGRADED, "HARNESS_DEGRADE": "svgd:steps*0.1,ensemble:steps*0.1"})
+    proc = run_pytest(
+        ["--configs", str(ROOT / "configs" / "smoke.yaml"), "--baseline", str(BASELINE)],
+        tmp_path,
+        env={"HARNESS_LEARNERS": DEGRADED, "HARNESS_DEGRADE": "svgd:steps*0.1,ensemble:steps*0.1"},
+    )
     assert proc.returncode == 1, proc.stdout[-3000:]
     flagged = set(re.findall(r"^REGRESSION: smoke (\w+) (\w+): ", proc.stdout, re.M))
     assert set(caught) <= flagged, proc.stdout[-4000:]

@@ -41,11 +41,30 @@ def test_history_lists_every_session_in_time_order_with_its_means(write_study, t
     for extra in ([], ["-k", "random", "--override", "data.n_observations=40"]):
         assert run_pytest(["--configs", str(path), *extra], tmp_path, env=learners).returncode == 0
     out = tmp_path / "hist"
-    proc = subprocess.run([sys.executable, "-m", "harness", "history", "--experiment", "dibs_vs_ensembles",
-                           "--metric", "eshd", "--metric", "auroc", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True,
-                          env={"MLFLOW_TRACKING_URI": sqlite_uri(tmp_path / "mlflow.db"), "PATH": "/usr/bin:/bin",
-                               "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "history",
+            "--experiment",
+            "dibs_vs_ensembles",
+            "--metric",
+            "eshd",
+            "--metric",
+            "auroc",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={
+            "MLFLOW_TRACKING_URI": sqlite_uri(tmp_path / "mlflow.db"),
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(ROOT),
+        },
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [r for r in (out / "history.md").read_text().splitlines() if r.startswith("| 20")]
     cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
@@ -88,10 +107,19 @@ def test_history_lists_every_session_in_time_order_with_its_means(write_study, t
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("dibs_vs_ensembles").experiment_id])
     parent_of = {r.info.run_id: r.info.run_name for r in runs if r.data.tags.get("harness.role") == "session"}
-    records = {name: [CaseRecord(case_id=r.data.tags["case_id"], learner=r.data.tags["learner"],
-                                 seed=int(r.data.tags["seed"]), metrics=r.data.metrics)
-                      for r in runs if parent_of.get(r.data.tags.get("mlflow.parentRunId")) == name]
-               for name in sessions}
+    records = {
+        name: [
+            CaseRecord(
+                case_id=r.data.tags["case_id"],
+                learner=r.data.tags["learner"],
+                seed=int(r.data.tags["seed"]),
+                metrics=r.data.metrics,
+            )
+            for r in runs
+            if parent_of.get(r.data.tags.get("mlflow.parentRunId")) == name
+        ]
+        for name in sessions
+    }
 
     def negll_statement(recs):
         return next(p for p in paired_comparisons(recs) if p.metric == "negll_obs_mixture").statement

@@ -79,8 +79,14 @@ def test_a_library_user_gets_no_global_changes_and_the_same_numbers(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "HARNESS_JAX_CACHE": str(tmp_path / "cache")}
 
     def run(mode):
-        out = subprocess.run([sys.executable, "-c", LIBRARY_USER, str(study), mode], env=env, cwd=tmp_path,
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", LIBRARY_USER, str(study), mode],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
 
     plain, set_up = run("plain"), run("setup")

@@ -67,8 +67,12 @@ def test_ensemble_members_do_not_interact(cases):
     x, mask = _dibs._data(data)
     keys = _dibs.member_keys(case_keys(0)[1], 3)
     timer = _dibs.Timer()
-    three = _dibs.run_chunked(_dibs.ensemble_loop, problem, 25, _dibs.ensemble_init(problem, keys, x, mask), x, mask, timer)
-    two = _dibs.run_chunked(_dibs.ensemble_loop, problem, 25, _dibs.ensemble_init(problem, keys[:2], x, mask), x, mask, timer)
+    three = _dibs.run_chunked(
+        _dibs.ensemble_loop, problem, 25, _dibs.ensemble_init(problem, keys, x, mask), x, mask, timer
+    )
+    two = _dibs.run_chunked(
+        _dibs.ensemble_loop, problem, 25, _dibs.ensemble_init(problem, keys[:2], x, mask), x, mask, timer
+    )
     np.testing.assert_allclose(problem.get_params(three[0])[:2], problem.get_params(two[0]), rtol=1e-4, atol=1e-5)
 
 
@@ -86,6 +90,7 @@ def test_svgd_and_ensemble_of_a_seed_see_the_same_data_and_key(cases, monkeypatc
         def fit(dataset, config, settings, key, monitor=None):
             received[name] = (dataset, np.asarray(key))
             raise _Received
+
         return fit
 
     monkeypatch.setattr(svgd, "fit", capture("svgd"))
@@ -165,8 +170,14 @@ def test_persistent_cache_skips_compiling_and_changes_nothing(tiny_case_config, 
 
     def run(cache):
         env = {"HARNESS_JAX_CACHE": cache, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-        out = subprocess.run([sys.executable, "-c", PERSISTENT, str(study)], env=env, cwd=tmp_path,
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", PERSISTENT, str(study)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     cold = run(str(tmp_path / "cache"))
@@ -215,8 +226,9 @@ def test_study_settings_reach_dibs_lib(write_study):
     import jax.numpy as jnp
 
     s = copy.deepcopy(TINY)
-    s["learners"] = {"svgd": {"n_particles": 2, "h_latent": 3.0, "h_theta": 7.0, "n_dim": 2, "optimizer": "gd",
-                              "stepsize": 0.01}}
+    s["learners"] = {
+        "svgd": {"n_particles": 2, "h_latent": 3.0, "h_theta": 7.0, "n_dim": 2, "optimizer": "gd", "stepsize": 0.01}
+    }
     (case,) = [c for c in load_study(write_study(s)) if c.seed == 0]
     data = case.config["data"]
     d = data["graph"]["n_vars"]
@@ -251,8 +263,13 @@ def test_each_ensemble_member_is_dibs_lib_joint_dibs_with_one_particle(cases, op
         dibs = problem.dibs(x, mask)
         assert isinstance(dibs, JointDiBS) and type(dibs).__module__.startswith("dibs.")
         seen = {}  # sample returns G and Θ; its callback sees the latents Z
-        g, theta = dibs.sample(key=member_key, n_particles=1, steps=25, n_dim_particles=problem.n_dim,
-                               callback=lambda zs, **_: seen.update(z=np.asarray(zs)))
+        g, theta = dibs.sample(
+            key=member_key,
+            n_particles=1,
+            steps=25,
+            n_dim_particles=problem.n_dim,
+            callback=lambda zs, **_: seen.update(z=np.asarray(zs)),  # noqa: B023 - called at once, within the iteration
+        )
         if optimizer == "rmsprop":
             np.testing.assert_allclose(ensemble.z[m], seen["z"][0], rtol=1e-3, atol=1e-4)
             np.testing.assert_allclose(ensemble.theta[m], theta[0], rtol=1e-3, atol=1e-4)

@@ -27,14 +27,23 @@ from harness.models.likelihoods import (
 MODELS = {
     "linear": (LinearGaussian, FusedLinearGaussian, {}),
     "nonlinear": (DenseNonlinearGaussian, FusedDenseNonlinearGaussian, {"hidden_layers": (5,)}),
-    "nonlinear-2-layers-tanh": (DenseNonlinearGaussian, FusedDenseNonlinearGaussian,
-                                {"hidden_layers": (4, 3), "activation": "tanh"}),
-    "nonlinear-sigmoid-no-bias": (DenseNonlinearGaussian, FusedDenseNonlinearGaussian,
-                                  {"hidden_layers": (5,), "activation": "sigmoid", "bias": False}),
+    "nonlinear-2-layers-tanh": (
+        DenseNonlinearGaussian,
+        FusedDenseNonlinearGaussian,
+        {"hidden_layers": (4, 3), "activation": "tanh"},
+    ),
+    "nonlinear-sigmoid-no-bias": (
+        DenseNonlinearGaussian,
+        FusedDenseNonlinearGaussian,
+        {"hidden_layers": (5,), "activation": "sigmoid", "bias": False},
+    ),
     # priors that are not dibs-lib's defaults: a mixed-up mean_edge, sig_edge or sig_param shows
     "linear-prior": (LinearGaussian, FusedLinearGaussian, {"obs_noise": 0.3, "mean_edge": 0.4, "sig_edge": 0.6}),
-    "nonlinear-prior": (DenseNonlinearGaussian, FusedDenseNonlinearGaussian,
-                        {"hidden_layers": (5,), "obs_noise": 0.2, "sig_param": 0.5}),
+    "nonlinear-prior": (
+        DenseNonlinearGaussian,
+        FusedDenseNonlinearGaussian,
+        {"hidden_layers": (5,), "obs_noise": 0.2, "sig_param": 0.5},
+    ),
 }
 
 
@@ -76,11 +85,19 @@ def test_fused_log_joint_and_its_gradients_equal_dibs_lib(model, d, masked):
     def everything(g, hard, th):
         """likelihood, log joint, ∇ w.r.t. the soft graph (what the Gumbel-softmax estimator of ∇_Z
         uses) and Θ, and ∇_Θ at a hard graph (as the Θ estimator samples them), for both models"""
-        return [(m.log_likelihood(x=x, theta=th, g=g, interv_targets=mask), joint(m)(g, th),
-                 jax.grad(joint(m), (0, 1))(g, th), jax.grad(joint(m), 1)(hard, th)) for m in (fused, ref)]
+        return [
+            (
+                m.log_likelihood(x=x, theta=th, g=g, interv_targets=mask),
+                joint(m)(g, th),
+                jax.grad(joint(m), (0, 1))(g, th),
+                jax.grad(joint(m), 1)(hard, th),
+            )
+            for m in (fused, ref)
+        ]
 
     (lik, lj, grads, grads_hard), (lik_ref, lj_ref, grads_ref, grads_hard_ref) = everything(
-        soft_g, (soft_g > 0.5).astype(jnp.int32), theta)
+        soft_g, (soft_g > 0.5).astype(jnp.int32), theta
+    )
     assert_tree_close(lik, lik_ref, rtol=1e-6)
     assert_tree_close(lj, lj_ref, rtol=1e-6)
     assert_tree_close(grads, grads_ref)
@@ -112,8 +129,10 @@ def test_batched_log_joints_and_their_gradients_equal_dibs_lib(model, d, masked)
     @jax.jit
     def everything(gs):
         hard = (gs > 0.5).astype(jnp.int32)  # as dibs-lib samples them for the Θ estimator
-        return [(f(gs, theta, x), jax.grad(weighted, (0, 1, 2))(gs, theta, x, f), jax.grad(weighted, 1)(hard, theta, x, f))
-                for f in (fused_batched, ref_batched)]
+        return [
+            (f(gs, theta, x), jax.grad(weighted, (0, 1, 2))(gs, theta, x, f), jax.grad(weighted, 1)(hard, theta, x, f))
+            for f in (fused_batched, ref_batched)
+        ]
 
     (lj, grads, grads_hard), (lj_ref, grads_ref, grads_hard_ref) = everything(soft_gs)
     assert lj.shape == (7,)
@@ -122,18 +141,29 @@ def test_batched_log_joints_and_their_gradients_equal_dibs_lib(model, d, masked)
     assert_tree_close(grads_hard, grads_hard_ref)
 
 
-@pytest.mark.parametrize("d, edges_per_node, min_edge, seed", [
-    (20, 2, 0.5, 0), (20, 2, 0.5, 2), (20, 2, 0.0, 0), (6, 1, 0.5, 0),
-], ids=["paper-d20-seed0-sd16", "paper-d20-seed2", "paper-min-edge-0", "smoke-d6"])
+@pytest.mark.parametrize(
+    "d, edges_per_node, min_edge, seed",
+    [
+        (20, 2, 0.5, 0),
+        (20, 2, 0.5, 2),
+        (20, 2, 0.0, 0),
+        (6, 1, 0.5, 0),
+    ],
+    ids=["paper-d20-seed0-sd16", "paper-d20-seed2", "paper-min-edge-0", "smoke-d6"],
+)
 def test_gram_form_is_as_accurate_as_the_direct_form_at_study_data_scales(d, edges_per_node, min_edge, seed):
     """The linear likelihood from Gram matrices rounds differently from dibs-lib's residual sum.
     On the studies' data (column sd up to 16 in the paper's d = 20 setting, where both forms cancel
     large terms), near the true graph where the residuals are smallest, its float32 error against
     the float64 value (and that of its gradient w.r.t. the weights) is no larger than the direct
     form's own float32 error, up to a factor of 4."""
-    data = {"graph": {"type": "er", "n_vars": d, "edges_per_node": edges_per_node},
-            "model": {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0, "min_edge": min_edge},
-            "n_observations": 100, "n_ho_observations": 10, "interventions": {"n_sets": 0}}
+    data = {
+        "graph": {"type": "er", "n_vars": d, "edges_per_node": edges_per_node},
+        "model": {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0, "min_edge": min_edge},
+        "n_observations": 100,
+        "n_ho_observations": 10,
+        "interventions": {"n_sets": 0},
+    }
     dataset = make_dataset(data, seed=seed)
     rng = np.random.default_rng(seed)
     flips = rng.random((15, d, d)) < 0.02
@@ -144,9 +174,11 @@ def test_gram_form_is_as_accurate_as_the_direct_form_at_study_data_scales(d, edg
     ref = LinearGaussian(n_vars=d)
 
     def both(x, w):
-        direct = lambda w: jax.vmap(lambda wi: ref.log_likelihood(x=x, theta=wi, g=jnp.ones_like(wi), interv_targets=mask))(w)
+        direct = lambda w: jax.vmap(
+            lambda wi: ref.log_likelihood(x=x, theta=wi, g=jnp.ones_like(wi), interv_targets=mask)
+        )(w)
         gram = lambda w: linear_gaussian_log_likelihoods(x, mask, w, 0.1)
-        return [(f(w), jax.grad(lambda w: f(w) @ cotangent.astype(w.dtype))(w)) for f in (direct, gram)]
+        return [(f(w), jax.grad(lambda w: f(w) @ cotangent.astype(w.dtype))(w)) for f in (direct, gram)]  # noqa: B023 - called at once, within the iteration
 
     with jax.enable_x64(True):
         (exact, exact_grad), _ = both(jnp.asarray(dataset.x, jnp.float64), jnp.asarray(weights, jnp.float64))
@@ -169,7 +201,9 @@ def test_soft_graph_sigmoid_equals_dibs_lib_form_at_extreme_draws():
     ours = jax.jit(jax.vmap(jax.value_and_grad(sigmoid_of_logit_plus, argnums=1)))(uu, cc)
     with jax.enable_x64(True):
         logits = np.log(uu.astype(np.float64)) - np.log1p(-uu.astype(np.float64))
-        ref = jax.vmap(jax.value_and_grad(lambda eps, c: jax.nn.sigmoid(eps + c), argnums=1))(logits, cc.astype(np.float64))
+        ref = jax.vmap(jax.value_and_grad(lambda eps, c: jax.nn.sigmoid(eps + c), argnums=1))(
+            logits, cc.astype(np.float64)
+        )
     for a, e in zip(ours, ref):
         a, e = np.asarray(a, np.float64), np.asarray(e)
         assert np.isfinite(a).all()
@@ -183,16 +217,23 @@ def test_acyclicity_gradient_equals_dibs_lib(d):
     1e-9, and in float32 to rounding."""
     for x64, rtol in ((True, 1e-9), (False, 1e-5)):
         with jax.enable_x64(x64):
-            common = dict(x=jnp.zeros((3, d)), interv_mask=jnp.zeros((3, d), jnp.int32), n_acyclicity_mc_samples=16,
-                          latent_prior_std=1.0 / np.sqrt(d),
-                          graph_model=ErdosReniDAGDistribution(n_vars=d, n_edges_per_node=1),
-                          likelihood_model=LinearGaussian(n_vars=d))
+            common = dict(
+                x=jnp.zeros((3, d)),
+                interv_mask=jnp.zeros((3, d), jnp.int32),
+                n_acyclicity_mc_samples=16,
+                latent_prior_std=1.0 / np.sqrt(d),
+                graph_model=ErdosReniDAGDistribution(n_vars=d, n_edges_per_node=1),
+                likelihood_model=LinearGaussian(n_vars=d),
+            )
             ref, fused = JointDiBS(**common), FusedJointDiBS(**common)
             z, _ = ref._sample_initial_random_particles(key=jax.random.PRNGKey(d), n_particles=4, n_dim=d)
             z = z.astype(jnp.result_type(float))
             keys = jax.random.split(jax.random.PRNGKey(1), 4)
             t = jnp.asarray(200)
-            grads = [jax.jit(lambda z, dibs=dibs: dibs.eltwise_grad_latent_prior(z, keys, t))(z) for dibs in (fused, ref)]
+            grads = [
+                jax.jit(lambda z, dibs=dibs, keys=keys, t=t: dibs.eltwise_grad_latent_prior(z, keys, t))(z)
+                for dibs in (fused, ref)
+            ]
             assert grads[0].dtype == z.dtype
             assert_tree_close(grads[0], grads[1], rtol=rtol)
 
@@ -204,7 +245,8 @@ def test_masks_change_the_likelihood():
     m = FusedDenseNonlinearGaussian(n_vars=5, hidden_layers=(5,))
     theta = m.sample_parameters(key=key, n_vars=5)
     assert m.log_likelihood(x=x, theta=theta, g=soft_g, interv_targets=mask) != pytest.approx(
-        m.log_likelihood(x=x, theta=theta, g=soft_g, interv_targets=jnp.zeros_like(mask)))
+        m.log_likelihood(x=x, theta=theta, g=soft_g, interv_targets=jnp.zeros_like(mask))
+    )
 
 
 @pytest.mark.parametrize("model", list(MODELS))
@@ -223,8 +265,9 @@ def _compare_estimators(model, rtol):
     d, n_particles = 6, 4
     key, x, _, mask = _inputs(d, masked=True, seed=1)
     x = x.astype(jnp.result_type(float))
-    common = dict(x=x, interv_mask=mask, graph_model=ErdosReniDAGDistribution(n_vars=d, n_edges_per_node=1),
-                  n_grad_mc_samples=16)
+    common = dict(
+        x=x, interv_mask=mask, graph_model=ErdosReniDAGDistribution(n_vars=d, n_edges_per_node=1), n_grad_mc_samples=16
+    )
     ref = JointDiBS(likelihood_model=ref_cls(n_vars=d, **kwargs), **common)
     fused = FusedJointDiBS(likelihood_model=fused_cls(n_vars=d, **kwargs), **common)
     fused.particle_batch = 3  # a batch that does not divide the particles: lax.map's remainder path
@@ -236,8 +279,13 @@ def _compare_estimators(model, rtol):
     @jax.jit
     def estimates(z, theta):
         base = jnp.zeros(n_particles, x.dtype)
-        return [(dibs.eltwise_grad_z_likelihood(z, theta, base, t, keys)[0],
-                 dibs.eltwise_grad_theta_likelihood(z, theta, t, keys)) for dibs in (fused, ref)]
+        return [
+            (
+                dibs.eltwise_grad_z_likelihood(z, theta, base, t, keys)[0],
+                dibs.eltwise_grad_theta_likelihood(z, theta, t, keys),
+            )
+            for dibs in (fused, ref)
+        ]
 
     (dz, dtheta), (dz_ref, dtheta_ref) = estimates(z, theta)
     assert dz.dtype == x.dtype
@@ -246,12 +294,18 @@ def _compare_estimators(model, rtol):
 
 
 def _short_fit(learner, impl, model_config):
-    data = {"graph": {"type": "er", "n_vars": 5, "edges_per_node": 1}, "model": model_config,
-            "n_observations": 30, "n_ho_observations": 10, "interventions": {"n_sets": 0}}
+    data = {
+        "graph": {"type": "er", "n_vars": 5, "edges_per_node": 1},
+        "model": model_config,
+        "n_observations": 30,
+        "n_ho_observations": 10,
+        "interventions": {"n_sets": 0},
+    }
     from harness.learners.svgd import Settings
 
-    settings = Settings(steps=10, n_particles=3, n_grad_mc_samples=16, n_acyclicity_mc_samples=4,
-                        likelihood_impl=impl).model_dump()
+    settings = Settings(
+        steps=10, n_particles=3, n_grad_mc_samples=16, n_acyclicity_mc_samples=4, likelihood_impl=impl
+    ).model_dump()
     problem = _dibs.Problem.build(data, settings, 5)
     dataset = make_dataset(data, seed=3)
     key = jax.random.PRNGKey(11)
@@ -260,10 +314,14 @@ def _short_fit(learner, impl, model_config):
     return _dibs.fit_ensemble(problem, 3, 10, dataset, key)
 
 
-@pytest.mark.parametrize("learner, model", [
-    ("svgd", {"type": "nonlinear_gaussian", "obs_noise": 0.1, "sig_param": 1.0, "hidden_layers": [5]}),
-    ("ensemble", {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0, "min_edge": 0.5}),
-], ids=["svgd-nonlinear", "ensemble-linear"])
+@pytest.mark.parametrize(
+    "learner, model",
+    [
+        ("svgd", {"type": "nonlinear_gaussian", "obs_noise": 0.1, "sig_param": 1.0, "hidden_layers": [5]}),
+        ("ensemble", {"type": "linear_gaussian", "obs_noise": 0.1, "mean_edge": 0.0, "sig_edge": 1.0, "min_edge": 0.5}),
+    ],
+    ids=["svgd-nonlinear", "ensemble-linear"],
+)
 def test_short_runs_give_the_same_particles_as_dibs_lib_classes(learner, model):
     fast = _short_fit(learner, "fused", model)
     reference = _short_fit(learner, "dibs", model)

@@ -27,8 +27,12 @@ from tests.services import RestartableServer, postgres_database
 pytestmark = pytest.mark.integration
 
 # the client gives up after ~3 s (one retry, 1-2 s of back-off) instead of MLflow's minutes
-SHORT_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "HARNESS_HEARTBEAT_S": "2"}
+SHORT_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+    "HARNESS_HEARTBEAT_S": "2",
+}
 OUTAGE_S = 20  # several times the client's retry budget
 
 
@@ -39,11 +43,17 @@ def server(tmp_path):
     workdir = tmp_path / "server"
     workdir.mkdir()
     auth_ini = workdir / "auth.ini"
-    auth_ini.write_text("[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///basic_auth.db\n"
-                        "admin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-                        "auth_cache_ttl_seconds = 60\n")
-    env = {"MLFLOW_AUTH_ADMIN_PASSWORD": password, "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
-           "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    auth_ini.write_text(
+        "[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///basic_auth.db\n"
+        "admin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "auth_cache_ttl_seconds = 60\n"
+    )
+    env = {
+        "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
     with postgres_database() as backend:
         srv = RestartableServer(backend, workdir, ["--app-name", "basic-auth"], env).start()
         try:
@@ -53,8 +63,12 @@ def server(tmp_path):
 
 
 def client_env(srv, password) -> dict:
-    return {"MLFLOW_TRACKING_URI": srv.url, "MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password,
-            **SHORT_RETRIES}
+    return {
+        "MLFLOW_TRACKING_URI": srv.url,
+        "MLFLOW_TRACKING_USERNAME": "admin",
+        "MLFLOW_TRACKING_PASSWORD": password,
+        **SHORT_RETRIES,
+    }
 
 
 def client_of(srv, password, monkeypatch) -> MlflowClient:
@@ -95,8 +109,9 @@ def finish(proc, timeout_s: float = 300) -> str:
 def assert_all_recorded_once(client, experiment, names, n_cases):
     parents, children = runs_in(client, experiment)
     assert sorted(r.info.run_name for r in children) == sorted(names)  # each case once
-    assert all(r.info.status == "FINISHED" for r in [*children, *parents]), \
-        [(r.info.run_name, r.info.status) for r in [*children, *parents]]
+    assert all(r.info.status == "FINISHED" for r in [*children, *parents]), [
+        (r.info.run_name, r.info.status) for r in [*children, *parents]
+    ]
     assert len(parents) == 1 and parents[0].data.metrics["gated.n_cases"] == n_cases
     for run in children:
         assert sorted(a.path for a in client.list_artifacts(run.info.run_id)) == sorted(ARTIFACTS)
@@ -125,8 +140,9 @@ def assert_no_secret(directory: Path, password: str) -> None:
     assert files and not any(password.encode() in p.read_bytes() for p in files)
 
 
-def test_an_outage_mid_session_loses_nothing_when_the_server_returns_before_the_end(server, write_study, tmp_path,
-                                                                                   monkeypatch):
+def test_an_outage_mid_session_loses_nothing_when_the_server_returns_before_the_end(
+    server, write_study, tmp_path, monkeypatch
+):
     """Three cases one after another. Case 0's run is created, then the server goes; case 0 ends
     during the outage (its run finished in place later), case 1 starts and ends during it (never
     created), case 2 starts during it and ends after the server is back. The session replays the
@@ -134,7 +150,9 @@ def test_an_outage_mid_session_loses_nothing_when_the_server_returns_before_the_
     srv, password = server
     gate, spool_dir = tmp_path / "gate", tmp_path / "spool"
     gate.mkdir()
-    study = write_study(tiny_study(name="outage", experiment="outage", seeds=[0, 1, 2], learners={"gated": {"n_particles": 4}}))
+    study = write_study(
+        tiny_study(name="outage", experiment="outage", seeds=[0, 1, 2], learners={"gated": {"n_particles": 4}})
+    )
     env = {**client_env(srv, password), "GATE_DIR": str(gate), "HARNESS_SPOOL": str(spool_dir)}
     proc = start_session(["--configs", str(study)], tmp_path, env)
     try:
@@ -167,8 +185,10 @@ def test_an_outage_mid_session_loses_nothing_when_the_server_returns_before_the_
     assert assert_same_artifacts(client, children, snapshot, tmp_path / "got") == 2
     assert not spool.pending(spool_dir).records  # replayed and removed
     assert_no_secret(snapshot, password)
-    print(f"\noutage of {outage_s:.0f} s mid-session (client gives up after ~3 s): 3 cases, 2 ended during it, "
-          f"{len(children)} recorded once after the session's own replay")
+    print(
+        f"\noutage of {outage_s:.0f} s mid-session (client gives up after ~3 s): 3 cases, 2 ended during it, "
+        f"{len(children)} recorded once after the session's own replay"
+    )
 
 
 def test_a_server_that_never_returns_during_the_session_is_synced_later(server, write_study, tmp_path, monkeypatch):
@@ -178,7 +198,9 @@ def test_a_server_that_never_returns_during_the_session_is_synced_later(server, 
     srv, password = server
     gate, spool_dir = tmp_path / "gate", tmp_path / "spool"
     gate.mkdir()
-    study = write_study(tiny_study(name="gone", experiment="gone", seeds=[0, 1, 2, 3], learners={"gated": {"n_particles": 4}}))
+    study = write_study(
+        tiny_study(name="gone", experiment="gone", seeds=[0, 1, 2, 3], learners={"gated": {"n_particles": 4}})
+    )
     env = {**client_env(srv, password), "GATE_DIR": str(gate)}
     proc = start_session(["--configs", str(study), "-n", "2", "--spool", str(spool_dir)], tmp_path, env)
     try:
@@ -219,26 +241,47 @@ def test_a_server_that_never_returns_during_the_session_is_synced_later(server, 
     children = assert_all_recorded_once(client, "gone", [f"gone-s{s}-gated" for s in range(4)], 4)
     assert assert_same_artifacts(client, children, snapshot, tmp_path / "got") == 4
     assert sum(bool(r.info.run_id and r.data.tags.get(spool.RECORD_TAG)) for r in children) == 4
-    print(f"\nserver gone until after the session: 4 cases on 2 workers, {len(records)} records spooled, "
-          f"{len(children)} recorded once after dibs-bench sync (interrupted once by SIGTERM, then run twice)")
-    print(out[out.index("benchmark cases"):])
+    print(
+        f"\nserver gone until after the session: 4 cases on 2 workers, {len(records)} records spooled, "
+        f"{len(children)} recorded once after dibs-bench sync (interrupted once by SIGTERM, then run twice)"
+    )
+    print(out[out.index("benchmark cases") :])
 
 
 @pytest.mark.slurm
-def test_a_slurm_array_spools_on_shared_disk_and_is_judged_from_its_records(server, write_study, tmp_path,
-                                                                          monkeypatch):
+def test_a_slurm_array_spools_on_shared_disk_and_is_judged_from_its_records(server, write_study, tmp_path, monkeypatch):
     from tests.test_remote_server import slurm_available
 
     slurm_available()
     srv, password = server
     gate, folder = tmp_path / "gate", tmp_path / "jobs"
     gate.mkdir()
-    study = write_study(tiny_study(name="arr", experiment="arr_outage", learners={"gated": {"n_particles": 4}},
-                                   thresholds={"gated": {"eshd": {"max": 99}}}))
+    study = write_study(
+        tiny_study(
+            name="arr",
+            experiment="arr_outage",
+            learners={"gated": {"n_particles": 4}},
+            thresholds={"gated": {"eshd": {"max": 99}}},
+        )
+    )
     env = {**client_env(srv, password), "GATE_DIR": str(gate)}
     job_name = f"harness-test-{secrets.token_hex(4)}"
-    proc = start_session(["--configs", str(study), "--executor", "slurm", "--slurm-folder", str(folder),
-                          "--slurm", "cpus_per_task=1", "--slurm", f"name={job_name}"], tmp_path, env)
+    proc = start_session(
+        [
+            "--configs",
+            str(study),
+            "--executor",
+            "slurm",
+            "--slurm-folder",
+            str(folder),
+            "--slurm",
+            "cpus_per_task=1",
+            "--slurm",
+            f"name={job_name}",
+        ],
+        tmp_path,
+        env,
+    )
     try:
         wait_for(gate / "started-0", proc)
         wait_for(gate / "started-1", proc)
@@ -258,8 +301,14 @@ def test_a_slurm_array_spools_on_shared_disk_and_is_judged_from_its_records(serv
 
     srv.start()
     cmd_env = benchmark_command([], tmp_path, client_env(srv, password))[1]
-    done = subprocess.run([sys.executable, "-m", "harness", "sync", "--spool", str(spool_dir)], cwd=ROOT, env=cmd_env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness", "sync", "--spool", str(spool_dir)],
+        cwd=ROOT,
+        env=cmd_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and "replayed 3 spooled run(s)" in done.stdout, done.stdout + done.stderr
     client = client_of(srv, password, monkeypatch)
     children = assert_all_recorded_once(client, "arr_outage", ["arr-s0-gated", "arr-s1-gated"], 2)

@@ -38,8 +38,11 @@ def runs_of(tmp_path, experiment="dibs_vs_ensembles"):
 
 
 def test_new_study_with_two_workers_leaves_complete_recomputable_runs(write_study, tmp_path):
-    s = study(name="fresh", experiment="fresh_exp",
-              learners={"random": {"n_particles": 6}, "svgd": {"n_particles": 3, "steps": 30}})
+    s = study(
+        name="fresh",
+        experiment="fresh_exp",
+        learners={"random": {"n_particles": 6}, "svgd": {"n_particles": 3, "steps": 30}},
+    )
     path = write_study(s)
     csv_path = tmp_path / "results.csv"
     proc = run_pytest(["--configs", str(path), "-n", "2", "--results-csv", str(csv_path), "-s"], tmp_path)
@@ -74,8 +77,7 @@ def test_new_study_with_two_workers_leaves_complete_recomputable_runs(write_stud
         # logged eshd/auroc equal a recomputation from the run's own artifacts (safe formats only)
         local = client.download_artifacts(run.info.run_id, "", str(tmp_path / run.info.run_id))
         with np.load(f"{local}/particles.npz", allow_pickle=False) as npz:
-            post = Posterior(g=npz["g"], theta=None, log_weights=npz["log_weights"],
-                             z=npz["z"] if "z" in npz else None)
+            post = Posterior(g=npz["g"], theta=None, log_weights=npz["log_weights"], z=npz["z"] if "z" in npz else None)
             mixture = Posterior(g=npz["g"], theta=None, log_weights=npz["log_weights_mixture"])
         truth = np.array(yaml.safe_load(open(f"{local}/ground_truth.yaml"))["g"])
         for weights, suffix in ((post, ""), (mixture, "_mixture")):
@@ -94,8 +96,17 @@ def test_new_study_with_two_workers_leaves_complete_recomputable_runs(write_stud
     svgd_case = cases["fresh-s1-svgd"]
     logged = next(r for r in children if r.info.run_name == svgd_case.id).data.metrics
     direct = run_case(svgd_case).metrics
-    for metric in ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "eshd_mixture",
-                   "negll_obs_mixture", "negll_intrv_mixture"):
+    for metric in (
+        "eshd",
+        "auroc",
+        "auprc",
+        "negll_obs",
+        "negll_intrv",
+        "n_cyclic",
+        "eshd_mixture",
+        "negll_obs_mixture",
+        "negll_intrv_mixture",
+    ):
         assert logged[metric] == pytest.approx(direct[metric], rel=1e-6), metric
 
     # the parent holds per-learner aggregates; the CSV one row per case
@@ -122,8 +133,9 @@ def npz_shapes_ok(post, case) -> bool:
 def test_k_and_m_select_cases(write_study, tmp_path):
     path = write_study(study(marks=["smoke"], learners={"random": {}, "svgd": {}, "ensemble": {}}))
     ids = lambda args: sorted(  # noqa: E731
-        line.split("[")[1].rstrip("]") for line in run_pytest(
-            ["--configs", str(path), "--collect-only", "-q", *args], tmp_path).stdout.splitlines() if "[" in line
+        line.split("[")[1].rstrip("]")
+        for line in run_pytest(["--configs", str(path), "--collect-only", "-q", *args], tmp_path).stdout.splitlines()
+        if "[" in line
     )
     assert ids(["-k", "svgd"]) == ["tiny-s0-svgd", "tiny-s1-svgd"]
     assert ids(["-k", "tiny and ensemble and s1"]) == ["tiny-s1-ensemble"]
@@ -187,8 +199,11 @@ def test_sixteen_cases_on_four_workers_into_one_sqlite_store(write_study, tmp_pa
     path = write_study(s)
     # a cache of its own: random DAGs compile only the data draws, so starting empty costs little
     cache = tmp_path / "cache_from_option"
-    proc = run_pytest(["--configs", str(path), "-n", "4", "--jax-cache", str(cache)], tmp_path,
-                      env={"HARNESS_JAX_CACHE": str(tmp_path / "jax_cache")})
+    proc = run_pytest(
+        ["--configs", str(path), "-n", "4", "--jax-cache", str(cache)],
+        tmp_path,
+        env={"HARNESS_JAX_CACHE": str(tmp_path / "jax_cache")},
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     # --jax-cache DIR: the workers compiled into DIR, not into the environment's HARNESS_JAX_CACHE
     assert any(cache.iterdir()) and not (tmp_path / "jax_cache").exists()
@@ -213,8 +228,12 @@ def test_a_dead_worker_fails_its_case_and_the_session_goes_on(write_study, tmp_p
     assert (outcome(proc.stdout)["failed"], outcome(proc.stdout)["passed"]) == (2, 2), proc.stdout[-3000:]
     client, parents, children = runs_of(tmp_path)
     status = {r.info.run_name: r.info.status for r in children}
-    assert status == {"tiny-s0-die": "FAILED", "tiny-s1-die": "FAILED",
-                      "tiny-s0-random": "FINISHED", "tiny-s1-random": "FINISHED"}
+    assert status == {
+        "tiny-s0-die": "FAILED",
+        "tiny-s1-die": "FAILED",
+        "tiny-s0-random": "FINISHED",
+        "tiny-s1-random": "FINISHED",
+    }
     dead = next(r for r in children if r.info.run_name == "tiny-s0-die")
     assert "ended before the case did" in dead.data.tags["failure_reason"]
     assert parents[0].info.status == "FINISHED"
@@ -247,8 +266,9 @@ def status_read_only(db, run_name):
     return row[0] if row else None
 
 
-def interrupt_the_sleepy_case(write_study, tmp_path, signum, workers=(), preexec_fn=None,
-                              sleepy="sleepy") -> tuple[str, int, float]:
+def interrupt_the_sleepy_case(
+    write_study, tmp_path, signum, workers=(), preexec_fn=None, sleepy="sleepy"
+) -> tuple[str, int, float]:
     """Start a session of a quick case and a sleepy one (the learner ``sleepy``, or another from
     ``tests/broken``), send ``signum`` to its (controller) process once the sleepy learner says it
     is ready for it: (output, exit status, seconds from the signal to the exit)."""
@@ -260,8 +280,9 @@ def interrupt_the_sleepy_case(write_study, tmp_path, signum, workers=(), preexec
     path = write_study(study(seeds=[0], learners={"random": {}, sleepy: {}}))
     ready = tmp_path / "sleepy_is_ready"
     cmd, env = benchmark_command(["--configs", str(path), *workers], tmp_path, env={"BROKEN_LEARNER_READY": str(ready)})
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=preexec_fn)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=preexec_fn
+    )
     try:
         deadline = time.monotonic() + 120
         while not ready.exists():
@@ -288,13 +309,17 @@ def test_ctrl_c_marks_the_running_case_and_the_session_killed(write_study, tmp_p
     assert status == 2, out[-3000:]  # pytest's "interrupted"
     _, parents, children = runs_of(tmp_path)
     assert {r.info.run_name: r.info.status for r in children} == {
-        "tiny-s0-random": "FINISHED", "tiny-s0-sleepy": "KILLED"}
+        "tiny-s0-random": "FINISHED",
+        "tiny-s0-sleepy": "KILLED",
+    }
     assert parents[0].info.status == "KILLED"
 
 
-@pytest.mark.parametrize("workers, sleepy", [([], "swallows_stop"), (["-n", "2"], "swallows_stop"),
-                                             (["-n", "2"], "stuck_in_c")],
-                         ids=["one-process", "two-workers", "two-workers-case-in-c"])
+@pytest.mark.parametrize(
+    "workers, sleepy",
+    [([], "swallows_stop"), (["-n", "2"], "swallows_stop"), (["-n", "2"], "stuck_in_c")],
+    ids=["one-process", "two-workers", "two-workers-case-in-c"],
+)
 def test_sigterm_ends_the_running_case_and_the_session_killed_with_the_reason(write_study, tmp_path, workers, sleepy):
     """A real SIGTERM to the session's (controller) process, as timeout, kill or a cancelled CI job
     send: handled as Ctrl-C, the workers stop, nothing is left RUNNING for a later session to find,
@@ -311,7 +336,11 @@ def test_sigterm_ends_the_running_case_and_the_session_killed_with_the_reason(wr
     assert status == 2, out[-3000:]  # pytest's "interrupted"
     _, parents, children = runs_of(tmp_path)
     status_of = {r.info.run_name: r.info.status for r in children}
-    assert status_of[f"tiny-s0-{sleepy}"] == "KILLED" and status_of.get("tiny-s0-random") in ("FINISHED", "KILLED", None)
+    assert status_of[f"tiny-s0-{sleepy}"] == "KILLED" and status_of.get("tiny-s0-random") in (
+        "FINISHED",
+        "KILLED",
+        None,
+    )
     stopped = next(r for r in children if r.info.run_name == f"tiny-s0-{sleepy}")
     assert stopped.data.tags["failure_reason"] == "KeyboardInterrupt: SIGTERM"
     assert parents[0].info.status == "KILLED"
@@ -348,8 +377,9 @@ def test_convergence_curves_are_metric_history(write_study, tmp_path):
     # cyclic and score the fallback values)
     s = study(seeds=[0], learners={"svgd": {"n_particles": 3, "steps": 200, "eval_every": 50}})
     path = write_study(s)
-    proc = run_pytest(["--configs", str(path), "--jax-cache", "off"], tmp_path,
-                      env={"HARNESS_JAX_CACHE": str(tmp_path / "jax_cache")})
+    proc = run_pytest(
+        ["--configs", str(path), "--jax-cache", "off"], tmp_path, env={"HARNESS_JAX_CACHE": str(tmp_path / "jax_cache")}
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert not (tmp_path / "jax_cache").exists()  # off: no persistent cache, not even the default one
     client, _, children = runs_of(tmp_path)
@@ -367,8 +397,12 @@ def test_convergence_curves_are_metric_history(write_study, tmp_path):
 
 
 def test_reuse_runs_only_what_an_interrupted_study_is_missing(write_study, tmp_path):
-    s = study(name="long", seeds={"start": 0, "stop": 5}, sweep={"data.graph.n_vars": [5, 6]},
-              learners={"random": {"n_particles": 4}})
+    s = study(
+        name="long",
+        seeds={"start": 0, "stop": 5},
+        sweep={"data.graph.n_vars": [5, 6]},
+        learners={"random": {"n_particles": 4}},
+    )
     path = write_study(s)
     # an interrupted first session: seeds 0-2 finished, seed 3 failed (timed out), seed 4 never ran
     first = run_pytest(["--configs", str(path), "-k", "s0 or s1 or s2"], tmp_path)
@@ -383,8 +417,7 @@ def test_reuse_runs_only_what_an_interrupted_study_is_missing(write_study, tmp_p
     assert outcome(again.stdout)["passed"] == 10 and "reused 6 case(s)" in again.stdout
     _, parents, after = runs_of(tmp_path)
     new = [r for r in after if r.info.run_id not in {b.info.run_id for b in before}]
-    assert sorted(r.info.run_name for r in new) == sorted(
-        f"long-{d}-s{seed}-random" for d in (5, 6) for seed in (3, 4))
+    assert sorted(r.info.run_name for r in new) == sorted(f"long-{d}-s{seed}-random" for d in (5, 6) for seed in (3, 4))
     assert all(r.info.status == "FINISHED" for r in new)
     finished = [r for r in after if r.info.status == "FINISHED"]
     assert len({r.info.run_name for r in finished}) == len(finished) == 10  # no case twice
@@ -396,10 +429,23 @@ def test_reuse_runs_only_what_an_interrupted_study_is_missing(write_study, tmp_p
     # a run recorded by another harness version is not reused but run again
     other = next(r for r in after if r.info.run_name == "long-5-s0-random" and r.info.status == "FINISHED")
     client.set_tag(other.info.run_id, "harness_version", "0.0.1-another")
-    strict = run_pytest(["--configs", str(path), "--reuse", "-k", "long-5-s0- or long-5-s1-",
-                         "--override", "thresholds={random: {eshd: {max: 0}}}"], tmp_path)
+    strict = run_pytest(
+        [
+            "--configs",
+            str(path),
+            "--reuse",
+            "-k",
+            "long-5-s0- or long-5-s1-",
+            "--override",
+            "thresholds={random: {eshd: {max: 0}}}",
+        ],
+        tmp_path,
+    )
     assert strict.returncode == 1
-    assert outcome(strict.stdout)["failed"] == 2 and "reused 1 case(s) from earlier runs (--reuse): long-5-s1-random" in strict.stdout
+    assert (
+        outcome(strict.stdout)["failed"] == 2
+        and "reused 1 case(s) from earlier runs (--reuse): long-5-s1-random" in strict.stdout
+    )
     assert "long-5-s1-random: eshd = " in strict.stdout and "is above its max 0" in strict.stdout
     _, _, last = runs_of(tmp_path)
     rerun = [r for r in last if r.info.run_id not in {a.info.run_id for a in after}]
@@ -412,8 +458,9 @@ def test_gpus_option_spreads_the_workers_over_the_named_gpus(write_study, tmp_pa
     GPU 5 alone. No GPU needed: the probe learner writes down the environment its worker got."""
     probe = tmp_path / "probe.jsonl"
     path = write_study(study(seeds={"start": 0, "stop": 6}, learners={"env_probe": {}}))
-    proc = run_pytest(["--configs", str(path), "-n", "3", "--gpus", "3,5"], tmp_path,
-                      env={"HARNESS_PROBE_FILE": str(probe)})
+    proc = run_pytest(
+        ["--configs", str(path), "-n", "3", "--gpus", "3,5"], tmp_path, env={"HARNESS_PROBE_FILE": str(probe)}
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     seen = [json.loads(line) for line in probe.read_text().splitlines()]
     expected = {"gw0": ("3", "false"), "gw1": ("5", None), "gw2": ("3", "false")}
@@ -421,15 +468,20 @@ def test_gpus_option_spreads_the_workers_over_the_named_gpus(write_study, tmp_pa
     for s in seen:
         gpu, preallocate = expected[s["worker"]]
         assert (s["CUDA_VISIBLE_DEVICES"], s["XLA_PYTHON_CLIENT_PREALLOCATE"], s["HARNESS_DEVICE"]) == (
-            gpu, preallocate, f"gpu:{gpu}"), s
+            gpu,
+            preallocate,
+            f"gpu:{gpu}",
+        ), s
 
 
 def test_one_session_holds_several_experiments_and_drops_a_parent_without_cases(write_study, tmp_path):
     from mlflow.entities import ViewType
 
     # alpha's truth has no edge: its case passes its eshd threshold and logs all but auroc and auprc
-    a = write_study(study(name="alpha", experiment="exp_a", seeds=[EMPTY_TRUTH_SEED],
-                          thresholds={"random": {"eshd": {"max": 99}}}), "a.yaml")
+    a = write_study(
+        study(name="alpha", experiment="exp_a", seeds=[EMPTY_TRUTH_SEED], thresholds={"random": {"eshd": {"max": 99}}}),
+        "a.yaml",
+    )
     b = write_study(study(name="beta", experiment="exp_b", seeds=[0, 1]), "b.yaml")
     both = ["--configs", str(a), "--configs", str(b)]
 
@@ -439,8 +491,10 @@ def test_one_session_holds_several_experiments_and_drops_a_parent_without_cases(
     client, parents_a, children_a = runs_of(tmp_path, "exp_a")
     assert len(parents_a) == 1 and [r.info.run_name for r in children_a] == [f"alpha-s{EMPTY_TRUTH_SEED}-random"]
     empty = children_a[0].data
-    assert empty.tags["thresholds"] == "passed" and "ground-truth graph has no possible edge" in empty.tags[
-        "metrics_not_logged"]
+    assert (
+        empty.tags["thresholds"] == "passed"
+        and "ground-truth graph has no possible edge" in empty.tags["metrics_not_logged"]
+    )
     assert {"eshd", "n_cyclic", "negll_obs", "negll_intrv"} <= set(empty.metrics)
     assert not {"auroc", "auprc"} & set(empty.metrics)
     assert runs_of(tmp_path, "exp_b")[1:] == ([], [])
@@ -451,7 +505,10 @@ def test_one_session_holds_several_experiments_and_drops_a_parent_without_cases(
     proc = run_pytest(both, tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
     latest = {}
-    for experiment, names in (("exp_a", [f"alpha-s{EMPTY_TRUTH_SEED}-random"]), ("exp_b", ["beta-s0-random", "beta-s1-random"])):
+    for experiment, names in (
+        ("exp_a", [f"alpha-s{EMPTY_TRUTH_SEED}-random"]),
+        ("exp_b", ["beta-s0-random", "beta-s1-random"]),
+    ):
         _, parents, children = runs_of(tmp_path, experiment)
         parent = max(parents, key=lambda r: r.info.start_time)
         mine = sorted(c.info.run_name for c in children if c.data.tags[PARENT_TAG] == parent.info.run_id)

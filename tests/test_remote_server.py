@@ -35,12 +35,18 @@ def shared_server(tmp_path_factory):
     # PostgreSQL database); its credential cache took the server's CPU for a 4-case session from
     # 16 s to 3 s here (each uncached request checks the password with scrypt, ~0.1 s)
     auth_ini = workdir / "auth.ini"
-    auth_ini.write_text("[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///basic_auth.db\n"
-                        "admin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
-                        "auth_cache_ttl_seconds = 60\n")
+    auth_ini.write_text(
+        "[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///basic_auth.db\n"
+        "admin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "auth_cache_ttl_seconds = 60\n"
+    )
     with postgres_database() as backend:
-        env = {"MLFLOW_AUTH_ADMIN_PASSWORD": password, "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
-               "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {
+            "MLFLOW_AUTH_ADMIN_PASSWORD": password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+            "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
         with mlflow_server(backend, workdir, ["--app-name", "basic-auth"], env) as url:
             yield url, "admin", password, workdir
 
@@ -55,8 +61,10 @@ def client_of(shared_server, monkeypatch) -> MlflowClient:
 def runs_in(client, experiment):
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], max_results=1000) if exp else []
-    return ([r for r in runs if r.data.tags.get("harness.role") == "session"],
-            [r for r in runs if PARENT_TAG in r.data.tags])
+    return (
+        [r for r in runs if r.data.tags.get("harness.role") == "session"],
+        [r for r in runs if PARENT_TAG in r.data.tags],
+    )
 
 
 def test_small_study_on_a_shared_server_with_two_workers(shared_server, write_study, tmp_path, monkeypatch):
@@ -77,7 +85,11 @@ def test_small_study_on_a_shared_server_with_two_workers(shared_server, write_st
     parents, children = runs_in(client, "dibs_vs_ensembles")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(r.info.run_name for r in children) == [
-        "remote-s0-random", "remote-s0-svgd", "remote-s1-random", "remote-s1-svgd"]
+        "remote-s0-random",
+        "remote-s0-svgd",
+        "remote-s1-random",
+        "remote-s1-svgd",
+    ]
     for run in children:
         assert run.info.status == "FINISHED"
         assert {"eshd", "auroc", "negll_obs"} <= set(run.data.metrics)
@@ -98,12 +110,19 @@ def slurm_available() -> None:
 
 
 @pytest.mark.slurm
-def test_a_study_as_a_slurm_job_array_lands_in_the_server_and_resumes(shared_server, write_study, tmp_path, monkeypatch):
+def test_a_study_as_a_slurm_job_array_lands_in_the_server_and_resumes(
+    shared_server, write_study, tmp_path, monkeypatch
+):
     slurm_available()
     url, user, password, _ = shared_server
-    path = write_study(tiny_study(name="array", experiment="slurm_array",
-                                  learners={"random": {"n_particles": 4}, "svgd": {"n_particles": 2, "steps": 10}},
-                                  thresholds={"random": {"eshd": {"max": 99}}}))
+    path = write_study(
+        tiny_study(
+            name="array",
+            experiment="slurm_array",
+            learners={"random": {"n_particles": 4}, "svgd": {"n_particles": 2, "steps": 10}},
+            thresholds={"random": {"eshd": {"max": 99}}},
+        )
+    )
     env = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
     folder, csv_path = tmp_path / "jobs", tmp_path / "cases.csv"
     args = ["--configs", str(path), "--executor", "slurm", "--slurm-folder", str(folder), "--slurm", "cpus_per_task=1"]
@@ -114,7 +133,11 @@ def test_a_study_as_a_slurm_job_array_lands_in_the_server_and_resumes(shared_ser
     parents, children = runs_in(client, "slurm_array")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert sorted(r.info.run_name for r in children) == [
-        "array-s0-random", "array-s0-svgd", "array-s1-random", "array-s1-svgd"]
+        "array-s0-random",
+        "array-s0-svgd",
+        "array-s1-random",
+        "array-s1-svgd",
+    ]
     for run in children:  # each recorded by its own array task
         assert run.info.status == "FINISHED" and run.data.tags["worker"].startswith("slurm ")
         assert run.data.tags["worker"] == f"slurm {run.data.tags['slurm_task']}"
@@ -152,28 +175,50 @@ def test_slurm_time_limit_cancel_requeue_and_ctrl_c(shared_server, write_study, 
     path = write_study(tiny_study(name="killed", experiment="slurm_killed", seeds=[0, 1, 2], learners={"sleepy": {}}))
     env = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
     job_name = f"harness-test-{secrets.token_hex(4)}"
-    cmd, full_env = benchmark_command(["--configs", str(path), "--executor", "slurm", "--slurm-folder",
-                                       str(tmp_path / "jobs"), "--slurm", "cpus_per_task=1",
-                                       "--slurm", f"name={job_name}"], tmp_path, env)
+    cmd, full_env = benchmark_command(
+        [
+            "--configs",
+            str(path),
+            "--executor",
+            "slurm",
+            "--slurm-folder",
+            str(tmp_path / "jobs"),
+            "--slurm",
+            "cpus_per_task=1",
+            "--slurm",
+            f"name={job_name}",
+        ],
+        tmp_path,
+        env,
+    )
     client = client_of(shared_server, monkeypatch)
 
     def running(seed):
-        return [r for r in runs_in(client, "slurm_killed")[1]
-                if r.info.run_name == f"killed-s{seed}-sleepy" and r.info.status == "RUNNING"]
+        return [
+            r
+            for r in runs_in(client, "slurm_killed")[1]
+            if r.info.run_name == f"killed-s{seed}-sleepy" and r.info.status == "RUNNING"
+        ]
 
     def ended(run):
         return client.get_run(run.info.run_id).info.status != "RUNNING"
 
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=heed_sigint)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=heed_sigint
+    )
     try:
-        timed, cancelled = (wait_until(lambda: running(seed), "the sleepy tasks never started", proc)[0] for seed in (0, 1))
+        timed, cancelled = (
+            wait_until(lambda seed=seed: running(seed), "the sleepy tasks never started", proc)[0] for seed in (0, 1)
+        )
         subprocess.run(["scontrol", "update", f"JobId={timed.data.tags['slurm_task']}", "TimeLimit=1"], check=True)
         subprocess.run(["scancel", cancelled.data.tags["slurm_task"]], check=True)
         requeued = wait_until(lambda: running(2), "the third task never started", proc)[0]  # on the freed core
         subprocess.run(["scontrol", "requeue", requeued.data.tags["slurm_task"]], check=True)
-        again = wait_until(lambda: [r for r in running(2) if r.info.run_id != requeued.info.run_id],
-                           "the requeued task did not run again", proc)
+        again = wait_until(
+            lambda: [r for r in running(2) if r.info.run_id != requeued.info.run_id],
+            "the requeued task did not run again",
+            proc,
+        )
         wait_until(lambda: ended(timed) and ended(cancelled), "the killed tasks' runs were not ended", proc)
         proc.send_signal(signal.SIGINT)  # Ctrl-C of the submitting session cancels the rest
         out, _ = proc.communicate(timeout=120)
@@ -198,19 +243,36 @@ def test_slurm_time_limit_cancel_requeue_and_ctrl_c(shared_server, write_study, 
 
 
 @pytest.mark.slurm
-def test_reuse_after_the_submitting_session_died_waits_for_its_running_task(shared_server, write_study, tmp_path,
-                                                                            monkeypatch):
+def test_reuse_after_the_submitting_session_died_waits_for_its_running_task(
+    shared_server, write_study, tmp_path, monkeypatch
+):
     slurm_available()
     url, user, password, _ = shared_server
     path = write_study(tiny_study(name="orphan", experiment="slurm_orphan", seeds=[0], learners={"slow": {}}))
     go = tmp_path / "the_slow_task_may_end"
     # the task runs until the resumed session has seen it running (a fixed 20 s was timing-fragile,
     # 60 s cost a minute of CI), at most 170 s
-    env = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password,
-           "BROKEN_LEARNER_GO": str(go), "HARNESS_SLOW_S": "170", "PYTHONUNBUFFERED": "1"}
+    env = {
+        "MLFLOW_TRACKING_URI": url,
+        "MLFLOW_TRACKING_USERNAME": user,
+        "MLFLOW_TRACKING_PASSWORD": password,
+        "BROKEN_LEARNER_GO": str(go),
+        "HARNESS_SLOW_S": "170",
+        "PYTHONUNBUFFERED": "1",
+    }
     job_name = f"harness-test-{secrets.token_hex(4)}"
-    args = ["--configs", str(path), "--executor", "slurm", "--slurm-folder", str(tmp_path / "jobs"),
-            "--slurm", "cpus_per_task=1", "--slurm", f"name={job_name}"]
+    args = [
+        "--configs",
+        str(path),
+        "--executor",
+        "slurm",
+        "--slurm-folder",
+        str(tmp_path / "jobs"),
+        "--slurm",
+        "cpus_per_task=1",
+        "--slurm",
+        f"name={job_name}",
+    ]
     cmd, full_env = benchmark_command(args, tmp_path, env)
     client = client_of(shared_server, monkeypatch)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -219,8 +281,9 @@ def test_reuse_after_the_submitting_session_died_waits_for_its_running_task(shar
         first = wait_until(lambda: runs_in(client, "slurm_orphan")[1], "the slow task never started", proc)[0]
         proc.kill()  # the submitting session dies mid-case; its task runs on
         proc.wait()
-        resumed = subprocess.Popen([*cmd, "--reuse"], cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
+        resumed = subprocess.Popen(
+            [*cmd, "--reuse"], cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         out = ""
         for line in resumed.stdout:  # until the resumed session has looked at the running task
             out += line

@@ -36,9 +36,13 @@ def store(tmp_path_factory, worker_id):
 
 def build_store(tmp: Path) -> None:
     study = copy.deepcopy(TINY)
-    study.update(name="rep", experiment="report_exp", seeds=[0, 1, 2],
-                 inference={"steps": 30, "n_grad_mc_samples": 8, "eval_every": 10},
-                 learners={"svgd": {"n_particles": 3}, "ensemble": {"n_members": 3}})
+    study.update(
+        name="rep",
+        experiment="report_exp",
+        seeds=[0, 1, 2],
+        inference={"steps": 30, "n_grad_mc_samples": 8, "eval_every": 10},
+        learners={"svgd": {"n_particles": 3}, "ensemble": {"n_members": 3}},
+    )
     path = tmp / "rep.yaml"
     path.write_text(yaml.safe_dump(study))
     proc = run_pytest(["--configs", str(path)], tmp)  # one process: each learner compiles once
@@ -50,15 +54,26 @@ def test_report_writes_every_file_without_unpickling(store, tmp_path):
     out = tmp_path / "report"
     proc = subprocess.run(
         [sys.executable, "-c", AUDIT, "report", "--experiment", "report_exp", "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
         env={"MLFLOW_TRACKING_URI": sqlite_uri(store / "mlflow.db"), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0 and "NO_PICKLE" in proc.stdout, proc.stderr[-3000:]
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["report.html", "report.md", "rep_convergence.png", "rep_edges.png", "rep_metrics.png",
-                            "rep_roc.png", "history.png"])
+    assert names == sorted(
+        [
+            "report.html",
+            "report.md",
+            "rep_convergence.png",
+            "rep_edges.png",
+            "rep_metrics.png",
+            "rep_roc.png",
+            "history.png",
+        ]
+    )
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5 and ".png\"" not in html  # self-contained
+    assert html.count("data:image/png;base64,") == 5 and '.png"' not in html  # self-contained
     md = (out / "report.md").read_text()
     assert md.count("![rep_") == 4 and "svgd lower eshd than ensemble in" in md
     assert "## History (every session of the experiment)" in md and "![history](history.png)" in md
@@ -78,8 +93,15 @@ def test_report_numbers_equal_the_runs(store, tmp_path):
             cell = f"{vals.mean():.3f} ± {vals.std(ddof=1):.3f}"
             row = next(line for line in md.splitlines() if line.startswith(f"| {learner} "))
             assert cell in row, (learner, metric, cell, row)
-    records = [CaseRecord(case_id=r.data.tags["case_id"], learner=r.data.tags["learner"],
-                          seed=int(r.data.tags["seed"]), metrics=r.data.metrics) for r in runs]
+    records = [
+        CaseRecord(
+            case_id=r.data.tags["case_id"],
+            learner=r.data.tags["learner"],
+            seed=int(r.data.tags["seed"]),
+            metrics=r.data.metrics,
+        )
+        for r in runs
+    ]
     eshd = next(p for p in paired_comparisons(records) if p.metric == "eshd")
     assert eshd.n == 3 and eshd.statement in md
 
@@ -105,19 +127,37 @@ def test_report_selects_runs_by_parent_and_filter(store, tmp_path, monkeypatch):
     exp = client.get_experiment_by_name("report_exp")
     (parent,) = [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("harness.role") == "session"]
     parent_id = parent.info.run_id
-    main(["report", "--experiment", "report_exp", "--mlflow-uri", uri, "--out", str(tmp_path / "r"),
-          "--parent", parent_id, "--filter", "tags.learner = 'svgd'"])
+    main(
+        [
+            "report",
+            "--experiment",
+            "report_exp",
+            "--mlflow-uri",
+            uri,
+            "--out",
+            str(tmp_path / "r"),
+            "--parent",
+            parent_id,
+            "--filter",
+            "tags.learner = 'svgd'",
+        ]
+    )
     md = (tmp_path / "r" / "report.md").read_text()
-    assert (f"3 finished case runs of session `{parent.info.run_name}` (parent run `{parent_id}`) "
-            "matching `tags.learner = 'svgd'`") in md
+    assert (
+        f"3 finished case runs of session `{parent.info.run_name}` (parent run `{parent_id}`) "
+        "matching `tags.learner = 'svgd'`"
+    ) in md
     rows = [line for line in md.splitlines() if line.startswith("| ")]
     assert any(line.startswith("| svgd ") for line in rows) and not any(line.startswith("| ensemble ") for line in rows)
     # the parent is a selection, not a label: another session's id selects nothing of this one
     assert len(fetch_cases(client, "report_exp", parent=parent_id)) == 6
     assert fetch_cases(client, "report_exp", parent="0" * 32) == []
     assert {c.seed for c in fetch_cases(client, "report_exp", filter_string="tags.seed = '2'")} == {2}
-    assert all(r.data.tags[PARENT_TAG] == parent_id for r in client.search_runs([exp.experiment_id])
-               if "case_id" in r.data.tags)
+    assert all(
+        r.data.tags[PARENT_TAG] == parent_id
+        for r in client.search_runs([exp.experiment_id])
+        if "case_id" in r.data.tags
+    )
 
 
 class _WritesAFileWhenUnpickled:
@@ -135,8 +175,12 @@ def test_report_never_unpickles_a_runs_particles(tmp_path):
 
     marker = tmp_path / "unpickled"
     npz = tmp_path / "particles.npz"
-    np.savez(npz, z=np.zeros((1, 2, 2, 2)), g=np.array([_WritesAFileWhenUnpickled(marker)], dtype=object),
-             log_weights=np.zeros(1))
+    np.savez(
+        npz,
+        z=np.zeros((1, 2, 2, 2)),
+        g=np.array([_WritesAFileWhenUnpickled(marker)], dtype=object),
+        log_weights=np.zeros(1),
+    )
     (tmp_path / "ground_truth.yaml").write_text("g: [[0, 1], [0, 0]]\n")
     client = MlflowClient(sqlite_uri(tmp_path / "mlflow.db"))
     run = client.create_run(client.create_experiment("pickle_exp", artifact_location=str(tmp_path / "artifacts")))
@@ -146,6 +190,7 @@ def test_report_never_unpickles_a_runs_particles(tmp_path):
     with pytest.raises(ValueError, match="allow_pickle=False"):
         _read_artifacts(client, case, tmp_path / "download")
     assert not marker.exists()
+
 
 @pytest.mark.integration
 def test_an_exact_posterior_study_records_what_recomputes_its_metrics_and_reports_them(tmp_path):
@@ -160,8 +205,12 @@ def test_an_exact_posterior_study_records_what_recomputes_its_metrics_and_report
     from harness.models.graphs import is_cyclic, parent_masks
 
     study = copy.deepcopy(TINY)
-    study.update(name="ex", experiment="exact_exp", seeds=[0, 1], learners={"random": {"n_particles": 6},
-                                                                           "exact": {"n_particles": 6}})
+    study.update(
+        name="ex",
+        experiment="exact_exp",
+        seeds=[0, 1],
+        learners={"random": {"n_particles": 6}, "exact": {"n_particles": 6}},
+    )
     study["data"]["exact_posterior"] = True
     path = tmp_path / "ex.yaml"
     path.write_text(yaml.safe_dump(study))
@@ -169,17 +218,23 @@ def test_an_exact_posterior_study_records_what_recomputes_its_metrics_and_report
     assert proc.returncode == 0, proc.stdout[-3000:]
     uri = sqlite_uri(tmp_path / "mlflow.db")
     client = MlflowClient(uri)
-    runs = [r for r in client.search_runs([client.get_experiment_by_name("exact_exp").experiment_id])
-            if "case_id" in r.data.tags]
+    runs = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("exact_exp").experiment_id])
+        if "case_id" in r.data.tags
+    ]
     assert len(runs) == 4
     for run in runs:
         where = tmp_path / run.info.run_id
         where.mkdir()
-        with np.load(client.download_artifacts(run.info.run_id, "exact_posterior.npz", str(where)),
-                     allow_pickle=False) as npz:
+        with np.load(
+            client.download_artifacts(run.info.run_id, "exact_posterior.npz", str(where)), allow_pickle=False
+        ) as npz:
             exact_marginals, log_p = npz["edge_marginals"], npz["particle_log_posterior"]
             assert np.isfinite(float(npz["log_normalizer"]))
-        with np.load(client.download_artifacts(run.info.run_id, "particles.npz", str(where)), allow_pickle=False) as npz:
+        with np.load(
+            client.download_artifacts(run.info.run_id, "particles.npz", str(where)), allow_pickle=False
+        ) as npz:
             g, lw = npz["g"], npz["log_weights"]
         acyclic = ~is_cyclic(g)
         assert np.all(np.isneginf(log_p[~acyclic])) and np.all(np.isfinite(log_p[acyclic]))
@@ -206,8 +261,10 @@ def test_the_console_script_runs_the_same_commands(store, tmp_path):
     """``dibs-bench`` (pyproject's console script) is ``python -m harness``."""
     script = Path(sys.executable).parent / "dibs-bench"
     env = {"MLFLOW_TRACKING_URI": sqlite_uri(store / "mlflow.db"), "PATH": "/usr/bin:/bin"}
-    for command in (["report", "--experiment", "report_exp", "--out", str(tmp_path / "r")],
-                    ["history", "--experiment", "report_exp", "--out", str(tmp_path / "h")]):
+    for command in (
+        ["report", "--experiment", "report_exp", "--out", str(tmp_path / "r")],
+        ["history", "--experiment", "report_exp", "--out", str(tmp_path / "h")],
+    ):
         proc = subprocess.run([str(script), *command], capture_output=True, text=True, env=env, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "r" / "report.md").is_file() and (tmp_path / "h" / "history.png").is_file()

@@ -24,8 +24,13 @@ SACHS = {
 
 
 CONSENSUS = {  # the 17-edge consensus network in the usual protein names (bnlearn's sachs network)
-    "Raf": ["Mek"], "Mek": ["Erk"], "Erk": ["Akt"], "PKA": ["Raf", "Mek", "Erk", "Akt", "P38", "Jnk"],
-    "PKC": ["Raf", "Mek", "PKA", "P38", "Jnk"], "Plcg": ["PIP2", "PIP3"], "PIP3": ["PIP2"],
+    "Raf": ["Mek"],
+    "Mek": ["Erk"],
+    "Erk": ["Akt"],
+    "PKA": ["Raf", "Mek", "Erk", "Akt", "P38", "Jnk"],
+    "PKC": ["Raf", "Mek", "PKA", "P38", "Jnk"],
+    "Plcg": ["PIP2", "PIP3"],
+    "PIP3": ["PIP2"],
 }
 CDT_NAMES = {"Raf": "praf", "Mek": "pmek", "Erk": "p44/42", "Akt": "pakts473", "Jnk": "pjnk", "Plcg": "plcg"}
 
@@ -68,12 +73,19 @@ def test_the_papers_sachs_protocol_uses_every_row_for_every_seed_and_logs_no_hel
     from harness import run_case
     from harness.evaluation.run_tags import metrics_not_logged
 
-    cases = {c.seed: c for c in load_study(ROOT / "configs" / "sachs_paper.yaml", {"inference.steps": 2})
-             if c.learner == "svgd"}
+    cases = {
+        c.seed: c
+        for c in load_study(ROOT / "configs" / "sachs_paper.yaml", {"inference.steps": 2})
+        if c.learner == "svgd"
+    }
     assert sorted(cases) == list(range(30))
     data = cases[0].config["data"]
     assert (data["truth"], data["graph"]["edges_per_node"], data["n_observations"], data["n_ho_observations"]) == (
-        "cdt", 2.0, 7466, 0)
+        "cdt",
+        2.0,
+        7466,
+        0,
+    )
     raw = load_sachs("cdt")[0]
     a, b = make_dataset(data, 0), make_dataset(data, 7)
     assert sorted(a.rows["training"]) == list(range(7466)) and len(a.x_ho) == 0
@@ -115,16 +127,30 @@ def test_a_broken_cdt_install_is_named_at_collection(write_study, tmp_path):
     (fake / "__init__.py").write_text("")
     path = write_study(SACHS)
     code = f"from harness import load_study; load_study({str(path)!r})"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"PYTHONPATH": f"{fake.parent}:{ROOT}", "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": f"{fake.parent}:{ROOT}", "PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode != 0
     assert f"{path}: key 'data.dataset'" in out.stderr and "lacks" in out.stderr
 
 
 @pytest.mark.integration
 def test_shortened_sachs_study_logs_graph_metrics_against_the_consensus(tmp_path):
-    proc = run_pytest(["--configs", str(ROOT / "configs" / "sachs.yaml"), "--override", "inference.steps=10",
-                       "-k", "sachs-linear_gaussian-s0-svgd", "--run-anywhere"], tmp_path)
+    proc = run_pytest(
+        [
+            "--configs",
+            str(ROOT / "configs" / "sachs.yaml"),
+            "--override",
+            "inference.steps=10",
+            "-k",
+            "sachs-linear_gaussian-s0-svgd",
+            "--run-anywhere",
+        ],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     from mlflow.tracking import MlflowClient
 

@@ -26,12 +26,17 @@ def test_sessions_started_at_the_same_moment_on_a_fresh_store_all_record(write_s
     paths = [write_study(tiny_study(name=f"at_once{i}", seeds=[0, 1]), f"s{i}.yaml") for i in range(n)]
     barrier = tmp_path / "barrier"
     barrier.mkdir()
-    meet = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "HARNESS_TEST_BARRIER_DIR": str(barrier),
-            "HARNESS_TEST_BARRIER_N": str(n)}
+    meet = {
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "HARNESS_TEST_BARRIER_DIR": str(barrier),
+        "HARNESS_TEST_BARRIER_N": str(n),
+    }
     procs = []
     for path in paths:
         cmd, env = benchmark_command(["--configs", str(path), "-p", "tests.barrier_plugin"], tmp_path, meet)
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        procs.append(
+            subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outputs):
         assert p.returncode == 0, out[-3000:]
@@ -41,7 +46,9 @@ def test_sessions_started_at_the_same_moment_on_a_fresh_store_all_record(write_s
         assert min(released for _, released in times) >= max(arrived for arrived, _ in times)
     _, parents, children = runs_of(tmp_path)
     assert len(parents) == n
-    assert sorted(r.info.run_name for r in children) == sorted(f"at_once{i}-s{s}-random" for i in range(n) for s in (0, 1))
+    assert sorted(r.info.run_name for r in children) == sorted(
+        f"at_once{i}-s{s}-random" for i in range(n) for s in (0, 1)
+    )
 
 
 @pytest.mark.integration
@@ -98,8 +105,9 @@ def test_a_study_that_requires_a_gpu_is_skipped_without_one_and_the_plan_says_wh
     assert "harness: 2 case(s) to run, 0 skipped, on 2 worker(s)" in proc.stdout
     assert re.search(r"small: 1 to run, ~\d+ s for the 1 with earlier runs", proc.stdout), proc.stdout[-3000:]
     assert "big: 1 to run, no earlier run to estimate from" in proc.stdout
-    assert re.search(r"estimate from earlier runs of the same config hash: ~\d+ s of wall time for 1 of 2 case\(s\)",
-                     proc.stdout)
+    assert re.search(
+        r"estimate from earlier runs of the same config hash: ~\d+ s of wall time for 1 of 2 case\(s\)", proc.stdout
+    )
     # --reuse: the plan counts what earlier runs stand for, and runs only the rest
     changed = write_study(tiny_study(name="small", seeds=[0, 1]), "small.yaml")
     proc = run_pytest(["--configs", str(big), "--configs", str(changed), "--reuse", "-rs"], tmp_path, NO_GPU)

@@ -26,8 +26,10 @@ def smoke_with(learner: str, thresholds_of: str, settings: dict) -> dict:
 
 def test_chance_level_learner_fails_every_smoke_case(write_study, tmp_path):
     # one session, the random learner held to each learner's thresholds in turn (a study each)
-    paths = [write_study(smoke_with("random", reference, {"n_particles": 10}), name=f"{reference}.yaml")
-             for reference in ("svgd", "ensemble")]
+    paths = [
+        write_study(smoke_with("random", reference, {"n_particles": 10}), name=f"{reference}.yaml")
+        for reference in ("svgd", "ensemble")
+    ]
     proc = run_pytest([arg for path in paths for arg in ("--configs", str(path))], tmp_path)
     assert proc.returncode == 1
     assert outcome(proc.stdout)["failed"] == 10, proc.stdout[-2000:]

@@ -188,15 +188,22 @@ def test_a_failing_case_is_spooled_failed_with_its_traceback(store, cases, tmp_p
 
 def test_a_parent_that_never_reached_the_store_is_created(store, cases, tmp_path):
     uri, _, offline = store
-    never = Session(uri=offline.uri, parents={"spooled": {"experiment_id": "12345", "run_id": "f" * 32}},
-                    name="session-never-opened", spool=offline.spool)
+    never = Session(
+        uri=offline.uri,
+        parents={"spooled": {"experiment_id": "12345", "run_id": "f" * 32}},
+        name="session-never-opened",
+        spool=offline.spool,
+    )
     run_offline(never, cases["sp-s0-random"])
     run_offline(never, cases["sp-s1-random"])
     result = replay(tmp_path / "spool", uri, never)
     assert len(result.replayed) == 2 and not result.problems
     client = MlflowClient(uri)
-    parents = [r for r in client.search_runs([client.get_experiment_by_name("spooled").experiment_id])
-               if r.info.run_name == "session-never-opened"]
+    parents = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("spooled").experiment_id])
+        if r.info.run_name == "session-never-opened"
+    ]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"  # one parent for both
     assert parents[0].data.metrics["random.n_cases"] == 2
     assert {r.data.tags[T.PARENT_TAG] for r in case_runs(uri)} == {parents[0].info.run_id}
@@ -263,9 +270,19 @@ def test_credentials_are_dropped_from_the_uri():
 
 def test_records_replay_cases_before_sessions_and_in_time_order(tmp_path):
     def record(uid, kind, end):
-        return spool.Record(uid=uid, kind=kind, uri="sqlite:////x.db", experiment="e", session_name="s",
-                            parent_run_id=None, run_id=None, run_name=uid, status="FINISHED", start_time=0,
-                            end_time=end)
+        return spool.Record(
+            uid=uid,
+            kind=kind,
+            uri="sqlite:////x.db",
+            experiment="e",
+            session_name="s",
+            parent_run_id=None,
+            run_id=None,
+            run_name=uid,
+            status="FINISHED",
+            start_time=0,
+            end_time=end,
+        )
 
     for r in (record("a", "session", 1), record("b", "case", 3), record("c", "case", 2)):
         spool.write(tmp_path, r)
@@ -281,8 +298,9 @@ def test_a_later_session_that_reaches_the_store_replays_the_spool_first(store, c
     # as if spooled for this store (a SQLite file is never down here)
     (path / "record.json").write_text(record.model_copy(update={"uri": uri}).model_dump_json())
     later = write_study(tiny_study(name="later", experiment="spooled", seeds=[0]), "later.yaml")
-    proc = run_pytest(["--configs", str(later), "--spool", str(tmp_path / "spool")], tmp_path,
-                      {"MLFLOW_TRACKING_URI": uri})
+    proc = run_pytest(
+        ["--configs", str(later), "--spool", str(tmp_path / "spool")], tmp_path, {"MLFLOW_TRACKING_URI": uri}
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert f"replayed 1 spooled run(s) from {tmp_path / 'spool'}" in proc.stdout
     assert sorted(r.info.run_name for r in case_runs(uri)) == ["later-s0-random", "sp-s0-random"]
@@ -292,8 +310,11 @@ def test_a_later_session_that_reaches_the_store_replays_the_spool_first(store, c
 @pytest.mark.integration
 def test_a_store_out_of_reach_at_the_start_stops_the_session_before_any_case(write_study, tmp_path):
     path = write_study(tiny_study(name="early", seeds=[0]))
-    proc = run_pytest(["--configs", str(path), "--spool", str(tmp_path / "spool")], tmp_path,
-                      {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    proc = run_pytest(
+        ["--configs", str(path), "--spool", str(tmp_path / "spool")],
+        tmp_path,
+        {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+    )
     assert proc.returncode == 1
     assert "cannot be reached, so no session was opened and no case ran" in proc.stdout + proc.stderr
     assert "passed" not in proc.stdout and not (tmp_path / "spool").exists()

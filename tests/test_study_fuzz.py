@@ -18,9 +18,16 @@ from tests.conftest import ROOT
 
 BASES = [yaml.safe_load(p.read_text()) for p in sorted((ROOT / "configs").glob("*.yaml"))]
 ODD_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=8), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
-    st.just({"start": 0, "stop": 10**12}), st.just([[]]), st.just("1e3"),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+    st.just({"start": 0, "stop": 10**12}),
+    st.just([[]]),
+    st.just("1e3"),
 )
 EXAMPLES = 300  # per run of the test; 8,000 mutated files were tried once by hand as well
 
@@ -55,8 +62,13 @@ def mutated_studies(draw):
 
 
 @pytest.mark.filterwarnings("ignore::harness.study.loading.StudyWarning")
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(doc=mutated_studies())
 def test_a_mutated_study_is_accepted_or_refused_naming_its_file(doc, tmp_path):
     path = tmp_path / "study.yaml"
@@ -70,8 +82,13 @@ def test_a_mutated_study_is_accepted_or_refused_naming_its_file(doc, tmp_path):
 
 
 def test_files_that_are_not_studies_are_refused_naming_the_file(tmp_path):
-    files = {"empty.yaml": b"", "list.yaml": b"- a\n- b\n", "latin1.yaml": "name: caf\xe9\n".encode("latin-1"),
-             "broken.yaml": b"name: [unclosed\n", "binary.yaml": b"\xff\xfe\x00\x01"}
+    files = {
+        "empty.yaml": b"",
+        "list.yaml": b"- a\n- b\n",
+        "latin1.yaml": "name: caf\xe9\n".encode("latin-1"),
+        "broken.yaml": b"name: [unclosed\n",
+        "binary.yaml": b"\xff\xfe\x00\x01",
+    }
     for name, content in files.items():
         path: Path = tmp_path / name
         path.write_bytes(content)

@@ -8,8 +8,11 @@ from harness.tracking.records import CaseRecord
 
 
 def records(study: str, values: dict[str, list[dict]]) -> list[CaseRecord]:
-    return [CaseRecord(case_id=f"{study}-s{s}-{learner}", learner=learner, seed=s, study=study, metrics=m)
-            for learner, per_seed in values.items() for s, m in enumerate(per_seed)]
+    return [
+        CaseRecord(case_id=f"{study}-s{s}-{learner}", learner=learner, seed=s, study=study, metrics=m)
+        for learner, per_seed in values.items()
+        for s, m in enumerate(per_seed)
+    ]
 
 
 def test_a_table_per_pair_and_only_the_significant_statements():
@@ -22,8 +25,14 @@ def test_a_table_per_pair_and_only_the_significant_statements():
     assert header.split() == ["config", "pair", "seeds", "eshd", "diff", "auroc", "diff"]
     assert row.split()[:7] == ["st", "svgd", "-", "ensemble", "8", "-1.35", "svgd"]  # -(1 + 0.1 * mean(0..7))
     significant = [line for line in text.splitlines() if line.startswith("st: ")]
-    assert significant == ["st: " + next(line.removeprefix("st: ") for line in paired_lines(recs).splitlines()
-                                         if line.startswith("st: svgd lower eshd than"))]
+    assert significant == [
+        "st: "
+        + next(
+            line.removeprefix("st: ")
+            for line in paired_lines(recs).splitlines()
+            if line.startswith("st: svgd lower eshd than")
+        )
+    ]
     assert "of 3 comparisons" in text  # eshd, auroc, negll_obs (no spread: no test)
     assert len(paired_lines(recs).splitlines()) == 3
 

@@ -25,8 +25,9 @@ def test_flatten_nested_mappings_to_dotted_keys():
 
 
 def test_flatten_lists_none_and_empty():
-    flat = flatten_config({"l": [1, 2, 3], "nested": [[1, 2], [3]], "none": None, "empty": [], "m": {},
-                           "objs": [{"a": 1}, {"b": [2]}]})
+    flat = flatten_config(
+        {"l": [1, 2, 3], "nested": [[1, 2], [3]], "none": None, "empty": [], "m": {}, "objs": [{"a": 1}, {"b": [2]}]}
+    )
     assert flat["l"] == "1,2,3"
     assert flat["nested"] == "[1,2],[3]"
     assert flat["none"] == "None"
@@ -120,12 +121,20 @@ def _tables(db):
     with sqlite3.connect(db) as c:
         # the clauses of a CREATE statement sorted: MLflow's migrations order a table's CHECK
         # constraints differently from one process to the next (they come from a set)
-        schema = [(kind, name, sorted((sql or "").split(", \n")))
-                  for kind, name, sql in c.execute("SELECT type, name, sql FROM sqlite_master "
-                                                   "WHERE name != 'sqlite_sequence' ORDER BY name")]
-        rows = {name: sorted(map(repr, c.execute(f'SELECT * FROM "{name}"')))
-                for kind, name, _ in schema if kind == "table" and name not in ("experiments", "sqlite_sequence")}
-        experiments = c.execute("SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments").fetchall()
+        schema = [
+            (kind, name, sorted((sql or "").split(", \n")))
+            for kind, name, sql in c.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE name != 'sqlite_sequence' ORDER BY name"
+            )
+        ]
+        rows = {
+            name: sorted(map(repr, c.execute(f'SELECT * FROM "{name}"')))
+            for kind, name, _ in schema
+            if kind == "table" and name not in ("experiments", "sqlite_sequence")
+        }
+        experiments = c.execute(
+            "SELECT experiment_id, name, artifact_location, lifecycle_stage FROM experiments"
+        ).fetchall()
     c.close()
     return schema, rows, experiments
 

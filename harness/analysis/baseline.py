@@ -104,15 +104,18 @@ class Baseline:
 # ---------------------------------------------------------------------------------------------
 
 
-def baseline_from_records(records: list[CaseRecord], source: str = "this session", meta: dict | None = None) -> Baseline:
+def baseline_from_records(
+    records: list[CaseRecord], source: str = "this session", meta: dict | None = None
+) -> Baseline:
     """The finished cases of a session (records as the pytest plugin collects them)."""
     cases = {}
     for r in records:
         if not r.finished:
             continue
         metrics = {k: float(v) for k, v in r.metrics.items() if k not in NOT_RECORDED}
-        cases[r.case_id] = BaselineCase(r.case_id, r.learner, int(r.seed), r.config_hash, metrics, r.study,
-                                        r.experiment)
+        cases[r.case_id] = BaselineCase(
+            r.case_id, r.learner, int(r.seed), r.config_hash, metrics, r.study, r.experiment
+        )
     return Baseline(source, cases, meta or {})
 
 
@@ -125,20 +128,31 @@ def save_baseline(baseline: Baseline, path: str | Path) -> Path:
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **baseline.meta,
         "cases": {
-            cid: {"study": c.study, "experiment": c.experiment, "learner": c.learner, "seed": c.seed,
-                  "config_hash": c.config_hash, "metrics": dict(sorted(c.metrics.items()))}
+            cid: {
+                "study": c.study,
+                "experiment": c.experiment,
+                "learner": c.learner,
+                "seed": c.seed,
+                "config_hash": c.config_hash,
+                "metrics": dict(sorted(c.metrics.items())),
+            }
             for cid, c in sorted(baseline.cases.items())
         },
     }
-    header = ("# Baseline of the regression gate (harness.analysis.baseline): per case, the metrics one session logged.\n"
-              "# Refresh it on purpose, when a change is meant to move the numbers (docs/regression-gate.md).\n")
+    header = (
+        "# Baseline of the regression gate (harness.analysis.baseline): per case, the metrics one session logged.\n"
+        "# Refresh it on purpose, when a change is meant to move the numbers (docs/regression-gate.md).\n"
+    )
     path.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120))
     return path
 
 
 def provenance(git_commit: str | None, versions: dict, command: list[str] | None = None) -> dict:
-    return {"git_commit": git_commit or "unknown", "versions": dict(versions),
-            "command": " ".join(command if command is not None else sys.argv)}
+    return {
+        "git_commit": git_commit or "unknown",
+        "versions": dict(versions),
+        "command": " ".join(command if command is not None else sys.argv),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,7 +160,9 @@ def provenance(git_commit: str | None, versions: dict, command: list[str] | None
 # ---------------------------------------------------------------------------------------------
 
 
-def load_baseline(source: str, uri: str | None = None, experiments: list[str] = (), exclude_runs: set[str] = ()) -> Baseline:
+def load_baseline(
+    source: str, uri: str | None = None, experiments: list[str] = (), exclude_runs: set[str] = ()
+) -> Baseline:
     """``PATH`` of a baseline file, ``mlflow:RUN_ID`` (a session's parent run) or ``mlflow:latest``
     (per experiment in ``experiments``, its latest FINISHED session other than ``exclude_runs``)."""
     if not source.startswith("mlflow:"):
@@ -164,17 +180,28 @@ def load_file(path: Path) -> Baseline:
     except yaml.YAMLError as exc:
         raise BaselineError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(doc.get("cases"), dict):
-        raise BaselineError(f"{path}: expected a baseline file (format: {FORMAT}, cases: {{case id: ...}}), "
-                            "as written by --save-baseline")
+        raise BaselineError(
+            f"{path}: expected a baseline file (format: {FORMAT}, cases: {{case id: ...}}), "
+            "as written by --save-baseline"
+        )
     cases = {}
     for cid, c in doc["cases"].items():
         try:
             metrics = {str(k): float(v) for k, v in c["metrics"].items()}
-            cases[cid] = BaselineCase(cid, str(c["learner"]), int(c["seed"]), str(c["config_hash"]), metrics,
-                                      str(c.get("study", "")), str(c.get("experiment", "")))
+            cases[cid] = BaselineCase(
+                cid,
+                str(c["learner"]),
+                int(c["seed"]),
+                str(c["config_hash"]),
+                metrics,
+                str(c.get("study", "")),
+                str(c.get("experiment", "")),
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BaselineError(f"{path}: key 'cases.{cid}': expected learner, seed, config_hash and a mapping "
-                                f"of metrics to numbers ({type(exc).__name__}: {exc})") from None
+            raise BaselineError(
+                f"{path}: key 'cases.{cid}': expected learner, seed, config_hash and a mapping "
+                f"of metrics to numbers ({type(exc).__name__}: {exc})"
+            ) from None
     meta = {k: v for k, v in doc.items() if k not in ("cases", "format")}
     return Baseline(str(path), cases, meta)
 
@@ -187,19 +214,24 @@ def load_mlflow(run_ref: str, uri: str, experiments: list[str], exclude_runs: se
 
     client = MlflowClient(uri)
     if run_ref == "latest":
-        parents = [p for name in experiments
-                   if (p := T.latest_session(client, name, finished_only=True, exclude=exclude_runs))]
+        parents = [
+            p for name in experiments if (p := T.latest_session(client, name, finished_only=True, exclude=exclude_runs))
+        ]
         if not parents:
-            raise BaselineError(f"--baseline mlflow:latest: no finished earlier session of "
-                                f"{', '.join(experiments) or 'these experiments'} in {uri}")
+            raise BaselineError(
+                f"--baseline mlflow:latest: no finished earlier session of "
+                f"{', '.join(experiments) or 'these experiments'} in {uri}"
+            )
     else:
         try:
             parents = [retry_locked(client.get_run, run_ref)]
         except MlflowException as exc:
             raise BaselineError(f"--baseline mlflow:{run_ref}: no such run in {uri} ({exc.message})") from None
         if not T.is_session(parents[0]):
-            raise BaselineError(f"--baseline mlflow:{run_ref}: not a session's parent run "
-                                "(expected the run tagged harness.role = session)")
+            raise BaselineError(
+                f"--baseline mlflow:{run_ref}: not a session's parent run "
+                "(expected the run tagged harness.role = session)"
+            )
     cases = {}
     for parent in parents:
         for run in T.children(client, parent.info.experiment_id, parent.info.run_id, status="FINISHED"):
@@ -207,8 +239,15 @@ def load_mlflow(run_ref: str, uri: str, experiments: list[str], exclude_runs: se
             if T.CASE_ID_TAG not in t:
                 continue
             metrics = {k: v for k, v in run.data.metrics.items() if k not in NOT_RECORDED}
-            cases[t[T.CASE_ID_TAG]] = BaselineCase(t[T.CASE_ID_TAG], t[T.LEARNER_TAG], int(t[T.SEED_TAG]),
-                                                   t.get(T.CONFIG_HASH_TAG, ""), metrics, t.get(T.STUDY_TAG, ""), "")
+            cases[t[T.CASE_ID_TAG]] = BaselineCase(
+                t[T.CASE_ID_TAG],
+                t[T.LEARNER_TAG],
+                int(t[T.SEED_TAG]),
+                t.get(T.CONFIG_HASH_TAG, ""),
+                metrics,
+                t.get(T.STUDY_TAG, ""),
+                "",
+            )
     commits = sorted({p.data.tags.get(T.GIT_COMMIT_TAG, "unknown") for p in parents})
     source = "mlflow:" + ",".join(p.info.run_id for p in parents)
     return Baseline(source, cases, {"git_commit": ",".join(commits)})
@@ -247,11 +286,15 @@ class Finding:
         if self.n < 2:
             test = "n=1: no interval, no test"
         else:
-            test = (f"paired diff {self.diff_mean:+.4g} (95% CI {self.ci_low:+.4g} to {self.ci_high:+.4g}), "
-                    f"p={self.p_value:.2g} (paired t) / {self.p_signflip:.2g} (sign-flip), one-sided, n={self.n}")
+            test = (
+                f"paired diff {self.diff_mean:+.4g} (95% CI {self.ci_low:+.4g} to {self.ci_high:+.4g}), "
+                f"p={self.p_value:.2g} (paired t) / {self.p_signflip:.2g} (sign-flip), one-sided, n={self.n}"
+            )
         worse = ", ".join(map(str, self.worse_seeds)) or "none"
-        return (f"{verdict}: {self.config} {self.learner} {self.metric}: baseline {self.baseline_mean:.4g}, "
-                f"now {self.current_mean:.4g}, {test}, min effect {self.min_effect:.3g}; worse in seeds: {worse}")
+        return (
+            f"{verdict}: {self.config} {self.learner} {self.metric}: baseline {self.baseline_mean:.4g}, "
+            f"now {self.current_mean:.4g}, {test}, min effect {self.min_effect:.3g}; worse in seeds: {worse}"
+        )
 
 
 @dataclass
@@ -276,8 +319,10 @@ class GateResult:
         if self.without_baseline:
             out.append(f"no baseline case for: {', '.join(self.without_baseline)}")
         if not self.findings:
-            out.append("the gate compared nothing: no case of this session has a comparable baseline case; "
-                       "record one with --save-baseline")
+            out.append(
+                "the gate compared nothing: no case of this session has a comparable baseline case; "
+                "record one with --save-baseline"
+            )
         out.append(f"{len(self.regressions)} regression(s) in {len(self.findings)} comparison(s)")
         return out
 
@@ -289,8 +334,9 @@ def effect_threshold(effect: float | str, baseline_mean: float) -> float:
     return float(effect)
 
 
-def compare_with_baseline(records: list[CaseRecord], baseline: Baseline,
-                          min_effects: dict[str, dict] | None = None) -> GateResult:
+def compare_with_baseline(
+    records: list[CaseRecord], baseline: Baseline, min_effects: dict[str, dict] | None = None
+) -> GateResult:
     """``records``: the session's case records; ``min_effects``: per case id, the study's
     ``regression`` section."""
     result = GateResult(baseline)
@@ -308,8 +354,9 @@ def compare_with_baseline(records: list[CaseRecord], baseline: Baseline,
     order = {l: i for i, l in enumerate(ordered_learners({k[1] for k in groups}))}
     for (config, learner), pairs in sorted(groups.items(), key=lambda kv: (kv[0][0], order[kv[0][1]])):
         effects = {**DEFAULT_MIN_EFFECT, **((min_effects or {}).get(pairs[0][0].case_id) or {})}
-        metrics = sorted({m for r, b in pairs for m in r.metrics if is_compared(m) and m in b.metrics},
-                         key=_metric_order)
+        metrics = sorted(
+            {m for r, b in pairs for m in r.metrics if is_compared(m) and m in b.metrics}, key=_metric_order
+        )
         for metric in metrics:
             finding = _compare_metric(config, learner, metric, pairs, effects)
             if finding:
@@ -323,8 +370,11 @@ def _metric_order(metric: str) -> tuple:
 
 
 def _compare_metric(config, learner, metric, pairs, effects) -> Finding | None:
-    rows = [(int(r.seed), float(r.metrics[metric]), b.metrics[metric]) for r, b in pairs
-            if metric in r.metrics and math.isfinite(r.metrics[metric]) and math.isfinite(b.metrics[metric])]
+    rows = [
+        (int(r.seed), float(r.metrics[metric]), b.metrics[metric])
+        for r, b in pairs
+        if metric in r.metrics and math.isfinite(r.metrics[metric]) and math.isfinite(b.metrics[metric])
+    ]
     if not rows:
         return None
     seeds = [s for s, _, _ in rows]
@@ -337,12 +387,27 @@ def _compare_metric(config, learner, metric, pairs, effects) -> Finding | None:
     p_flip = signflip_p(worse)
     if not lower_is_better(metric):  # the interval of worse, turned back into current - baseline
         low, high = 0.0 - high, 0.0 - low  # (0.0 - x, not -x: no "-0" in the output)
-    threshold = effect_threshold(effects.get(metric, effects.get(metric.removesuffix("_mixture"), 0.0)),
-                                 float(base.mean()))
+    threshold = effect_threshold(
+        effects.get(metric, effects.get(metric.removesuffix("_mixture"), 0.0)), float(base.mean())
+    )
     # p is nan (never < ALPHA) for one seed
     regression = float(worse.mean()) > threshold and (p < ALPHA or p_flip < ALPHA)
-    return Finding(config, learner, metric, seeds, float(base.mean()), float(current.mean()), mean, low, high, p,
-                   p_flip, threshold, [s for s, w in zip(seeds, worse) if w > 0], regression)
+    return Finding(
+        config,
+        learner,
+        metric,
+        seeds,
+        float(base.mean()),
+        float(current.mean()),
+        mean,
+        low,
+        high,
+        p,
+        p_flip,
+        threshold,
+        [s for s, w in zip(seeds, worse) if w > 0],
+        regression,
+    )
 
 
 def paired_statistics(worse: np.ndarray) -> tuple[float, float, float]:
@@ -361,8 +426,11 @@ def signflip_p(worse: np.ndarray) -> float:
     seeds, and samples 65536 patterns with a fixed seed beyond)."""
     if len(worse) < 2:
         return math.nan
-    return float(stats.permutation_test((worse,), np.mean, permutation_type="samples", alternative="greater",
-                                        n_resamples=2 ** 16, rng=0).pvalue)
+    return float(
+        stats.permutation_test(
+            (worse,), np.mean, permutation_type="samples", alternative="greater", n_resamples=2**16, rng=0
+        ).pvalue
+    )
 
 
 def parse_source(text: str) -> str:

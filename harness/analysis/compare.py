@@ -54,17 +54,27 @@ class Paired:
         if self.sd == 0:
             same = "no difference in any seed" if self.diff_mean == 0 else f"the same difference {self.diff_mean:+.3g}"
             return f"{head}: {same} (zero variance: no interval, no test)"
-        test = (f"Wilcoxon p={self.p_value:.2g} on {self.n_nonzero} non-zero pairs (smallest possible {self.min_p:.2g})"
-                if self.n_nonzero > 1 else f"no Wilcoxon test ({self.n_nonzero} non-zero pair)")
-        return (f"{head}, mean difference {self.diff_mean:+.3g} "
-                f"(95% CI {self.ci_low:+.3g} to {self.ci_high:+.3g}), {test}")
+        test = (
+            f"Wilcoxon p={self.p_value:.2g} on {self.n_nonzero} non-zero pairs (smallest possible {self.min_p:.2g})"
+            if self.n_nonzero > 1
+            else f"no Wilcoxon test ({self.n_nonzero} non-zero pair)"
+        )
+        return (
+            f"{head}, mean difference {self.diff_mean:+.3g} (95% CI {self.ci_low:+.3g} to {self.ci_high:+.3g}), {test}"
+        )
 
     def as_metrics(self) -> dict[str, float]:
         prefix = f"paired.{self.config}.{self.a}-{self.b}.{self.metric}"
-        return {f"{prefix}.diff_mean": self.diff_mean, f"{prefix}.ci_low": self.ci_low,
-                f"{prefix}.ci_high": self.ci_high, f"{prefix}.p_wilcoxon": self.p_value,
-                f"{prefix}.n_pairs": float(self.n), f"{prefix}.{self.a}_better": float(self.a_better),
-                f"{prefix}.n_nonzero": float(self.n_nonzero), f"{prefix}.p_min": self.min_p}
+        return {
+            f"{prefix}.diff_mean": self.diff_mean,
+            f"{prefix}.ci_low": self.ci_low,
+            f"{prefix}.ci_high": self.ci_high,
+            f"{prefix}.p_wilcoxon": self.p_value,
+            f"{prefix}.n_pairs": float(self.n),
+            f"{prefix}.{self.a}_better": float(self.a_better),
+            f"{prefix}.n_nonzero": float(self.n_nonzero),
+            f"{prefix}.p_min": self.min_p,
+        }
 
 
 def paired_comparisons(records) -> list[Paired]:

@@ -30,8 +30,19 @@ from harness.tracking import tags as T  # noqa: E402
 from harness.tracking.records import config_label  # noqa: E402
 from harness.tracking.store import retry_locked  # noqa: E402
 
-COLUMNS = ["session", "started", "git_commit", "config", "learner", "metric", "n", "mean", "ci_low", "ci_high",
-           "cases_hash"]
+COLUMNS = [
+    "session",
+    "started",
+    "git_commit",
+    "config",
+    "learner",
+    "metric",
+    "n",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "cases_hash",
+]
 
 
 def fetch_history(client: MlflowClient, experiment: str, metrics: tuple[str, ...] = COMPARED) -> pd.DataFrame:
@@ -57,13 +68,21 @@ def fetch_history(client: MlflowClient, experiment: str, metrics: tuple[str, ...
             if not values:
                 continue
             mean, half = t_interval(values)
-            rows.append({
-                "session": session.info.run_name or parent, "started": session.info.start_time,
-                "git_commit": session.data.tags.get(T.GIT_COMMIT_TAG, "unknown")[:8], "config": config,
-                "learner": learner, "metric": metric, "n": len(values), "mean": mean,
-                "ci_low": mean - half, "ci_high": mean + half,
-                "cases_hash": cases_hash(c.data.tags.get(T.CONFIG_HASH_TAG, "?") for c in cases),
-            })
+            rows.append(
+                {
+                    "session": session.info.run_name or parent,
+                    "started": session.info.start_time,
+                    "git_commit": session.data.tags.get(T.GIT_COMMIT_TAG, "unknown")[:8],
+                    "config": config,
+                    "learner": learner,
+                    "metric": metric,
+                    "n": len(values),
+                    "mean": mean,
+                    "ci_low": mean - half,
+                    "ci_high": mean + half,
+                    "cases_hash": cases_hash(c.data.tags.get(T.CONFIG_HASH_TAG, "?") for c in cases),
+                }
+            )
     df = pd.DataFrame(rows, columns=COLUMNS)
     order = {l: i for i, l in enumerate(ordered_learners(set(df["learner"])))}
     df["_order"] = df["learner"].map(order)
@@ -84,9 +103,12 @@ def plot_history(df: pd.DataFrame, path: Path) -> Path:
     sessions = df.drop_duplicates("session").sort_values("started")
     x_of = {s: i for i, s in enumerate(sessions["session"])}
     metrics = list(dict.fromkeys(df["metric"]))
-    series = [(c, l) for c in sorted(set(df["config"])) for l in ordered_learners(set(df[df["config"] == c]["learner"]))]
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(7.0, 0.9 * len(x_of) + 3), 2.6 * len(metrics)),
-                             sharex=True, squeeze=False)
+    series = [
+        (c, l) for c in sorted(set(df["config"])) for l in ordered_learners(set(df[df["config"] == c]["learner"]))
+    ]
+    fig, axes = plt.subplots(
+        len(metrics), 1, figsize=(max(7.0, 0.9 * len(x_of) + 3), 2.6 * len(metrics)), sharex=True, squeeze=False
+    )
     width = 0.35 / max(1, len(series))
     for ax, metric in zip(axes[:, 0], metrics):
         for k, (config, learner) in enumerate(series):
@@ -111,8 +133,10 @@ def plot_history(df: pd.DataFrame, path: Path) -> Path:
 
 def history_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per session, config and learner; per metric "mean (95% interval)"."""
-    cell = [f"{m:.4g} ({lo:.3g} to {hi:.3g})" if n > 1 else f"{m:.4g} (n=1)"
-            for m, lo, hi, n in zip(df["mean"], df["ci_low"], df["ci_high"], df["n"])]
+    cell = [
+        f"{m:.4g} ({lo:.3g} to {hi:.3g})" if n > 1 else f"{m:.4g} (n=1)"
+        for m, lo, hi, n in zip(df["mean"], df["ci_low"], df["ci_high"], df["n"])
+    ]
     keys = ["started", "git_commit", "session", "config", "learner", "n", "cases_hash"]
     wide = df.assign(cell=cell).pivot_table(index=keys, columns="metric", values="cell", aggfunc="first", sort=False)
     wide = wide[[m for m in dict.fromkeys(df["metric"]) if m in wide.columns]].reset_index()

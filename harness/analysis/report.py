@@ -51,13 +51,36 @@ from harness.tracking import tags as T  # noqa: E402
 from harness.tracking.records import config_label  # noqa: E402
 from harness.tracking.store import retry_locked  # noqa: E402
 
-BOXPLOT_METRICS = (("eshd", "expected SHD (lower is better)"), ("auroc", "AUROC of edge marginals (higher is better)"),
-                   ("negll_obs", "neg. log-lik., held-out obs. (lower is better)"),
-                   ("negll_intrv", "neg. log-lik., interventional (lower is better)"))
-TABLE_METRICS = ("eshd", "auroc", "auroc_diag", "auprc", "n_edges", "negll_obs", "negll_intrv", "n_cyclic", "fit_s", "eshd_mixture",
-                 "auroc_mixture", "auprc_mixture", "negll_obs_mixture", "negll_intrv_mixture",
-                 "edge_mae", "graph_tv", "graph_kl", "edge_mae_mixture", "graph_tv_mixture", "graph_kl_mixture",
-                 "exact_eshd", "exact_auroc")
+BOXPLOT_METRICS = (
+    ("eshd", "expected SHD (lower is better)"),
+    ("auroc", "AUROC of edge marginals (higher is better)"),
+    ("negll_obs", "neg. log-lik., held-out obs. (lower is better)"),
+    ("negll_intrv", "neg. log-lik., interventional (lower is better)"),
+)
+TABLE_METRICS = (
+    "eshd",
+    "auroc",
+    "auroc_diag",
+    "auprc",
+    "n_edges",
+    "negll_obs",
+    "negll_intrv",
+    "n_cyclic",
+    "fit_s",
+    "eshd_mixture",
+    "auroc_mixture",
+    "auprc_mixture",
+    "negll_obs_mixture",
+    "negll_intrv_mixture",
+    "edge_mae",
+    "graph_tv",
+    "graph_kl",
+    "edge_mae_mixture",
+    "graph_tv_mixture",
+    "graph_kl_mixture",
+    "exact_eshd",
+    "exact_auroc",
+)
 COLORS = {"svgd": "tab:blue", "ensemble": "tab:orange", "random": "tab:gray", "exact": "tab:green"}
 
 
@@ -78,7 +101,9 @@ class CaseData:
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
 
-def fetch_cases(client: MlflowClient, experiment: str, parent: str | None = None, filter_string: str = "") -> list[CaseData]:
+def fetch_cases(
+    client: MlflowClient, experiment: str, parent: str | None = None, filter_string: str = ""
+) -> list[CaseData]:
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         raise SystemExit(f"no experiment named {experiment!r} in this tracking store")
@@ -90,10 +115,16 @@ def fetch_cases(client: MlflowClient, experiment: str, parent: str | None = None
             if T.CASE_ID_TAG not in tags:  # parent runs
                 continue
             case_id, learner, seed = tags[T.CASE_ID_TAG], tags[T.LEARNER_TAG], int(tags[T.SEED_TAG])
-            case = CaseData(case_id=case_id, config=config_label(case_id, seed, learner), learner=learner,
-                            seed=seed, run_id=run.info.run_id,
-                            metrics={k: v for k, v in run.data.metrics.items() if not k.startswith("time.")},
-                            comparison_hash=tags.get(T.COMPARISON_HASH_TAG), start_time=run.info.start_time)
+            case = CaseData(
+                case_id=case_id,
+                config=config_label(case_id, seed, learner),
+                learner=learner,
+                seed=seed,
+                run_id=run.info.run_id,
+                metrics={k: v for k, v in run.data.metrics.items() if not k.startswith("time.")},
+                comparison_hash=tags.get(T.COMPARISON_HASH_TAG),
+                start_time=run.info.start_time,
+            )
             _read_artifacts(client, case, Path(tmp) / run.info.run_id)
             _read_curves(client, case)
             cases.append(case)
@@ -116,8 +147,9 @@ def _read_artifacts(client: MlflowClient, case: CaseData, where: Path) -> None:
     keep, g, lw = acyclic_part(post)
     case.edge_probs = edge_marginals(g, lw) if keep.any() else np.full(case.g_true.shape, np.nan)
     if any(a.path == "exact_posterior.npz" for a in client.list_artifacts(case.run_id)):
-        with np.load(client.download_artifacts(case.run_id, "exact_posterior.npz", str(where)),
-                     allow_pickle=False) as npz:
+        with np.load(
+            client.download_artifacts(case.run_id, "exact_posterior.npz", str(where)), allow_pickle=False
+        ) as npz:
             case.exact_edge_probs = npz["edge_marginals"]
 
 
@@ -149,11 +181,20 @@ def summary_table(cases: list[CaseData]) -> pd.DataFrame:
 
 def paired_table(cases: list[CaseData]) -> tuple[pd.DataFrame, list[str]]:
     comparisons = paired_comparisons(sorted(cases, key=lambda c: c.start_time))  # a later run of a seed wins
-    rows = [{"pair": f"{p.a} − {p.b}", "metric": p.metric, "n pairs": p.n, "mean diff": f"{p.diff_mean:+.3f}",
-             "95% CI": "n/a" if np.isnan(p.ci_low) or p.sd == 0 else f"[{p.ci_low:+.3f}, {p.ci_high:+.3f}]",
-             "Wilcoxon p": "n/a" if np.isnan(p.p_value) else f"{p.p_value:.3g}",
-             "non-zero pairs": p.n_nonzero, "smallest possible p": "n/a" if np.isnan(p.min_p) else f"{p.min_p:.3g}",
-             f"{p.a} better": f"{p.a_better} of {p.n}"} for p in comparisons]
+    rows = [
+        {
+            "pair": f"{p.a} − {p.b}",
+            "metric": p.metric,
+            "n pairs": p.n,
+            "mean diff": f"{p.diff_mean:+.3f}",
+            "95% CI": "n/a" if np.isnan(p.ci_low) or p.sd == 0 else f"[{p.ci_low:+.3f}, {p.ci_high:+.3f}]",
+            "Wilcoxon p": "n/a" if np.isnan(p.p_value) else f"{p.p_value:.3g}",
+            "non-zero pairs": p.n_nonzero,
+            "smallest possible p": "n/a" if np.isnan(p.min_p) else f"{p.min_p:.3g}",
+            f"{p.a} better": f"{p.a_better} of {p.n}",
+        }
+        for p in comparisons
+    ]
     return pd.DataFrame(rows), [p.statement for p in comparisons]
 
 
@@ -171,16 +212,23 @@ def plot_metrics(cases: list[CaseData], config: str, path: Path) -> Path | None:
     rng = np.random.default_rng(0)
     for ax, (metric, label) in zip(axes[0], present):
         data = [[c.metrics[metric] for c in cases if c.learner == l and metric in c.metrics] for l in learners]
-        ax.boxplot(data, tick_labels=learners, showfliers=False, widths=0.5,
-                   medianprops={"color": "black", "lw": 1.5})
+        ax.boxplot(data, tick_labels=learners, showfliers=False, widths=0.5, medianprops={"color": "black", "lw": 1.5})
         for i, (learner, vals) in enumerate(zip(learners, data), start=1):
-            ax.scatter(i + rng.uniform(-0.12, 0.12, len(vals)), vals, s=18, zorder=3,
-                       color=COLORS.get(learner, "tab:green"), alpha=0.8)
+            ax.scatter(
+                i + rng.uniform(-0.12, 0.12, len(vals)),
+                vals,
+                s=18,
+                zorder=3,
+                color=COLORS.get(learner, "tab:green"),
+                alpha=0.8,
+            )
         ax.set_title(label, fontsize=10)
         ax.set_xlabel("learner")
         ax.grid(axis="y", alpha=0.3)
     n_seeds = len({c.seed for c in cases})
-    fig.suptitle(f"{config}: metrics by learner over {n_seeds} seed(s) (box: quartiles, black line: median; dots: one seed each)")
+    fig.suptitle(
+        f"{config}: metrics by learner over {n_seeds} seed(s) (box: quartiles, black line: median; dots: one seed each)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -199,8 +247,13 @@ def plot_roc(cases: list[CaseData], config: str, path: Path) -> Path | None:
         if truth.min() == truth.max():
             continue
         fpr, tpr, _ = skm.roc_curve(truth, score)
-        ax.plot(fpr, tpr, color=COLORS.get(learner), lw=2,
-                label=f"{learner} (pooled AUC {skm.auc(fpr, tpr):.3f}, {len(mine)} seeds)")
+        ax.plot(
+            fpr,
+            tpr,
+            color=COLORS.get(learner),
+            lw=2,
+            label=f"{learner} (pooled AUC {skm.auc(fpr, tpr):.3f}, {len(mine)} seeds)",
+        )
     ax.plot([0, 1], [0, 1], ls="--", color="black", lw=1, label="chance")
     ax.set_xlabel("false positive rate (non-edges scored as edges)")
     ax.set_ylabel("true positive rate (true edges recovered)")
@@ -218,15 +271,23 @@ def plot_edges(cases: list[CaseData], config: str, path: Path) -> Path | None:
     if not with_graphs:
         return None
     learners = ordered_learners({c.learner for c in with_graphs})
-    seeds = sorted({c.seed for c in with_graphs if all(
-        any(x.seed == c.seed and x.learner == l for x in with_graphs) for l in learners)})
+    seeds = sorted(
+        {
+            c.seed
+            for c in with_graphs
+            if all(any(x.seed == c.seed and x.learner == l for x in with_graphs) for l in learners)
+        }
+    )
     seed = seeds[0] if seeds else with_graphs[0].seed
     row = {c.learner: c for c in with_graphs if c.seed == seed}
     first = next(iter(row.values()))
     d = first.g_true.shape[0]
     names = first.nodes if len(first.nodes) == d else [str(i) for i in range(d)]
     panels = [("ground truth G*", first.g_true.astype(float))] + [
-        (f"{l}: p(i→j) (eshd {row[l].metrics.get('eshd', np.nan):.2f})", row[l].edge_probs) for l in learners if l in row]
+        (f"{l}: p(i→j) (eshd {row[l].metrics.get('eshd', np.nan):.2f})", row[l].edge_probs)
+        for l in learners
+        if l in row
+    ]
     size = max(3.0, 0.28 * d + 1.5)
     fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels) + 1, size + 0.6), squeeze=False)
     for k, (ax, (title, mat)) in enumerate(zip(axes[0], panels)):
@@ -290,12 +351,21 @@ def plot_convergence(cases: list[CaseData], config: str, path: Path) -> Path | N
             ax.plot(steps, mean, color=COLORS.get(learner), lw=2, label=f"{learner} (mean of {len(curves)} seeds)")
             ax.fill_between(steps, mean - sd, mean + sd, color=COLORS.get(learner), alpha=0.2)
         ax.set_xlabel("optimisation step")
-        ax.set_ylabel({"eshd": "eshd (lower is better)", "auroc": "auroc (higher is better)",
-                       "n_edges": "expected number of edges", "n_cyclic": "cyclic particles"}[metric])
+        ax.set_ylabel(
+            {
+                "eshd": "eshd (lower is better)",
+                "auroc": "auroc (higher is better)",
+                "n_edges": "expected number of edges",
+                "n_cyclic": "cyclic particles",
+            }[metric]
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{config}: convergence (band: ± 1 sd over seeds; uniform particle weights; cyclic particles "
-                 "dropped, as in the final metrics)", fontsize=10)
+    fig.suptitle(
+        f"{config}: convergence (band: ± 1 sd over seeds; uniform particle weights; cyclic particles "
+        "dropped, as in the final metrics)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -307,8 +377,9 @@ def plot_convergence(cases: list[CaseData], config: str, path: Path) -> Path | N
 # ---------------------------------------------------------------------------------------------
 
 
-def build_report(uri: str, experiment: str, out: Path, parent: str | None = None, filter_string: str = "",
-                 all_sessions: bool = False) -> Path:
+def build_report(
+    uri: str, experiment: str, out: Path, parent: str | None = None, filter_string: str = "", all_sessions: bool = False
+) -> Path:
     """The report of one session: ``parent``, else the latest; ``all_sessions`` reads every one
     (cases are still paired only within one config hash, see ``harness.analysis.compare``)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -325,36 +396,55 @@ def build_report(uri: str, experiment: str, out: Path, parent: str | None = None
     if parent:
         session = retry_locked(client.get_run, parent).info.run_name
         read = f" of session `{session}` (parent run `{parent}`" + (
-            ")" if chosen else ", the latest; `--all-sessions` reads every session)")
+            ")" if chosen else ", the latest; `--all-sessions` reads every session)"
+        )
     else:
         read = " of every session of the experiment"
-    md = [f"# Report: experiment `{experiment}`", "",
-          f"{len(cases)} finished case runs{read}"
-          + (f" matching `{filter_string}`" if filter_string else "") + f"; tracking store `{uri}`.", "",
-          "Metrics: mean ± sd over seeds. Paired comparison: per seed, the first learner minus the second "
-          "(the cases of a seed share their data); 95% t-interval of the mean difference; Wilcoxon signed-rank p.", ""]
+    md = [
+        f"# Report: experiment `{experiment}`",
+        "",
+        f"{len(cases)} finished case runs{read}"
+        + (f" matching `{filter_string}`" if filter_string else "")
+        + f"; tracking store `{uri}`.",
+        "",
+        "Metrics: mean ± sd over seeds. Paired comparison: per seed, the first learner minus the second "
+        "(the cases of a seed share their data); 95% t-interval of the mean difference; Wilcoxon signed-rank p.",
+        "",
+    ]
     sections_html = []
     for config in sorted({c.config for c in cases}):
         mine = [c for c in cases if c.config == config]
         table = summary_table(mine)
         paired, statements = paired_table(mine)
-        figures = [f for f in (
-            plot_metrics(mine, config, out / f"{_safe(config)}_metrics.png"),
-            plot_roc(mine, config, out / f"{_safe(config)}_roc.png"),
-            plot_edges(mine, config, out / f"{_safe(config)}_edges.png"),
-            plot_convergence(mine, config, out / f"{_safe(config)}_convergence.png"),
-            plot_exact_marginals(mine, config, out / f"{_safe(config)}_exact.png"),
-        ) if f is not None]
+        figures = [
+            f
+            for f in (
+                plot_metrics(mine, config, out / f"{_safe(config)}_metrics.png"),
+                plot_roc(mine, config, out / f"{_safe(config)}_roc.png"),
+                plot_edges(mine, config, out / f"{_safe(config)}_edges.png"),
+                plot_convergence(mine, config, out / f"{_safe(config)}_convergence.png"),
+                plot_exact_marginals(mine, config, out / f"{_safe(config)}_exact.png"),
+            )
+            if f is not None
+        ]
         md += [f"## {config}", "", table.to_markdown(index=False), ""]
         if statements:
-            md += ["Paired comparison:", "", paired.to_markdown(index=False), ""] + [f"- {s}" for s in statements] + [""]
+            md += (
+                ["Paired comparison:", "", paired.to_markdown(index=False), ""] + [f"- {s}" for s in statements] + [""]
+            )
         md += [f"![{f.stem}]({f.name})" for f in figures] + [""]
         sections_html.append(_html_section(config, table, paired, statements, figures))
     history = fetch_history(client, experiment)
     if not history.empty:
         table, figure = history_table(history), plot_history(history, out / "history.png")
-        md += ["## History (every session of the experiment)", "", table.to_markdown(index=False), "",
-               f"![history]({figure.name})", ""]
+        md += [
+            "## History (every session of the experiment)",
+            "",
+            table.to_markdown(index=False),
+            "",
+            f"![history]({figure.name})",
+            "",
+        ]
         sections_html.append(_html_section("History (every session of the experiment)", table, None, [], [figure]))
     (out / "report.md").write_text("\n".join(md))
     (out / "report.html").write_text(_html_page(experiment, "\n".join(md[:6]), sections_html))
@@ -379,8 +469,11 @@ def _safe(name: str) -> str:
 def _html_section(config, table, paired, statements, figures) -> str:
     parts = [f"<h2>{html.escape(config)}</h2>", table.to_html(index=False, border=0, classes="t")]
     if statements:
-        parts += ["<p>Paired comparison:</p>", paired.to_html(index=False, border=0, classes="t"),
-                  "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in statements) + "</ul>"]
+        parts += [
+            "<p>Paired comparison:</p>",
+            paired.to_html(index=False, border=0, classes="t"),
+            "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in statements) + "</ul>",
+        ]
     for f in figures:
         data = base64.b64encode(f.read_bytes()).decode()
         parts.append(f'<p><img alt="{html.escape(f.stem)}" src="data:image/png;base64,{data}"></p>')
@@ -389,12 +482,16 @@ def _html_section(config, table, paired, statements, figures) -> str:
 
 def _html_page(experiment: str, intro_md: str, sections: list[str]) -> str:
     intro = "".join(f"<p>{html.escape(line)}</p>" for line in intro_md.splitlines()[1:] if line.strip())
-    style = ("body{font-family:sans-serif;max-width:1300px;margin:2em auto;padding:0 1em}"
-             "table.t{border-collapse:collapse;margin:1em 0}table.t td,table.t th{padding:3px 10px;"
-             "border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Report: {html.escape(experiment)}</title>"
-            f"<style>{style}</style></head><body><h1>Report: experiment {html.escape(experiment)}</h1>"
-            f"{intro}{''.join(sections)}</body></html>")
+    style = (
+        "body{font-family:sans-serif;max-width:1300px;margin:2em auto;padding:0 1em}"
+        "table.t{border-collapse:collapse;margin:1em 0}table.t td,table.t th{padding:3px 10px;"
+        "border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Report: {html.escape(experiment)}</title>"
+        f"<style>{style}</style></head><body><h1>Report: experiment {html.escape(experiment)}</h1>"
+        f"{intro}{''.join(sections)}</body></html>"
+    )
 
 
 __all__ = ["build_report", "fetch_cases", "summary_table", "paired_table", "COMPARED"]

@@ -12,8 +12,17 @@ from harness.analysis.compare import paired_comparisons
 from harness.evaluation.registry import lower_is_better
 from harness.tracking.records import CaseRecord
 
-MAIN_METRICS = ("eshd", "auroc", "auprc", "negll_obs", "negll_intrv", "n_cyclic", "fit_s", "eshd_mixture",
-                "auroc_mixture")
+MAIN_METRICS = (
+    "eshd",
+    "auroc",
+    "auprc",
+    "negll_obs",
+    "negll_intrv",
+    "n_cyclic",
+    "fit_s",
+    "eshd_mixture",
+    "auroc_mixture",
+)
 
 
 def records_frame(records: list[CaseRecord]) -> pd.DataFrame:
@@ -64,8 +73,9 @@ TERMINAL_METRICS = ("eshd", "auroc")  # the metrics CI gates with thresholds: th
 ALPHA = 0.05
 
 
-def paired_overview(records: list[CaseRecord], metrics: tuple[str, ...] = TERMINAL_METRICS,
-                    alpha: float = ALPHA) -> str:
+def paired_overview(
+    records: list[CaseRecord], metrics: tuple[str, ...] = TERMINAL_METRICS, alpha: float = ALPHA
+) -> str:
     """The paired comparison as a user reads it at the end of a session: per config and learner
     pair, one row with each of ``metrics``' mean difference (a − b), the learner that is better on
     average and the Wilcoxon p; then, of every compared metric, only the statements whose p is
@@ -141,8 +151,15 @@ def write_csv(records: list[CaseRecord], path: str | Path) -> Path:
         row = {"case_id": r.case_id, "learner": r.learner, "seed": r.seed}
         row.update({f"params.{k}": v for k, v in r.params.items()})
         row.update({f"metrics.{k}": v for k, v in r.metrics.items()})
-        row.update({"run_id": r.run_id, "status": r.status, "thresholds": r.thresholds, "reused": r.reused,
-                    "spooled": r.spooled or ""})
+        row.update(
+            {
+                "run_id": r.run_id,
+                "status": r.status,
+                "thresholds": r.thresholds,
+                "reused": r.reused,
+                "spooled": r.spooled or "",
+            }
+        )
         rows.append(row)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

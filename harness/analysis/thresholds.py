@@ -11,8 +11,10 @@ def threshold_misses(case_id: str, thresholds: dict, metrics: dict) -> list[str]
     for metric, bound in thresholds.items():
         value = metrics.get(metric)
         if value is None:
-            misses.append(f"{case_id}: {metric} was not computed (the run's metrics_not_logged tag says why), "
-                          f"but has a threshold {bound}")
+            misses.append(
+                f"{case_id}: {metric} was not computed (the run's metrics_not_logged tag says why), "
+                f"but has a threshold {bound}"
+            )
             continue
         if not math.isfinite(value):  # NaN compares False with every bound: it would pass both
             misses.append(f"{case_id}: {metric} = {value} is not a finite number, so it meets no threshold {bound}")

@@ -45,10 +45,23 @@ REAL_DATASETS = {"sachs": RealDataset("sachs", n_vars=11, n_samples=7466, defaul
 # Raf→Mek, Mek→Erk, Erk→Akt, PKA→{Raf, Mek, Erk, Akt, P38, Jnk}, PKC→{Raf, Mek, PKA, P38, Jnk},
 # Plcg→{PIP2, PIP3}, PIP3→PIP2, in cdt's column names (Erk = p44/42, Akt = pakts473, Jnk = pjnk)
 SACHS_CONSENSUS = (
-    ("praf", "pmek"), ("pmek", "p44/42"), ("p44/42", "pakts473"),
-    ("PKA", "praf"), ("PKA", "pmek"), ("PKA", "p44/42"), ("PKA", "pakts473"), ("PKA", "P38"), ("PKA", "pjnk"),
-    ("PKC", "praf"), ("PKC", "pmek"), ("PKC", "PKA"), ("PKC", "P38"), ("PKC", "pjnk"),
-    ("plcg", "PIP2"), ("plcg", "PIP3"), ("PIP3", "PIP2"),
+    ("praf", "pmek"),
+    ("pmek", "p44/42"),
+    ("p44/42", "pakts473"),
+    ("PKA", "praf"),
+    ("PKA", "pmek"),
+    ("PKA", "p44/42"),
+    ("PKA", "pakts473"),
+    ("PKA", "P38"),
+    ("PKA", "pjnk"),
+    ("PKC", "praf"),
+    ("PKC", "pmek"),
+    ("PKC", "PKA"),
+    ("PKC", "P38"),
+    ("PKC", "pjnk"),
+    ("plcg", "PIP2"),
+    ("plcg", "PIP3"),
+    ("PIP3", "PIP2"),
 )
 SACHS_TRUTHS = ("consensus", "cdt")
 
@@ -112,5 +125,6 @@ def make_real_dataset(spec: dict, seed: int):
     x, x_ho = x_all[rows["training"]], x_all[rows["held_out"]]
     if spec["standardize"]:  # with the training split's statistics only: the held-out rows stay unseen
         x, x_ho = standardize(x), standardize(x_ho, reference=x) if len(x_ho) else x_ho
-    return Dataset(g=g, theta=None, x=x.astype(np.float32), x_ho=x_ho.astype(np.float32), interventions=[],
-                   nodes=nodes, rows=rows)
+    return Dataset(
+        g=g, theta=None, x=x.astype(np.float32), x_ho=x_ho.astype(np.float32), interventions=[], nodes=nodes, rows=rows
+    )

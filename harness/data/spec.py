@@ -4,7 +4,7 @@ data. Nothing here imports JAX: it runs at pytest collection."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
@@ -31,7 +31,9 @@ class GraphSpec(Strict):
                 f"edges_per_node must be below (n_vars - 1) / 2 = {(self.n_vars - 1) / 2} for an ER "
                 f"graph on {self.n_vars} nodes (its edge probability would reach 1)"
             )
-        if self.type == "sf" and (self.edges_per_node != int(self.edges_per_node) or self.edges_per_node >= self.n_vars):
+        if self.type == "sf" and (
+            self.edges_per_node != int(self.edges_per_node) or self.edges_per_node >= self.n_vars
+        ):
             raise ValueError("edges_per_node must be a whole number below n_vars for an SF graph")
         return self
 
@@ -51,16 +53,14 @@ class NonlinearGaussianSpec(Strict):
     hidden_layers: list[PositiveInt] = Field(default_factory=lambda: [5], min_length=1)
 
 
-ModelSpec = Annotated[Union[LinearGaussianSpec, NonlinearGaussianSpec], Field(discriminator="type")]
+ModelSpec = Annotated[LinearGaussianSpec | NonlinearGaussianSpec, Field(discriminator="type")]
 
 
 class InterventionSpec(Strict):
     n_sets: NonNegativeInt = 10
     perc_intervened: float = Field(0.1, gt=0, le=1)
     value: float = 0.0
-    n_samples: PositiveInt | None = Field(
-        None, description="samples per interventional set; default n_ho_observations"
-    )
+    n_samples: PositiveInt | None = Field(None, description="samples per interventional set; default n_ho_observations")
 
 
 class DataSpec(Strict):
@@ -83,8 +83,9 @@ class DataSpec(Strict):
         None, description="real data only: the seed of the training / held-out split (default: the case's seed)"
     )
     exact_posterior: bool = Field(
-        False, description="score every learner against the exact posterior p(G | D) (harness.exact.enumeration): "
-        "linear Gaussian synthetic data, n_vars <= 6"
+        False,
+        description="score every learner against the exact posterior p(G | D) (harness.exact.enumeration): "
+        "linear Gaussian synthetic data, n_vars <= 6",
     )
 
     @model_validator(mode="before")
@@ -114,12 +115,16 @@ class DataSpec(Strict):
             if self.graph is None or self.graph.n_vars is None:
                 raise ValueError("synthetic data need `graph` with `n_vars` (or name a real `dataset`)")
             if self.n_ho_observations == 0:
-                raise ValueError("synthetic data need held-out rows (n_ho_observations >= 1); 0 is for real data, "
-                                 "where every row may be needed for training")
+                raise ValueError(
+                    "synthetic data need held-out rows (n_ho_observations >= 1); 0 is for real data, "
+                    "where every row may be needed for training"
+                )
             for key in ("standardize", "truth", "split_seed"):
                 if getattr(self, key) is not None:
-                    raise ValueError(f"`{key}` applies to a real `dataset` only: synthetic data are used as "
-                                     "generated, with their own ground truth (remove the key)")
+                    raise ValueError(
+                        f"`{key}` applies to a real `dataset` only: synthetic data are used as "
+                        "generated, with their own ground truth (remove the key)"
+                    )
             return self
         real = REAL_DATASETS[self.dataset]
         if self.graph.n_vars != real.n_vars:

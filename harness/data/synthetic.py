@@ -102,9 +102,18 @@ def make_linear_gaussian_dataset(spec: dict, seed: int) -> Dataset:
     iv = spec["interventions"]
     n_samples = iv["n_samples"] or spec["n_ho_observations"]
     data_key, _ = case_keys(seed)  # outside the program: PRNGKey takes 64-bit seeds, a traced int32 would not
-    draws = jax.device_get(_linear_gaussian_draws(
-        data_key, freeze_section(spec["graph"]), freeze_section(spec["model"]), spec["n_observations"],
-        spec["n_ho_observations"], n_samples, iv["n_sets"], math.ceil(d * iv["perc_intervened"])))
+    draws = jax.device_get(
+        _linear_gaussian_draws(
+            data_key,
+            freeze_section(spec["graph"]),
+            freeze_section(spec["model"]),
+            spec["n_observations"],
+            spec["n_ho_observations"],
+            n_samples,
+            iv["n_sets"],
+            math.ceil(d * iv["perc_intervened"]),
+        )
+    )
     g_ig = _graph_from_draws(spec["graph"], draws)
     model = spec["model"]
     theta = _scaled(draws["theta"], model["sig_edge"], model["mean_edge"])
@@ -130,8 +139,9 @@ def make_linear_gaussian_dataset(spec: dict, seed: int) -> Dataset:
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6, 7))
-def _linear_gaussian_draws(data_key, graph: tuple, model: tuple, n_obs: int, n_ho: int, n_samples: int,
-                           n_sets: int, n_targets: int) -> dict:
+def _linear_gaussian_draws(
+    data_key, graph: tuple, model: tuple, n_obs: int, n_ho: int, n_samples: int, n_sets: int, n_targets: int
+) -> dict:
     """Every random draw of a linear Gaussian data set, with the keys and calls of the op-by-op
     version: the graph (ER: dibs-lib's ``sample_G(return_mat=True)``; SF: the inputs of its igraph
     construction), and the standard normals behind the weights and each ``sample_obs`` call's noise.
@@ -177,7 +187,8 @@ def _graph_from_draws(graph: dict, draws: dict):
         return ig.Graph(n=graph["n_vars"], edges=np.argwhere(draws["g"].T)[:, ::-1].tolist(), directed=True)
     random.seed(int(draws["key_sum"]))  # Barabasi draws from Python's random, as in dibs-lib
     return ig.Graph.Barabasi(n=graph["n_vars"], m=int(graph["edges_per_node"]), directed=True).permute_vertices(
-        draws["perm"].tolist())
+        draws["perm"].tolist()
+    )
 
 
 def _ancestral_linear_gaussian(g_ig, theta: np.ndarray, z: np.ndarray, interv: dict) -> np.ndarray:
@@ -194,5 +205,3 @@ def _ancestral_linear_gaussian(g_ig, theta: np.ndarray, z: np.ndarray, interv: d
         else:
             x[:, j] = z[:, j]
     return x
-
-

@@ -105,8 +105,10 @@ def undefined_areas(g_true: np.ndarray) -> str | None:
     truth = off_diagonal(np.asarray(g_true))
     if truth.min() != truth.max():
         return None
-    return (f"auroc, auprc, auroc_diag: the ground-truth graph has {'no' if truth.max() == 0 else 'every'} possible edge, "
-            "so the areas under the ROC and precision-recall curves are undefined")
+    return (
+        f"auroc, auprc, auroc_diag: the ground-truth graph has {'no' if truth.max() == 0 else 'every'} possible edge, "
+        "so the areas under the ROC and precision-recall curves are undefined"
+    )
 
 
 def graph_metrics(post: Posterior, g_true: np.ndarray) -> dict[str, float]:
@@ -126,8 +128,11 @@ def graph_metrics(post: Posterior, g_true: np.ndarray) -> dict[str, float]:
         marginals = edge_marginals(g, lw)
         p = off_diagonal(marginals)
         precision, recall, _ = skm.precision_recall_curve(truth, p)
-        out |= {"auroc": float(skm.roc_auc_score(truth, p)), "auprc": float(skm.auc(recall, precision)),
-                "auroc_diag": float(skm.roc_auc_score(np.asarray(g_true).reshape(-1), marginals.reshape(-1)))}
+        out |= {
+            "auroc": float(skm.roc_auc_score(truth, p)),
+            "auprc": float(skm.auc(recall, precision)),
+            "auroc_diag": float(skm.roc_auc_score(np.asarray(g_true).reshape(-1), marginals.reshape(-1))),
+        }
     return out
 
 
@@ -167,8 +172,9 @@ def exact_reference_metrics(exact: ExactPosterior, g_true: np.ndarray) -> dict[s
     return {f"exact_{k}": out[k] for k in ("eshd", "auroc") if k in out}
 
 
-def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict,
-                       likelihood_impl: str = "fused") -> dict[str, float]:
+def likelihood_metrics(
+    post: Posterior, dataset: Dataset, model_config: dict, likelihood_impl: str = "fused"
+) -> dict[str, float]:
     """``negll_obs`` and (with interventional sets) ``negll_intrv``, with the learners' inference
     likelihood (``harness.models.likelihoods``; the same function whichever ``likelihood_impl``)."""
     import jax
@@ -198,13 +204,13 @@ def likelihood_metrics(post: Posterior, dataset: Dataset, model_config: dict,
     if len(dataset.x_ho):  # (real data may have no held-out rows: harness.tracking.case_runs.metrics_not_logged)
         out["negll_obs"] = negll(dataset.x_ho, np.zeros_like(dataset.x_ho, dtype=np.int32), "the held-out data")
     if dataset.interventions:
-        out["negll_intrv"] = float(np.mean([
-            negll(s.x, s.mask, f"interventional set {i}") for i, s in enumerate(dataset.interventions)
-        ]))
+        out["negll_intrv"] = float(
+            np.mean([negll(s.x, s.mask, f"interventional set {i}") for i, s in enumerate(dataset.interventions)])
+        )
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _batched_log_density(model: tuple, n_vars: int, likelihood_impl: str, with_prior: bool = False):
     """log p(x | G_k, Θ_k), plus log p(Θ_k | G_k) ``with_prior``, for a batch of particles, jitted
     once per model (not once per case)."""
@@ -221,32 +227,43 @@ def _batched_log_density(model: tuple, n_vars: int, likelihood_impl: str, with_p
     return jax.jit(jax.vmap(one, (0, 0, None, None)))
 
 
-def mixture_log_weights(post: Posterior, dataset: Dataset, model_config: dict,
-                        likelihood_impl: str = "fused") -> np.ndarray:
+def mixture_log_weights(
+    post: Posterior, dataset: Dataset, model_config: dict, likelihood_impl: str = "fused"
+) -> np.ndarray:
     """[M] unnormalised DiBS+ log-weights log p(Θ_k | G_k) + log p(D | G_k, Θ_k), D the training
     data (observational), for every particle, cyclic ones included (the metrics drop those)."""
     import jax.numpy as jnp
 
     log_joint = _batched_log_density(freeze_section(model_config), dataset.n_vars, likelihood_impl, with_prior=True)
     x = jnp.asarray(dataset.x)  # in the case's precision (inference.dtype)
-    lw = np.asarray(log_joint(jnp.asarray(post.g, x.dtype), post.theta, x, jnp.zeros(x.shape, jnp.int32)),
-                    np.float64)
+    lw = np.asarray(log_joint(jnp.asarray(post.g, x.dtype), post.theta, x, jnp.zeros(x.shape, jnp.int32)), np.float64)
     bad = np.flatnonzero(~np.isfinite(lw))
     if bad.size:
         raise MetricError(f"the mixture weight log p(theta, D | G) is NaN/inf for particles {bad.tolist()}")
     return lw
 
 
-def posterior_metrics(post: Posterior, dataset: Dataset, model_config: dict, likelihood_impl: str = "fused",
-                      exact: ExactPosterior | None = None) -> dict[str, float]:
+def posterior_metrics(
+    post: Posterior,
+    dataset: Dataset,
+    model_config: dict,
+    likelihood_impl: str = "fused",
+    exact: ExactPosterior | None = None,
+) -> dict[str, float]:
     """The graph and likelihood metrics of ``post`` under its ``log_weights`` (and, given the exact
     posterior, :func:`exact_metrics`)."""
     out = graph_metrics(post, dataset.g) | likelihood_metrics(post, dataset, model_config, likelihood_impl)
     return out | exact_metrics(post, exact) if exact is not None else out
 
 
-def compute_metrics(post: Posterior, dataset: Dataset, model_config: dict, likelihood_impl: str = "fused",
-                    exact: ExactPosterior | None = None, log_weights_mixture: np.ndarray | None = None) -> dict[str, float]:
+def compute_metrics(
+    post: Posterior,
+    dataset: Dataset,
+    model_config: dict,
+    likelihood_impl: str = "fused",
+    exact: ExactPosterior | None = None,
+    log_weights_mixture: np.ndarray | None = None,
+) -> dict[str, float]:
     """All metrics of a case, both weightings (module docstring), the mixture's with
     ``log_weights_mixture`` (default: :func:`mixture_log_weights`). Changes nothing it is given.
     Raises :class:`MetricError` if any is not finite."""
@@ -255,8 +272,11 @@ def compute_metrics(post: Posterior, dataset: Dataset, model_config: dict, likel
     if log_weights_mixture is None:
         log_weights_mixture = mixture_log_weights(post, dataset, model_config, likelihood_impl)
     mixture = dataclasses.replace(post, log_weights=log_weights_mixture)
-    metrics |= {f"{k}_mixture": v for k, v in
-                posterior_metrics(mixture, dataset, model_config, likelihood_impl, exact).items() if k != "n_cyclic"}
+    metrics |= {
+        f"{k}_mixture": v
+        for k, v in posterior_metrics(mixture, dataset, model_config, likelihood_impl, exact).items()
+        if k != "n_cyclic"
+    }
     if exact is not None:
         metrics |= exact_reference_metrics(exact, dataset.g)
     metrics |= {"fit_s": post.fit_s, "compile_s": post.compile_s, **post.diagnostics}
@@ -277,8 +297,6 @@ def check_finite_posterior(post: Posterior) -> None:
         leaf = np.asarray(leaf)
         bad = np.flatnonzero(~np.isfinite(leaf).reshape(leaf.shape[0], -1).all(axis=1))
         if bad.size:
-            raise MetricError(
-                f"parameters theta{jax.tree_util.keystr(path)} are NaN/inf for particles {bad.tolist()}"
-            )
+            raise MetricError(f"parameters theta{jax.tree_util.keystr(path)} are NaN/inf for particles {bad.tolist()}")
     if not np.isfinite(post.log_weights).all():
         raise MetricError(f"log_weights are NaN/inf: {post.log_weights.tolist()}")

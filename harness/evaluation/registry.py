@@ -33,8 +33,16 @@ METRICS = (
 )
 
 # The posterior metrics, compared between learners and against a baseline: True where lower is better.
-LOWER_IS_BETTER = {"eshd": True, "auroc": False, "auprc": False, "negll_obs": True, "negll_intrv": True,
-                   "edge_mae": True, "graph_tv": True, "graph_kl": True}
+LOWER_IS_BETTER = {
+    "eshd": True,
+    "auroc": False,
+    "auprc": False,
+    "negll_obs": True,
+    "negll_intrv": True,
+    "edge_mae": True,
+    "graph_tv": True,
+    "graph_kl": True,
+}
 COMPARED = tuple(LOWER_IS_BETTER)
 # the same metrics under the DiBS+ (posterior-weighted) mixture: harness.evaluation.metrics
 MIXTURE = tuple(f"{m}_mixture" for m in COMPARED)

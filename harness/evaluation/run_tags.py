@@ -27,8 +27,10 @@ def data_tags(data: dict, dataset) -> dict[str, str]:
         real = REAL_DATASETS[data["dataset"]]
         scaling = "standardised with the training split's statistics" if data["standardize"] else "not standardised"
         tags["data_variant"] = f"{real.name}, {data['truth']} graph, {scaling}"
-        tags["data_samples"] = (f"{data['n_observations']} training and {data['n_ho_observations']} held-out rows of "
-                                f"{real.n_samples} (all conditions pooled)")
+        tags["data_samples"] = (
+            f"{data['n_observations']} training and {data['n_ho_observations']} held-out rows of "
+            f"{real.n_samples} (all conditions pooled)"
+        )
     return tags
 
 

@@ -39,7 +39,7 @@ ENUMERATION_MAX_VARS = 6
 # ---------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def all_dags(d: int) -> np.ndarray:
     """Every DAG on d nodes, once each: [n_dags, d] parent bitmasks (bit i of column j: i → j).
 
@@ -61,8 +61,9 @@ def all_dags(d: int) -> np.ndarray:
             below = reach[g, ch]
             old = desc[g]
             to_new = bits[pa].astype(bool) | ((old & pa[:, None]) != 0)
-            desc = np.concatenate([np.where(to_new, old | (np.int64(1) << k) | below[:, None], old), below[:, None]],
-                                  axis=1)
+            desc = np.concatenate(
+                [np.where(to_new, old | (np.int64(1) << k) | below[:, None], old), below[:, None]], axis=1
+            )
         parents = new_parents
     return parents.astype(np.int32)
 
@@ -123,8 +124,7 @@ def check_supported(data: dict) -> str | None:
     if data.get("dataset") is not None:
         return "real data: the posterior is exact only under the model that generated the data (synthetic data)"
     if data["model"]["type"] != "linear_gaussian":
-        return (f"model type {data['model']['type']!r} has no closed-form marginal likelihood; "
-                "expected linear_gaussian")
+        return f"model type {data['model']['type']!r} has no closed-form marginal likelihood; expected linear_gaussian"
     d = data["graph"]["n_vars"]
     if d > ENUMERATION_MAX_VARS:
         return f"n_vars = {d} is above the enumeration limit of {ENUMERATION_MAX_VARS} variables"
@@ -160,8 +160,13 @@ def exact_posterior(x: np.ndarray, model: dict, graph: dict) -> ExactPosterior:
     total = float(logsumexp(score))
     counts = np.array([bin(s).count("1") for s in range(2**d)])
     log_prior_total = float(logsumexp(log_graph_prior_table(graph, d)[counts[parents]].sum(axis=1)))
-    return ExactPosterior(local=local, parents=parents, log_prob=score - total,
-                          log_normalizer=total - log_prior_total, _log_unnormalised_total=total)
+    return ExactPosterior(
+        local=local,
+        parents=parents,
+        log_prob=score - total,
+        log_normalizer=total - log_prior_total,
+        _log_unnormalised_total=total,
+    )
 
 
 def exact_posterior_of(data: dict, x: np.ndarray) -> ExactPosterior:

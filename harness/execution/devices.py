@@ -65,7 +65,9 @@ def cpu_share(index: int, n_workers: int, cores: list[int]) -> list[int]:
     return cores[index * per : (index + 1) * per]
 
 
-def worker_env(index: int, n_workers: int, gpus: list[str], cores: list[int]) -> tuple[dict[str, str], list[int] | None]:
+def worker_env(
+    index: int, n_workers: int, gpus: list[str], cores: list[int]
+) -> tuple[dict[str, str], list[int] | None]:
     """(environment variables, CPU affinity or None) for worker ``index`` of ``n_workers``."""
     if gpus:
         gpu = gpus[index % len(gpus)]

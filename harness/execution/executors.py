@@ -15,7 +15,8 @@ writes what it is given.
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from harness.analysis.thresholds import threshold_misses
 from harness.execution import interrupts
@@ -83,8 +84,15 @@ class LiveCaseRun:
 
     def record(self) -> CaseRecord:
         spooled = self.writer.spool_path
-        return record_of(self.case, run_id=self.writer.run_id, status=self.writer.status, metrics=self.metrics,
-                         misses=self.misses, error=self.error, spooled=str(spooled) if spooled else None)
+        return record_of(
+            self.case,
+            run_id=self.writer.run_id,
+            status=self.writer.status,
+            metrics=self.metrics,
+            misses=self.misses,
+            error=self.error,
+            spooled=str(spooled) if spooled else None,
+        )
 
 
 class ReusedCaseRun:
@@ -106,8 +114,9 @@ class ReusedCaseRun:
         pass
 
     def record(self) -> CaseRecord:
-        return record_of(self.case, run_id=self.run_id, status="FINISHED", metrics=self.metrics, misses=self.misses,
-                         reused=True)
+        return record_of(
+            self.case, run_id=self.run_id, status="FINISHED", metrics=self.metrics, misses=self.misses, reused=True
+        )
 
 
 class LocalExecutor:

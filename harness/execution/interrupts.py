@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 _received: list[str] = []  # names of the stop signals this process has received, in order
 

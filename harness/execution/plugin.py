@@ -47,40 +47,80 @@ def pytest_addhooks(pluginmanager):
 
 def pytest_addoption(parser):
     group = parser.getgroup("harness", "benchmark harness")
-    group.addoption("--configs", action="append", metavar="PATH_OR_GLOB",
-                    help="study files to collect instead of configs/*.yaml (repeatable)")
-    group.addoption("--override", action="append", metavar="KEY=VALUE",
-                    help="set a dotted study key in every collected study, e.g. inference.steps=10 (repeatable)")
-    group.addoption("--mlflow-uri", help="tracking URI (beats MLFLOW_TRACKING_URI) "
-                    "(default: sqlite:///mlruns/mlflow.db)")
-    group.addoption("--spool", metavar="DIR",
-                    help="where a case's run goes when the tracking store cannot be reached after the client's "
-                    "retries, for `dibs-bench sync` to replay (default: $HARNESS_SPOOL, else ./mlflow-spool; "
-                    "with --executor slurm, <slurm folder>/spool)")
+    group.addoption(
+        "--configs",
+        action="append",
+        metavar="PATH_OR_GLOB",
+        help="study files to collect instead of configs/*.yaml (repeatable)",
+    )
+    group.addoption(
+        "--override",
+        action="append",
+        metavar="KEY=VALUE",
+        help="set a dotted study key in every collected study, e.g. inference.steps=10 (repeatable)",
+    )
+    group.addoption(
+        "--mlflow-uri", help="tracking URI (beats MLFLOW_TRACKING_URI) (default: sqlite:///mlruns/mlflow.db)"
+    )
+    group.addoption(
+        "--spool",
+        metavar="DIR",
+        help="where a case's run goes when the tracking store cannot be reached after the client's "
+        "retries, for `dibs-bench sync` to replay (default: $HARNESS_SPOOL, else ./mlflow-spool; "
+        "with --executor slurm, <slurm folder>/spool)",
+    )
     group.addoption("--gpus", help="comma-separated GPU ids to spread workers over (default: all visible)")
     group.addoption("--jax-cache", help="JAX persistent compilation cache directory, or 'off' (default: .jax_cache)")
     group.addoption("--results-csv", metavar="PATH", help="write one row per case to this CSV file")
-    group.addoption("--reuse", action="store_true",
-                    help="skip a case whose experiment already has a FINISHED run of the same config hash "
-                    "and harness version; report that run's metrics")
-    group.addoption("--save-baseline", metavar="PATH",
-                    help="write this session's per-case metrics as a baseline file (YAML) for --baseline")
-    group.addoption("--baseline", metavar="PATH|mlflow:RUN_ID|mlflow:latest",
-                    help="fail the session where a learner got worse than in this baseline, paired by seed "
-                    "(rule: harness.analysis.baseline, docs/regression-gate.md)")
-    group.addoption("--case-timeout", type=float, metavar="SECONDS",
-                    help="fail a case running longer than this (a study's timeout_s takes precedence)")
-    group.addoption("--executor", choices=("local", "slurm"), default="local",
-                    help="local: this machine's pytest process and xdist workers (default); slurm: one Slurm job "
-                    "array of the selected cases (docs/cluster.md)")
-    group.addoption("--slurm", action="append", metavar="KEY=VALUE",
-                    help="a submitit Slurm parameter for --executor slurm, e.g. partition=gpu, gpus_per_node=1, "
-                    "timeout_min=600 (repeatable; values are YAML)")
-    group.addoption("--slurm-folder", default="slurm_jobs", metavar="DIR",
-                    help="submitit's folder for the array's scripts, pickles and logs, on a file system the "
-                    "nodes share (default: slurm_jobs)")
-    group.addoption("--run-anywhere", action="store_true",
-                    help="run cases of studies with `requires: [gpu]` on a machine without a GPU (skipped otherwise)")
+    group.addoption(
+        "--reuse",
+        action="store_true",
+        help="skip a case whose experiment already has a FINISHED run of the same config hash "
+        "and harness version; report that run's metrics",
+    )
+    group.addoption(
+        "--save-baseline",
+        metavar="PATH",
+        help="write this session's per-case metrics as a baseline file (YAML) for --baseline",
+    )
+    group.addoption(
+        "--baseline",
+        metavar="PATH|mlflow:RUN_ID|mlflow:latest",
+        help="fail the session where a learner got worse than in this baseline, paired by seed "
+        "(rule: harness.analysis.baseline, docs/regression-gate.md)",
+    )
+    group.addoption(
+        "--case-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="fail a case running longer than this (a study's timeout_s takes precedence)",
+    )
+    group.addoption(
+        "--executor",
+        choices=("local", "slurm"),
+        default="local",
+        help="local: this machine's pytest process and xdist workers (default); slurm: one Slurm job "
+        "array of the selected cases (docs/cluster.md)",
+    )
+    group.addoption(
+        "--slurm",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a submitit Slurm parameter for --executor slurm, e.g. partition=gpu, gpus_per_node=1, "
+        "timeout_min=600 (repeatable; values are YAML)",
+    )
+    group.addoption(
+        "--slurm-folder",
+        default="slurm_jobs",
+        metavar="DIR",
+        help="submitit's folder for the array's scripts, pickles and logs, on a file system the "
+        "nodes share (default: slurm_jobs)",
+    )
+    group.addoption(
+        "--run-anywhere",
+        action="store_true",
+        help="run cases of studies with `requires: [gpu]` on a machine without a GPU (skipped otherwise)",
+    )
 
 
 @dataclass
@@ -192,16 +232,20 @@ def _check_slurm_options(config) -> None:
     from harness.tracking import store
 
     if _n_workers(config) > 0:
-        raise pytest.UsageError("--executor slurm: the cases run as Slurm array tasks and this process waits for "
-                                "them; leave out -n (xdist workers)")
+        raise pytest.UsageError(
+            "--executor slurm: the cases run as Slurm array tasks and this process waits for "
+            "them; leave out -n (xdist workers)"
+        )
     try:
         slurm.check_store(store.resolve_uri(config.getoption("mlflow_uri"), root=config.invocation_params.dir))
         state_of(config).slurm_params = slurm.parse_parameters(config.getoption("slurm"))
     except slurm.SlurmError as exc:
         raise pytest.UsageError(str(exc)) from None
     if shutil.which("sbatch") is None:
-        raise pytest.UsageError("--executor slurm: sbatch is not on the PATH (run from a Slurm login node; "
-                                "scripts/local_slurm.sh start runs a one-node Slurm here)")
+        raise pytest.UsageError(
+            "--executor slurm: sbatch is not on the PATH (run from a Slurm login node; "
+            "scripts/local_slurm.sh start runs a one-node Slurm here)"
+        )
 
 
 def _wants_benchmarks(config) -> bool:
@@ -244,8 +288,9 @@ def session_of(config):
         state.spool_lines += _replay_spool(spool_dir, uri).lines(spool_dir, uri)
         name = time.strftime("session-%Y%m%d-%H%M%S")
         try:
-            state.session = sessions.open_session(uri, [c.experiment for c in _cases_or_usage_error(config)], name,
-                                                  spool=str(spool_dir))
+            state.session = sessions.open_session(
+                uri, [c.experiment for c in _cases_or_usage_error(config)], name, spool=str(spool_dir)
+            )
         except Exception as exc:
             _exit_if_unreachable(exc, uri)
             raise
@@ -258,8 +303,11 @@ def _exit_if_unreachable(exc: Exception, uri: str) -> None:
     from harness.tracking import spool
 
     if spool.is_unreachable(exc):
-        pytest.exit(f"harness: the tracking store {spool.without_credentials(uri)} cannot be reached, so no "
-                    f"session was opened and no case ran: {spool.scrub(str(exc))[:500]}", returncode=1)
+        pytest.exit(
+            f"harness: the tracking store {spool.without_credentials(uri)} cannot be reached, so no "
+            f"session was opened and no case ran: {spool.scrub(str(exc))[:500]}",
+            returncode=1,
+        )
 
 
 def _spool_dir(config) -> Path:
@@ -285,15 +333,23 @@ def executor_of(config):
         from harness.execution.executors import LocalExecutor
 
         worker = config.workerinput["workerid"] if _is_worker(config) else "main"
-        options = {"default_timeout_s": config.getoption("case_timeout"), "progress": _progress_writer(config),
-                   "setup_jax": True}
+        options = {
+            "default_timeout_s": config.getoption("case_timeout"),
+            "progress": _progress_writer(config),
+            "setup_jax": True,
+        }
         state.executor = LocalExecutor(session_of(config), worker, reuse=config.getoption("reuse"), options=options)
         if config.getoption("executor") == "slurm":
             from harness.execution.slurm import SlurmExecutor
 
-            state.executor = SlurmExecutor(state.session, state.slurm_params, config.getoption("slurm_folder"),
-                                           local=state.executor, default_timeout_s=config.getoption("case_timeout"),
-                                           reuse=config.getoption("reuse"))
+            state.executor = SlurmExecutor(
+                state.session,
+                state.slurm_params,
+                config.getoption("slurm_folder"),
+                local=state.executor,
+                default_timeout_s=config.getoption("case_timeout"),
+                reuse=config.getoption("reuse"),
+            )
     return state.executor
 
 
@@ -406,7 +462,9 @@ class Controller:
             self._submit_to_slurm(session.items)
 
     def _submit_to_slurm(self, items) -> None:
-        cases = [_case_of(item) for item in items if _case_of(item) is not None and item.get_closest_marker("skip") is None]
+        cases = [
+            _case_of(item) for item in items if _case_of(item) is not None and item.get_closest_marker("skip") is None
+        ]
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         for line in executor_of(self.config).start(cases):
             reporter.write_line(line)
@@ -425,13 +483,18 @@ class Controller:
         self._plan_printed = True
         cases = [c for c in _load(self.config) if c.id in selected]
         history = plan.History() if self.config.getoption("collectonly") else self._history(cases)
-        lines = plan.plan_lines(cases, _skip_reasons(self.config, cases), history, _n_workers(self.config),
-                                reuse=self.config.getoption("reuse"))
+        lines = plan.plan_lines(
+            cases,
+            _skip_reasons(self.config, cases),
+            history,
+            _n_workers(self.config),
+            reuse=self.config.getoption("reuse"),
+        )
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         for line in lines:
             reporter.write_line(line) if reporter else print(line)
 
-    def _history(self, cases) -> "plan.History":
+    def _history(self, cases) -> plan.History:
         """Earlier runs of these cases in the store, for the time estimate."""
         from mlflow.tracking import MlflowClient
 
@@ -459,8 +522,10 @@ class Controller:
         state = state_of(self.config)
         if state.session is None:  # the only process, and no case ran: no session opened
             if self.config.getoption("baseline") and exitstatus != pytest.ExitCode.INTERRUPTED:
-                self.gate_lines.append("the gate compared nothing: no case ran in this session (every case was "
-                                       "deselected or skipped), so nothing could be compared with the baseline")
+                self.gate_lines.append(
+                    "the gate compared nothing: no case ran in this session (every case was "
+                    "deselected or skipped), so nothing could be compared with the baseline"
+                )
                 self.gate_failed = True
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
             return
@@ -508,8 +573,10 @@ class Controller:
         tr.section("benchmark cases")
         ended = state_of(self.config).session.ended_stale
         if ended:
-            tr.write_line(f"ended FAILED {len(ended)} run(s) left RUNNING by processes that died (no heartbeat): "
-                          + ", ".join(ended))
+            tr.write_line(
+                f"ended FAILED {len(ended)} run(s) left RUNNING by processes that died (no heartbeat): "
+                + ", ".join(ended)
+            )
         tr.write_line(summary.case_table(records))
         tr.section("learners (mean ± sd over seeds)")
         tr.write_line(summary.learner_table(records))
@@ -560,7 +627,9 @@ def _gate(config, records: list[CaseRecord]) -> tuple[list[str], bool]:
     session = state_of(config).session
     try:
         base = baseline.load_baseline(
-            config.getoption("baseline"), session.uri, list(session.parents),
+            config.getoption("baseline"),
+            session.uri,
+            list(session.parents),
             exclude_runs={ids["run_id"] for ids in session.parents.values()},
         )
     except baseline.BaselineError as exc:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -36,8 +36,13 @@ class CaseResult:
     exact: ExactPosterior | None = None  # p(G | D), in studies with data.exact_posterior
 
 
-def run_case(case: Case, *, progress: bool | Callable[[str], None] = False,
-             default_timeout_s: float | None = None, setup_jax: bool = False) -> CaseResult:
+def run_case(
+    case: Case,
+    *,
+    progress: bool | Callable[[str], None] = False,
+    default_timeout_s: float | None = None,
+    setup_jax: bool = False,
+) -> CaseResult:
     """Generate the case's data, fit its learner, compute its metrics.
 
     ``progress`` prints steps done and steps/s while the learner runs (to stderr, or through the
@@ -96,12 +101,26 @@ def _fit_and_score(case: Case, dataset: Dataset, monitor: Monitor, t0: float, t1
     mixture = mixture_log_weights(posterior, dataset, model, likelihood_impl)
     metrics = compute_metrics(posterior, dataset, model, likelihood_impl, exact, log_weights_mixture=mixture)
     t4 = time.perf_counter()
-    timings = {"data_s": t1 - t0, "learner_s": t2 - t1, "metrics_s": t4 - t3, "curves_s": monitor.eval_s,
-               "lower_s": posterior.lower_s}
+    timings = {
+        "data_s": t1 - t0,
+        "learner_s": t2 - t1,
+        "metrics_s": t4 - t3,
+        "curves_s": monitor.eval_s,
+        "lower_s": posterior.lower_s,
+    }
     if exact is not None:
         timings["exact_s"] = t3 - t2
-    return CaseResult(case=case, dataset=dataset, posterior=posterior, metrics=metrics, log_weights_mixture=mixture,
-                      tags=run_tags(case.config["data"], dataset), timings=timings, curves=monitor.history, exact=exact)
+    return CaseResult(
+        case=case,
+        dataset=dataset,
+        posterior=posterior,
+        metrics=metrics,
+        log_weights_mixture=mixture,
+        tags=run_tags(case.config["data"], dataset),
+        timings=timings,
+        curves=monitor.history,
+        exact=exact,
+    )
 
 
 def convergence_metrics(z, dataset: Dataset) -> dict[str, float]:

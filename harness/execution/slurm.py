@@ -40,8 +40,16 @@ from harness.tracking.case_runs import RunWriter, find_reusable, record_of, reco
 from harness.tracking.records import CaseRecord
 
 _IMPORTED_AT = time.time()  # in a task: when the unpickled function's module was loaded
-GENERIC = {"timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb", "nodes", "tasks_per_node", "name",
-           "stderr_to_stdout"}
+GENERIC = {
+    "timeout_min",
+    "gpus_per_node",
+    "cpus_per_task",
+    "mem_gb",
+    "nodes",
+    "tasks_per_node",
+    "name",
+    "stderr_to_stdout",
+}
 
 
 class SlurmError(Exception):
@@ -82,11 +90,13 @@ def check_store(uri: str) -> None:
         raise SlurmError(
             f"--executor slurm records every case from the compute nodes, so the store must be a tracking "
             f"server they reach (MLFLOW_TRACKING_URI=http://host:port; docs/cluster.md), "
-            f"not the local SQLite file {uri} (SQLite's file locking is unsafe on network file systems)")
+            f"not the local SQLite file {uri} (SQLite's file locking is unsafe on network file systems)"
+        )
 
 
-def submit(session, cases: list[Case], folder: str | Path, params: dict[str, Any],
-           default_timeout_s: float | None = None) -> dict[str, Any]:
+def submit(
+    session, cases: list[Case], folder: str | Path, params: dict[str, Any], default_timeout_s: float | None = None
+) -> dict[str, Any]:
     """Submit ``cases`` as one job array; returns case id -> submitit job. ``default_timeout_s``
     (``--case-timeout``) applies in the tasks to cases whose study has no ``timeout_s``."""
     import submitit
@@ -107,8 +117,13 @@ def find_running_task(session, case: Case):
     from harness.tracking.heartbeat import is_stale
     from harness.tracking.provenance import harness_version
 
-    runs = T.same_case_runs(MlflowClient(session.uri), session.parents[case.experiment]["experiment_id"],
-                            case.config_hash, harness_version(), "RUNNING")
+    runs = T.same_case_runs(
+        MlflowClient(session.uri),
+        session.parents[case.experiment]["experiment_id"],
+        case.config_hash,
+        harness_version(),
+        "RUNNING",
+    )
     return next((r for r in runs if T.TASK_TAG in r.data.tags and not is_stale(r)), None)
 
 
@@ -147,8 +162,9 @@ def task_name() -> str:
     return f"{os.environ.get('SLURM_ARRAY_JOB_ID', '?')}_{os.environ.get('SLURM_ARRAY_TASK_ID', '?')}"
 
 
-def run_task(session_dict: dict, case: Case, submitted_at: float | None = None,
-             default_timeout_s: float | None = None) -> dict:
+def run_task(
+    session_dict: dict, case: Case, submitted_at: float | None = None, default_timeout_s: float | None = None
+) -> dict:
     """One array task: run one case and record its run; returns the case record as a dict (never
     raises for a failing case: the run says FAILED, the record carries the error). The run's timings
     add ``slurm_wait_s`` (submission to the task's Python running: queue, sbatch, srun, interpreter)
@@ -171,8 +187,13 @@ def run_task(session_dict: dict, case: Case, submitted_at: float | None = None,
     except Exception as exc:
         if not (session.spool and is_unreachable(exc)):
             raise  # unreachable: the case runs and its run goes to the spool (an earlier attempt's may stay)
-    writer = RunWriter.create(session, case, devices.describe_device(), worker=f"slurm {name}",
-                              extra_tags={T.TASK_TAG: name, T.RESTARTS_TAG: os.environ.get("SLURM_RESTART_COUNT", "0")})
+    writer = RunWriter.create(
+        session,
+        case,
+        devices.describe_device(),
+        worker=f"slurm {name}",
+        extra_tags={T.TASK_TAG: name, T.RESTARTS_TAG: os.environ.get("SLURM_RESTART_COUNT", "0")},
+    )
     run = LiveCaseRun(writer, case, {"default_timeout_s": default_timeout_s, "setup_jax": True})
     overhead = {"slurm_startup_s": time.time() - _IMPORTED_AT}
     if submitted_at is not None:
@@ -206,8 +227,18 @@ def slurm_state(job_id: str) -> tuple[str, str]:
     return fields.get("JobState", "UNKNOWN"), fields.get("Reason", "")
 
 
-FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY",
-                "BOOT_FAIL", "DEADLINE", "UNKNOWN"}
+FINAL_STATES = {
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "UNKNOWN",
+}
 
 
 def wait_for(job, poll_s: float = 1.0) -> dict | tuple[str, str]:
@@ -270,15 +301,21 @@ class SlurmCaseRun:
         self.run_id, self.status, self.error = run_id, status, error
         if self.status != "FINISHED":
             raise SlurmError(f"slurm task {self.task}: {self.error}")
-        self.metrics = spooled_metrics if spooled_metrics is not None else recorded_metrics(self.client.get_run(self.run_id))
+        self.metrics = (
+            spooled_metrics if spooled_metrics is not None else recorded_metrics(self.client.get_run(self.run_id))
+        )
         self.misses = threshold_misses(self.case.id, self.case.thresholds, self.metrics)
 
     def _end_killed_task(self, state: str, reason: str) -> None:
         from harness.tracking.store import retry_locked
 
         self.status = "FAILED"
-        self.error = f"Slurm ended task {self.job.job_id} without a result: {state}" + (f" ({reason})" if reason else "")
-        for run in T.task_runs(self.client, self.session.parents[self.case.experiment]["experiment_id"], self.job.job_id):
+        self.error = f"Slurm ended task {self.job.job_id} without a result: {state}" + (
+            f" ({reason})" if reason else ""
+        )
+        for run in T.task_runs(
+            self.client, self.session.parents[self.case.experiment]["experiment_id"], self.job.job_id
+        ):
             self.run_id = run.info.run_id
             if run.info.status == "RUNNING":
                 retry_locked(self.client.set_tag, run.info.run_id, T.FAILURE_TAG, self.error)
@@ -288,8 +325,16 @@ class SlurmCaseRun:
         pass  # the task ends its own run; a task that died is ended by execute or the session's close
 
     def record(self) -> CaseRecord:
-        return record_of(self.case, run_id=self.run_id, status=self.status, metrics=self.metrics, misses=self.misses,
-                         error=self.error, reused=self.reused, spooled=self.spooled)
+        return record_of(
+            self.case,
+            run_id=self.run_id,
+            status=self.status,
+            metrics=self.metrics,
+            misses=self.misses,
+            error=self.error,
+            reused=self.reused,
+            spooled=self.spooled,
+        )
 
 
 class RunningTaskCaseRun(SlurmCaseRun):
@@ -319,8 +364,15 @@ class SlurmExecutor:
     each case's run is its task's, read back. With ``--reuse``, cases with a finished run are taken
     from it and cases still running in an earlier session's array are waited for."""
 
-    def __init__(self, session, params: dict[str, Any], folder: str, local: LocalExecutor,
-                 default_timeout_s: float | None = None, reuse: bool = False):
+    def __init__(
+        self,
+        session,
+        params: dict[str, Any],
+        folder: str,
+        local: LocalExecutor,
+        default_timeout_s: float | None = None,
+        reuse: bool = False,
+    ):
         self.session, self.params, self.folder, self.local = session, params, folder, local
         self.default_timeout_s, self.reuse = default_timeout_s, reuse
         self.jobs: dict[str, Any] = {}
@@ -332,12 +384,16 @@ class SlurmExecutor:
             cases, self.running = left_to_submit(self.session, cases)
             if self.running:
                 tasks = sorted(run.data.tags[T.TASK_TAG] for run in self.running.values())
-                lines.append(f"harness: {len(self.running)} case(s) still running in an earlier session's array "
-                             f"({', '.join(tasks)}): waiting for them, not submitting them again")
+                lines.append(
+                    f"harness: {len(self.running)} case(s) still running in an earlier session's array "
+                    f"({', '.join(tasks)}): waiting for them, not submitting them again"
+                )
         if cases:
             self.jobs = submit(self.session, cases, self.folder, self.params, self.default_timeout_s)
-            lines.append(f"harness: submitted {len(cases)} case(s) as Slurm job array {array_id(self.jobs)} "
-                         f"(logs: {self.folder})")
+            lines.append(
+                f"harness: submitted {len(cases)} case(s) as Slurm job array {array_id(self.jobs)} "
+                f"(logs: {self.folder})"
+            )
         return lines
 
     def open_run(self, case: Case):

@@ -86,12 +86,16 @@ def learner_module(name: str) -> ModuleType:
     try:
         module = importlib.import_module(module_path)
     except ImportError as exc:
-        raise LearnerImportError(f"learner '{name}' ({origin}): its module '{module_path}' cannot be imported: "
-                                 f"{type(exc).__name__}: {exc} (a missing optional dependency? install it)") from exc
+        raise LearnerImportError(
+            f"learner '{name}' ({origin}): its module '{module_path}' cannot be imported: "
+            f"{type(exc).__name__}: {exc} (a missing optional dependency? install it)"
+        ) from exc
     missing = [attr for attr in ("Settings", "fit") if not hasattr(module, attr)]
     if missing:
-        raise LearnerImportError(f"learner '{name}' ({origin}): module '{module_path}' lacks {' and '.join(missing)}; "
-                                 "a learner module defines Settings (pydantic) and fit(dataset, config, settings, key)")
+        raise LearnerImportError(
+            f"learner '{name}' ({origin}): module '{module_path}' lacks {' and '.join(missing)}; "
+            "a learner module defines Settings (pydantic) and fit(dataset, config, settings, key)"
+        )
     return module
 
 

@@ -29,7 +29,7 @@ CPDAG cannot, with the rule applied to each (counted per case):
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -55,9 +55,14 @@ def random_extension(directed: np.ndarray, undirected: np.ndarray, order: np.nda
     while alive.any():
         adjacent = (directed | directed.T | undirected) & alive[None, :] & alive[:, None]
         sinks = [i for i in order if alive[i] and not (directed[i] & alive).any()]
-        valid = [i for i in sinks if all(
-            not (adjacent[i] & ~adjacent[j] & (np.arange(len(order)) != j)).any()
-            for j in np.flatnonzero(undirected[i] & alive))]
+        valid = [
+            i
+            for i in sinks
+            if all(
+                not (adjacent[i] & ~adjacent[j] & (np.arange(len(order)) != j)).any()
+                for j in np.flatnonzero(undirected[i] & alive)
+            )
+        ]
         if valid:
             i = valid[0]
         else:
@@ -112,15 +117,21 @@ def fit_bootstrap(dataset, key, n_particles: int, learn: Callable[[np.ndarray], 
         conflicts += conflict
         fallbacks += fallback
     g = np.stack(graphs)
-    return Posterior.of_graphs(g, mle_theta(x, g).astype(dataset.x.dtype), fit_s=time.perf_counter() - start,
-                               diagnostics={"bootstrap_conflicts": float(conflicts), "bootstrap_fallbacks": float(fallbacks)})
+    return Posterior.of_graphs(
+        g,
+        mle_theta(x, g).astype(dataset.x.dtype),
+        fit_s=time.perf_counter() - start,
+        diagnostics={"bootstrap_conflicts": float(conflicts), "bootstrap_fallbacks": float(fallbacks)},
+    )
 
 
 def linear_gaussian_only(name: str):
     def check_data(data: dict) -> str | None:
         if data["model"]["type"] != "linear_gaussian":
-            return (f"{name} is a linear Gaussian baseline (BIC / Fisher-z, maximum-likelihood linear weights), as in "
-                    f"the DiBS paper; model type {data['model']['type']!r} is not supported: expected linear_gaussian")
+            return (
+                f"{name} is a linear Gaussian baseline (BIC / Fisher-z, maximum-likelihood linear weights), as in "
+                f"the DiBS paper; model type {data['model']['type']!r} is not supported: expected linear_gaussian"
+            )
         return None
 
     return check_data

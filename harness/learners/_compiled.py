@@ -24,8 +24,13 @@ class Timer:
 def call_compiled(fn, static: tuple, args: tuple, timer: Timer):
     """Run ``fn(*static, *args)`` from an executable compiled once per (fn, static, shapes)."""
     leaves, treedef = jax.tree_util.tree_flatten(args)
-    signature = (fn.__module__, fn.__qualname__, static, treedef,
-                 tuple((np.shape(a), str(jnp.result_type(a))) for a in leaves))
+    signature = (
+        fn.__module__,
+        fn.__qualname__,
+        static,
+        treedef,
+        tuple((np.shape(a), str(jnp.result_type(a))) for a in leaves),
+    )
     exe = _EXECUTABLES.get(signature)
     if exe is None:
         start = time.perf_counter()

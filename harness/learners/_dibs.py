@@ -142,7 +142,7 @@ def run_chunked(loop, problem: Problem, steps: int, state, x, mask, timer: Timer
         done += n
         if monitor is not None:
             state = jax.block_until_ready(state)
-            monitor.after_chunk(done, steps, lambda: read_particles(problem, state))
+            monitor.after_chunk(done, steps, lambda: read_particles(problem, state))  # noqa: B023 - called at once, within the iteration
     return state
 
 
@@ -250,5 +250,6 @@ def _params(problem: Problem, opt_state):
 
 
 def _posterior(z: np.ndarray, theta, fit_s: float, timer: Timer) -> Posterior:
-    return Posterior.of_graphs(graphs_from_latents(z), theta, z=z, fit_s=fit_s, compile_s=timer.compile_s,
-                               lower_s=timer.lower_s)
+    return Posterior.of_graphs(
+        graphs_from_latents(z), theta, z=z, fit_s=fit_s, compile_s=timer.compile_s, lower_s=timer.lower_s
+    )

@@ -59,7 +59,9 @@ class FusedJointDiBS(JointDiBS):
         batched = getattr(self.likelihood_model, "interventional_log_joint_probs", None)
         if batched is not None:
             return batched(gs, single_theta, self.x, self.interv_mask)
-        return vmap(self.log_joint_prob, (0, None, None, None, None), 0)(gs, single_theta, self.x, self.interv_mask, None)
+        return vmap(self.log_joint_prob, (0, None, None, None, None), 0)(
+            gs, single_theta, self.x, self.interv_mask, None
+        )
 
     def grad_z_likelihood_gumbel(self, single_z, single_theta, single_sf_baseline, t, subk):
         subk, subk_ = random.split(subk)  # the same key stream as dibs-lib's estimator

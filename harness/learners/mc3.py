@@ -36,11 +36,15 @@ class Settings(Strict):
     @model_validator(mode="after")
     def _whole_chains(self):
         if self.n_particles % self.n_chains:
-            raise ValueError(f"n_particles ({self.n_particles}) must be a multiple of n_chains ({self.n_chains}): "
-                             "every chain keeps n_particles / n_chains samples")
+            raise ValueError(
+                f"n_particles ({self.n_particles}) must be a multiple of n_chains ({self.n_chains}): "
+                "every chain keeps n_particles / n_chains samples"
+            )
         if self.n_particles // self.n_chains < 4:
-            raise ValueError(f"n_particles / n_chains = {self.n_particles // self.n_chains}: every chain must keep at "
-                             "least 4 samples (the effective sample size needs them)")
+            raise ValueError(
+                f"n_particles / n_chains = {self.n_particles // self.n_chains}: every chain must keep at "
+                "least 4 samples (the effective sample size needs them)"
+            )
         return self
 
     @property
@@ -50,9 +54,11 @@ class Settings(Strict):
 
 def check_data(data: dict) -> str | None:
     if data["model"]["type"] != "linear_gaussian":
-        return ("mc3 samples the marginal posterior with the closed-form linear Gaussian score; for "
-                f"model type {data['model']['type']!r} it would need Metropolis-within-Gibbs on Θ (the paper's "
-                "M-MC³), which is not built: expected linear_gaussian")
+        return (
+            "mc3 samples the marginal posterior with the closed-form linear Gaussian score; for "
+            f"model type {data['model']['type']!r} it would need Metropolis-within-Gibbs on Θ (the paper's "
+            "M-MC³), which is not built: expected linear_gaussian"
+        )
     return None
 
 
@@ -61,8 +67,12 @@ def target_of(config: dict, n_vars: int, hastings: bool = True):
     from harness.models.graph_priors import log_graph_prior_table
     from harness.models.scores import marginal_score
 
-    return Target(n_vars=n_vars, score=marginal_score(config["data"]["model"], n_vars),
-                  prior=tuple(log_graph_prior_table(config["data"]["graph"], n_vars)), hastings=hastings)
+    return Target(
+        n_vars=n_vars,
+        score=marginal_score(config["data"]["model"], n_vars),
+        prior=tuple(log_graph_prior_table(config["data"]["graph"], n_vars)),
+        hastings=hastings,
+    )
 
 
 def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: bool = True):
@@ -93,8 +103,9 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     keep_per_call = max(1, CHUNK_STEPS // settings.thin)
     graphs, traces = [], []
     for n_keep in _mc3.chain_sizes(per_chain, keep_per_call):
-        states, g, trace = call_compiled(_mc3.collect, (target, n_keep),
-                                         (jnp.asarray(settings.thin, jnp.int32), states, c, n), timer)
+        states, g, trace = call_compiled(
+            _mc3.collect, (target, n_keep), (jnp.asarray(settings.thin, jnp.int32), states, c, n), timer
+        )
         graphs.append(np.asarray(g))
         traces.append(np.asarray(trace))
         done += n_keep * settings.thin
@@ -106,5 +117,11 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     g = graphs.reshape(-1, d, d).astype(np.int32)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_theta)))
     theta = sample_theta(rng, c64, g, config["data"]["model"]).astype(dataset.x.dtype)
-    return Posterior.of_graphs(g, theta, fit_s=time.perf_counter() - start, compile_s=timer.compile_s,
-                               lower_s=timer.lower_s, diagnostics=diagnostics)
+    return Posterior.of_graphs(
+        g,
+        theta,
+        fit_s=time.perf_counter() - start,
+        compile_s=timer.compile_s,
+        lower_s=timer.lower_s,
+        diagnostics=diagnostics,
+    )

@@ -35,5 +35,3 @@ class InferenceSettings(Strict):
     eval_every: PositiveInt | None = Field(
         None, description="log eshd/auroc every K steps as MLflow metric history (off by default)"
     )
-
-

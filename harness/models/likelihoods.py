@@ -109,7 +109,9 @@ class FusedDenseNonlinearGaussian(DenseNonlinearGaussian):
         layers = [layer for layer in theta if layer != ()]
         if len(layers) == 2 and all(len(layer) == 2 for layer in layers):
             (w1, b1), (w2, b2) = layers
-            lls = one_hidden_layer_log_likelihoods(self._activation(), self.obs_noise, x, interv_targets, gs, w1, b1, w2, b2)
+            lls = one_hidden_layer_log_likelihoods(
+                self._activation(), self.obs_noise, x, interv_targets, gs, w1, b1, w2, b2
+            )
         else:
             one = lambda g: self.log_likelihood(x=x, theta=theta, g=g, interv_targets=interv_targets)
             lls = jax.vmap(one)(gs)

@@ -41,5 +41,3 @@ class Posterior:
         marginal model); ``fields`` the other attributes (``z``, ``fit_s``, ``diagnostics``, ...)."""
         m = len(g)
         return cls(g=g, theta=theta, log_weights=np.full(m, -np.log(m)), **fields)
-
-

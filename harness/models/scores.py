@@ -59,8 +59,11 @@ def local_log_marginal(c, n, j, mask, *, obs_noise: float, mean_edge: float, sig
     a = _masked_precision(c, mask, obs_noise, sig_edge, xp)
     _, logdet = xp.linalg.slogdet(a)
     quad = xp.sum(b * xp.linalg.solve(a, b[..., None])[..., 0], axis=-1)
-    return (-0.5 * n * math.log(2 * math.pi) - 0.5 * (n * math.log(obs_noise) + d * math.log(sig_edge**2) + logdet)
-            - 0.5 * (rr / obs_noise - quad / obs_noise**2))
+    return (
+        -0.5 * n * math.log(2 * math.pi)
+        - 0.5 * (n * math.log(obs_noise) + d * math.log(sig_edge**2) + logdet)
+        - 0.5 * (rr / obs_noise - quad / obs_noise**2)
+    )
 
 
 def theta_posterior(c, j: int, mask: np.ndarray, *, obs_noise: float, mean_edge: float, sig_edge: float):
@@ -139,9 +142,15 @@ def bge_local_log_marginal(r, n, j, mask, *, alpha_mu: float, alpha_lambda: floa
     p = xp.sum(mask, axis=-1)
     a = alpha_lambda - d + p + 1
     t = _bge_t(alpha_mu, alpha_lambda, d)
-    return (gammaln(0.5 * (n + a)) - gammaln(0.5 * a) + 0.5 * (math.log(alpha_mu) - math.log(n + alpha_mu))
-            - 0.5 * n * math.log(math.pi) + 0.5 * (a + p) * math.log(t)
-            + 0.5 * (n + a - 1) * _masked_logdet(r, mask, xp) - 0.5 * (n + a) * _masked_logdet(r, with_j, xp))
+    return (
+        gammaln(0.5 * (n + a))
+        - gammaln(0.5 * a)
+        + 0.5 * (math.log(alpha_mu) - math.log(n + alpha_mu))
+        - 0.5 * n * math.log(math.pi)
+        + 0.5 * (a + p) * math.log(t)
+        + 0.5 * (n + a - 1) * _masked_logdet(r, mask, xp)
+        - 0.5 * (n + a) * _masked_logdet(r, with_j, xp)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,8 +171,9 @@ class LinearGaussianMarginal:
         return sufficient_statistics(x)
 
     def local(self, stat, n, j, mask, xp=np):
-        return local_log_marginal(stat, n, j, mask, obs_noise=self.obs_noise, mean_edge=self.mean_edge,
-                                  sig_edge=self.sig_edge, xp=xp)
+        return local_log_marginal(
+            stat, n, j, mask, obs_noise=self.obs_noise, mean_edge=self.mean_edge, sig_edge=self.sig_edge, xp=xp
+        )
 
 
 @dataclass(frozen=True)
@@ -197,6 +207,7 @@ def marginal_score(model: dict, n_vars: int):
         alpha_lambda = model.get("alpha_lambda") or n_vars + BGE_ALPHA_LAMBDA_ADD
         if alpha_lambda <= n_vars + 1 or model.get("alpha_mu", BGE_ALPHA_MU) <= 0:
             raise ValueError(f"BGe needs alpha_mu > 0 and alpha_lambda > d + 1 = {n_vars + 1}")
-        return BGeMarginal(float(model.get("alpha_mu", BGE_ALPHA_MU)), float(alpha_lambda),
-                           float(model.get("mean_obs", 0.0)))
+        return BGeMarginal(
+            float(model.get("alpha_mu", BGE_ALPHA_MU)), float(alpha_lambda), float(model.get("mean_obs", 0.0))
+        )
     raise ValueError(f"model type {model['type']!r} has no closed-form marginal likelihood")

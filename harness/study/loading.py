@@ -41,8 +41,18 @@ from harness.learners import LearnerImportError, learner_module, registry, setti
 from harness.study.errors import StudyFileError, suggest, validate, where_in_sweep
 from harness.study.schema import DEFAULT_EXPERIMENT, StudyInference, StudySpec
 
-__all__ = ["Case", "StudyFileError", "StudyWarning", "DEFAULT_EXPERIMENT", "load_study", "load_cases",
-           "parse_overrides", "config_hash", "id_part", "resolve_study_paths"]
+__all__ = [
+    "Case",
+    "StudyFileError",
+    "StudyWarning",
+    "DEFAULT_EXPERIMENT",
+    "load_study",
+    "load_cases",
+    "parse_overrides",
+    "config_hash",
+    "id_part",
+    "resolve_study_paths",
+]
 
 ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 MAX_CASES = 100_000  # in one study file (the paper studies have 300 at most)
@@ -119,8 +129,9 @@ def read_yaml(path: Path) -> dict:
     except OSError as exc:
         raise StudyFileError(f"{path}: cannot read the file: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise StudyFileError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); expected a YAML file "
-                             "in UTF-8") from None
+        raise StudyFileError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); expected a YAML file in UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)
@@ -179,8 +190,10 @@ def budget_mismatch(learner_settings: dict[str, dict]) -> str | None:
     svgd, ensemble = learner_settings.get("svgd"), learner_settings.get("ensemble")
     if svgd is None or ensemble is None or svgd["n_particles"] == ensemble["n_members"]:
         return None
-    return (f"svgd has n_particles = {svgd['n_particles']} but ensemble has n_members = {ensemble['n_members']}: "
-            "the comparison of the two is not like for like")
+    return (
+        f"svgd has n_particles = {svgd['n_particles']} but ensemble has n_members = {ensemble['n_members']}: "
+        "the comparison of the two is not like for like"
+    )
 
 
 def load_cases(patterns: list[str] | tuple[str, ...], overrides: dict[str, Any] | None = None) -> list[Case]:
@@ -212,8 +225,9 @@ def resolve_study_paths(patterns) -> list[Path]:
     return sorted(paths, key=lambda p: str(p.resolve()))
 
 
-def _make_case(spec: StudySpec, path: Path, point: dict, seed: int, learner: str, settings: dict,
-               notes: dict | None = None) -> Case:
+def _make_case(
+    spec: StudySpec, path: Path, point: dict, seed: int, learner: str, settings: dict, notes: dict | None = None
+) -> Case:
     config = spec.model_dump(mode="json", exclude={"sweep", "learners", "thresholds", "seeds"})
     config["seeds"] = [seed]
     config["inference"] = _inference_settings(spec, path, point).model_dump(mode="json")
@@ -296,8 +310,10 @@ def _check_exact_posterior(spec: StudySpec, path: Path, point: dict) -> None:
     if spec.data.exact_posterior:
         reason = exact_posterior_unsupported(spec.data.model_dump())
         if reason:
-            raise StudyFileError(f"{path}{where_in_sweep(point)}: key 'data.exact_posterior': the exact posterior is not "
-                                 f"available here: {reason}")
+            raise StudyFileError(
+                f"{path}{where_in_sweep(point)}: key 'data.exact_posterior': the exact posterior is not "
+                f"available here: {reason}"
+            )
 
 
 def _check_learners_take_the_data(spec: StudySpec, path: Path, point: dict) -> None:
@@ -351,7 +367,8 @@ def _check_size(spec: StudySpec, path: Path) -> None:
     if n > MAX_CASES:
         raise StudyFileError(
             f"{path}: keys 'seeds', 'sweep' and 'learners': {points} sweep point(s) x {spec.n_seeds()} seed(s) x "
-            f"{len(spec.learners)} learner(s) = {n} cases; expected at most {MAX_CASES} cases in one study file")
+            f"{len(spec.learners)} learner(s) = {n} cases; expected at most {MAX_CASES} cases in one study file"
+        )
 
 
 def _sweep_points(spec: StudySpec, path: Path) -> list[dict]:

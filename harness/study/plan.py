@@ -26,9 +26,11 @@ def skip_reason(case: Case, has_gpu: bool, run_anywhere: bool) -> str | None:
     if "gpu" in case.requires and not has_gpu and not run_anywhere:
         model = case.config["data"]["model"]["type"]
         cost = CPU_TIME_OF_A_PAPER_CASE.get(model, "more than on a GPU")
-        return (f"study {case.study!r} requires a GPU (requires: [gpu] in {case.path}) and its cases get none here; "
-                f"--run-anywhere runs it anyway (a paper-scale {model} case took {cost} on 2 CPU cores), "
-                "--executor slurm --slurm gpus_per_node=1 on a cluster's GPUs")
+        return (
+            f"study {case.study!r} requires a GPU (requires: [gpu] in {case.path}) and its cases get none here; "
+            f"--run-anywhere runs it anyway (a paper-scale {model} case took {cost} on 2 CPU cores), "
+            "--executor slurm --slurm gpus_per_node=1 on a cluster's GPUs"
+        )
     return None
 
 
@@ -40,8 +42,9 @@ class History:
     reusable: set[str] = field(default_factory=set)  # config hashes that --reuse would take
 
 
-def plan_lines(cases: list[Case], skipped: dict[str, str], history: History, n_workers: int,
-               reuse: bool = False) -> list[str]:
+def plan_lines(
+    cases: list[Case], skipped: dict[str, str], history: History, n_workers: int, reuse: bool = False
+) -> list[str]:
     """The session's plan: per study, the cases to run, those ``--reuse`` takes from earlier runs,
     those skipped (with the first reason) and the estimated case time; then the estimated wall
     time over the workers."""
@@ -50,19 +53,26 @@ def plan_lines(cases: list[Case], skipped: dict[str, str], history: History, n_w
         by_study[case.study].append(case)
     reused = {c.id for c in cases if reuse and c.id not in skipped and c.config_hash in history.reusable}
     to_run = [c for c in cases if c.id not in skipped and c.id not in reused]
-    lines = [f"harness: {len(to_run)} case(s) to run, " + (f"{len(reused)} reused, " if reuse else "")
-             + f"{len(skipped)} skipped, on {max(n_workers, 1)} worker(s)"]
+    lines = [
+        f"harness: {len(to_run)} case(s) to run, "
+        + (f"{len(reused)} reused, " if reuse else "")
+        + f"{len(skipped)} skipped, on {max(n_workers, 1)} worker(s)"
+    ]
     total, known = 0.0, 0
     for study, members in by_study.items():
         run_here = [c for c in members if c.id not in skipped and c.id not in reused]
-        estimates = [statistics.median(history.durations[c.config_hash]) for c in run_here
-                     if c.config_hash in history.durations]
+        estimates = [
+            statistics.median(history.durations[c.config_hash]) for c in run_here if c.config_hash in history.durations
+        ]
         total += sum(estimates)
         known += len(estimates)
         text = f"  {study}: {len(run_here)} to run"
         if run_here:
-            text += (f", ~{_duration(sum(estimates))} for the {len(estimates)} with earlier runs"
-                     if estimates else ", no earlier run to estimate from")
+            text += (
+                f", ~{_duration(sum(estimates))} for the {len(estimates)} with earlier runs"
+                if estimates
+                else ", no earlier run to estimate from"
+            )
         if n_reused := sum(c.id in reused for c in members):
             text += f", {n_reused} reused"
         reasons = [skipped[c.id] for c in members if c.id in skipped]
@@ -70,8 +80,10 @@ def plan_lines(cases: list[Case], skipped: dict[str, str], history: History, n_w
             text += f"; {len(reasons)} skipped: {reasons[0]}"
         lines.append(text)
     if known:
-        lines.append(f"  estimate from earlier runs of the same config hash: ~{_duration(total / max(n_workers, 1))} "
-                     f"of wall time for {known} of {len(to_run)} case(s)")
+        lines.append(
+            f"  estimate from earlier runs of the same config hash: ~{_duration(total / max(n_workers, 1))} "
+            f"of wall time for {known} of {len(to_run)} case(s)"
+        )
     return lines
 
 

@@ -9,10 +9,9 @@ imports JAX: it runs at pytest collection.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import (Field, NonNegativeInt, PlainValidator, PositiveFloat, PositiveInt, field_validator,
-                      model_validator)
+from pydantic import Field, NonNegativeInt, PlainValidator, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from harness.data.spec import DataSpec, Strict
 from harness.learners.settings import InferenceSettings
@@ -54,7 +53,7 @@ def _min_effect(value: Any) -> float | str:
 
 
 # a minimum effect for the baseline gate: absolute (0.5) or relative to the baseline mean ("5%")
-MinEffect = Annotated[Union[float, str], PlainValidator(_min_effect)]
+MinEffect = Annotated[float | str, PlainValidator(_min_effect)]
 
 
 class StudySpec(Strict):
@@ -69,6 +68,7 @@ class StudySpec(Strict):
         if isinstance(value, list) and not value:  # found by scripts/fuzz_studies.py: 0 cases, accepted
             raise ValueError("expected at least one seed, e.g. [0, 1, 2] or {start: 0, stop: 10}")
         return value
+
     timeout_s: PositiveFloat | None = Field(None, description="a case running longer fails (default: --case-timeout)")
     requires: list[Literal["gpu"]] = Field(
         default_factory=list, description="where a case may run: `gpu` cases are skipped on a machine without one"
@@ -97,6 +97,7 @@ class StudyInference(InferenceSettings):
     every learner of the study takes (not a learner's key: a learner section naming it is refused)."""
 
     dtype: Literal["float32", "float64"] = Field(
-        "float32", description="precision of the data (the same draws, cast), the learners and the metrics; "
-        "the DiBS paper's code runs in float64"
+        "float32",
+        description="precision of the data (the same draws, cast), the learners and the metrics; "
+        "the DiBS paper's code runs in float64",
     )

@@ -131,19 +131,31 @@ def write_case_artifacts(directory: Path, case: Case, result) -> None:
         directory / "intervention_details.yaml",
         {
             "interventions": [
-                {"targets": [ds.nodes[t] for t in s.targets], "target_indices": s.targets,
-                 "values": [s.value] * len(s.targets), "n_samples": int(s.x.shape[0])}
+                {
+                    "targets": [ds.nodes[t] for t in s.targets],
+                    "target_indices": s.targets,
+                    "values": [s.value] * len(s.targets),
+                    "n_samples": int(s.x.shape[0]),
+                }
                 for s in ds.interventions
             ]
         },
     )
     latents = {} if post.z is None else {"z": post.z}
-    np.savez(directory / "particles.npz", **latents, g=post.g, log_weights=post.log_weights,
-             log_weights_mixture=result.log_weights_mixture)
+    np.savez(
+        directory / "particles.npz",
+        **latents,
+        g=post.g,
+        log_weights=post.log_weights,
+        log_weights_mixture=result.log_weights_mixture,
+    )
     if result.exact is not None:
-        np.savez(directory / "exact_posterior.npz", edge_marginals=result.exact.edge_marginals,
-                 log_normalizer=result.exact.log_normalizer,
-                 particle_log_posterior=result.exact.log_prob_of(post.g))
+        np.savez(
+            directory / "exact_posterior.npz",
+            edge_marginals=result.exact.edge_marginals,
+            log_normalizer=result.exact.log_normalizer,
+            particle_log_posterior=result.exact.log_prob_of(post.g),
+        )
     with open(directory / "ground_truth_theta.pkl", "wb") as f:
         pickle.dump(plain_numpy(ds.theta), f)
     with open(directory / "thetas.pkl", "wb") as f:
@@ -197,27 +209,50 @@ def case_tags(case: Case, device: str, worker: str) -> dict[str, str]:
 
 def record_of(case: Case, **fields) -> CaseRecord:
     """A case's record (``fields``: run_id, status, metrics, misses, error, reused)."""
-    return CaseRecord(case_id=case.id, learner=case.learner, seed=case.seed, study=case.study,
-                      experiment=case.experiment, config_hash=case.config_hash,
-                      comparison_hash=case.comparison_hash, params=flatten_config(case.config), **fields)
+    return CaseRecord(
+        case_id=case.id,
+        learner=case.learner,
+        seed=case.seed,
+        study=case.study,
+        experiment=case.experiment,
+        config_hash=case.config_hash,
+        comparison_hash=case.comparison_hash,
+        params=flatten_config(case.config),
+        **fields,
+    )
 
 
 def find_reusable(session: Session, case: Case):
     """The newest FINISHED run of this case's experiment with the same config hash and harness
     version, or None."""
-    runs = T.same_case_runs(MlflowClient(session.uri), session.parents[case.experiment]["experiment_id"],
-                            case.config_hash, harness_version(), "FINISHED", limit=1)
+    runs = T.same_case_runs(
+        MlflowClient(session.uri),
+        session.parents[case.experiment]["experiment_id"],
+        case.config_hash,
+        harness_version(),
+        "FINISHED",
+        limit=1,
+    )
     return runs[0] if runs else None
 
 
 def record_of_run(run, experiment: str) -> CaseRecord:
     """A case's record read back from its run in the store."""
     tags = run.data.tags
-    return CaseRecord(case_id=run.info.run_name, learner=tags.get(T.LEARNER_TAG, "?"), seed=int(tags.get(T.SEED_TAG, -1)),
-                      study=tags.get(T.STUDY_TAG, ""), experiment=experiment, config_hash=tags.get(T.CONFIG_HASH_TAG),
-                      comparison_hash=tags.get(T.COMPARISON_HASH_TAG), run_id=run.info.run_id, status=run.info.status,
-                      metrics=recorded_metrics(run) if run.info.status == "FINISHED" else {},
-                      params=dict(run.data.params), error=tags.get(T.FAILURE_TAG))
+    return CaseRecord(
+        case_id=run.info.run_name,
+        learner=tags.get(T.LEARNER_TAG, "?"),
+        seed=int(tags.get(T.SEED_TAG, -1)),
+        study=tags.get(T.STUDY_TAG, ""),
+        experiment=experiment,
+        config_hash=tags.get(T.CONFIG_HASH_TAG),
+        comparison_hash=tags.get(T.COMPARISON_HASH_TAG),
+        run_id=run.info.run_id,
+        status=run.info.status,
+        metrics=recorded_metrics(run) if run.info.status == "FINISHED" else {},
+        params=dict(run.data.params),
+        error=tags.get(T.FAILURE_TAG),
+    )
 
 
 def recorded_metrics(run) -> dict[str, float]:
@@ -233,9 +268,17 @@ class RunWriter:
     session has a spool, the run's whole record goes there instead (``spool_path``), with the run's
     id if it was created before the outage; ``dibs-bench sync`` replays it."""
 
-    def __init__(self, client: MlflowClient, run_id: str | None, heartbeat: Heartbeat | None,
-                 session: Session | None = None, case: Case | None = None, tags: dict[str, str] | None = None,
-                 start_time: int | None = None, unreachable: str | None = None):
+    def __init__(
+        self,
+        client: MlflowClient,
+        run_id: str | None,
+        heartbeat: Heartbeat | None,
+        session: Session | None = None,
+        case: Case | None = None,
+        tags: dict[str, str] | None = None,
+        start_time: int | None = None,
+        unreachable: str | None = None,
+    ):
         self.client, self.run_id, self._heartbeat = client, run_id, heartbeat
         self.session, self.case, self.tags = session, case, tags or {}
         self.start_time = start_time or spool.now_ms()
@@ -244,15 +287,17 @@ class RunWriter:
         self.status = "RUNNING"
 
     @classmethod
-    def create(cls, session: Session, case: Case, device: str, worker: str,
-               extra_tags: dict[str, str] | None = None) -> RunWriter:
+    def create(
+        cls, session: Session, case: Case, device: str, worker: str, extra_tags: dict[str, str] | None = None
+    ) -> RunWriter:
         client = MlflowClient(session.uri)
         parent = session.parents[case.experiment]
         tags = {T.PARENT_TAG: parent["run_id"], **case_tags(case, device, worker), **(extra_tags or {})}
         writer = cls(client, None, None, session, case, tags)
         try:
-            run = retry_locked(client.create_run, parent["experiment_id"], run_name=case.id, tags=tags,
-                               start_time=writer.start_time)
+            run = retry_locked(
+                client.create_run, parent["experiment_id"], run_name=case.id, tags=tags, start_time=writer.start_time
+            )
             writer.run_id = run.info.run_id
             writer._heartbeat = Heartbeat(session.uri, [run.info.run_id]).start()
         except Exception as exc:
@@ -269,7 +314,10 @@ class RunWriter:
         metrics = [Metric(k, float(v), now, final_step) for k, v in result.metrics.items()]
         metrics += [Metric(f"time.{k}", float(v), now, 0) for k, v in result.timings.items()]
         metrics += [
-            Metric(k, float(v), now, step) for step, values in result.curves if step != final_step for k, v in values.items()
+            Metric(k, float(v), now, step)
+            for step, values in result.curves
+            if step != final_step
+            for k, v in values.items()
         ]
         tags = {T.THRESHOLDS_TAG: "failed" if misses else "passed", **result.tags}
         if misses:
@@ -284,16 +332,29 @@ class RunWriter:
             return
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "traceback.txt").write_text(traceback_text)
-            self._record("KILLED" if killed else "FAILED", {}, [], {T.FAILURE_TAG: _truncate(reason, 5000)},
-                         Path(tmp), ("traceback.txt",))
+            self._record(
+                "KILLED" if killed else "FAILED",
+                {},
+                [],
+                {T.FAILURE_TAG: _truncate(reason, 5000)},
+                Path(tmp),
+                ("traceback.txt",),
+            )
 
     def end_unfinished(self, reason: str) -> None:
         """KILLED with ``reason``, if the run is still RUNNING (the case never ran to an end)."""
         if self.status == "RUNNING":
             self._record("KILLED", {}, [], {T.FAILURE_TAG: reason}, None, ())
 
-    def _record(self, status: str, params: dict[str, str], metrics: list[Metric], tags: dict[str, str],
-                artifact_dir: Path | None, allowed: tuple[str, ...]) -> None:
+    def _record(
+        self,
+        status: str,
+        params: dict[str, str],
+        metrics: list[Metric],
+        tags: dict[str, str],
+        artifact_dir: Path | None,
+        allowed: tuple[str, ...],
+    ) -> None:
         """Log it all and end the run with ``status``; to the spool if the store is unreachable."""
         if self.unreachable is None:
             try:
@@ -307,8 +368,13 @@ class RunWriter:
     def _log(self, params, metrics, tags, artifact_dir, allowed) -> None:
         params = [Param(k, v) for k, v in params.items()]
         tags = [RunTag(k, v) for k, v in tags.items()]
-        retry_locked(self.client.log_batch, self.run_id, params=params[:MAX_PARAMS_TAGS_PER_BATCH],
-                     metrics=metrics[:MAX_METRICS_PER_BATCH], tags=tags)
+        retry_locked(
+            self.client.log_batch,
+            self.run_id,
+            params=params[:MAX_PARAMS_TAGS_PER_BATCH],
+            metrics=metrics[:MAX_METRICS_PER_BATCH],
+            tags=tags,
+        )
         for i in range(MAX_PARAMS_TAGS_PER_BATCH, len(params), MAX_PARAMS_TAGS_PER_BATCH):
             retry_locked(self.client.log_batch, self.run_id, params=params[i : i + MAX_PARAMS_TAGS_PER_BATCH])
         for i in range(MAX_METRICS_PER_BATCH, len(metrics), MAX_METRICS_PER_BATCH):
@@ -329,12 +395,23 @@ class RunWriter:
         names = sorted(n for n in allowed if artifact_dir is not None and (artifact_dir / n).is_file())
         parent = self.session.parents[self.case.experiment]
         record = spool.Record(
-            uid=spool.new_uid(), kind="case", uri=spool.without_credentials(self.session.uri),
-            experiment=self.case.experiment, session_name=self.session.name, parent_run_id=parent["run_id"],
-            run_id=self.run_id, run_name=self.case.id, status=status, start_time=self.start_time,
-            end_time=spool.now_ms(), tags={**self.tags, **tags}, params=params,
-            metrics=[(m.key, m.value, m.timestamp, m.step) for m in metrics], artifacts=dict.fromkeys(names, ""),
-            reason=self.unreachable or "")
+            uid=spool.new_uid(),
+            kind="case",
+            uri=spool.without_credentials(self.session.uri),
+            experiment=self.case.experiment,
+            session_name=self.session.name,
+            parent_run_id=parent["run_id"],
+            run_id=self.run_id,
+            run_name=self.case.id,
+            status=status,
+            start_time=self.start_time,
+            end_time=spool.now_ms(),
+            tags={**self.tags, **tags},
+            params=params,
+            metrics=[(m.key, m.value, m.timestamp, m.step) for m in metrics],
+            artifacts=dict.fromkeys(names, ""),
+            reason=self.unreachable or "",
+        )
         self.spool_path = spool.write(Path(self.session.spool), record, artifact_dir)
         self.status = status
 

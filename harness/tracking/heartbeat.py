@@ -86,8 +86,10 @@ def end_stale_runs(client: MlflowClient, experiment_ids: list[str], ended_by: st
         if not is_stale(run):
             continue
         ago = time.time() - float(run.data.tags[BEAT_TAG])
-        reason = (f"its process stopped without ending it (killed, out of memory, lost node): no heartbeat for "
-                  f"{ago:.0f} s; ended FAILED by {ended_by}")
+        reason = (
+            f"its process stopped without ending it (killed, out of memory, lost node): no heartbeat for "
+            f"{ago:.0f} s; ended FAILED by {ended_by}"
+        )
         retry_locked(client.set_tag, run.info.run_id, FAILURE_TAG, reason)
         retry_locked(client.set_terminated, run.info.run_id, "FAILED")
         ended.append(run)

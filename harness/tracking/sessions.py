@@ -60,8 +60,11 @@ def open_session(uri: str, experiments: list[str], session_name: str, spool: str
             client.create_run,
             exp_id,
             run_name=session_name,
-            tags={T.ROLE_TAG: T.SESSION_ROLE, **version_tags(),
-                  **({T.GIT_COMMIT_TAG: git_commit()} if git_commit() else {})},
+            tags={
+                T.ROLE_TAG: T.SESSION_ROLE,
+                **version_tags(),
+                **({T.GIT_COMMIT_TAG: git_commit()} if git_commit() else {}),
+            },
         )
         session.parents[name] = {"experiment_id": exp_id, "run_id": parent.info.run_id}
     session.heartbeat = Heartbeat(uri, [ids["run_id"] for ids in session.parents.values()]).start()
@@ -78,8 +81,12 @@ def experiment_ids(uri: str, names) -> list[str]:
     return [exp.experiment_id for exp in found if exp is not None]
 
 
-def close_session(session: Session, parent_metrics: dict[str, dict[str, float]],
-                  status: str = "FINISHED", spooled: list[CaseRecord] = ()) -> list[CaseRecord]:
+def close_session(
+    session: Session,
+    parent_metrics: dict[str, dict[str, float]],
+    status: str = "FINISHED",
+    spooled: list[CaseRecord] = (),
+) -> list[CaseRecord]:
     """Controller, at the end: ``parent_metrics`` (experiment -> metrics) on each parent, no child
     left RUNNING, parents ended.
 
@@ -101,15 +108,29 @@ def close_session(session: Session, parent_metrics: dict[str, dict[str, float]],
         except Exception as exc:
             if not (session.spool and spool.is_unreachable(exc)):
                 raise
-            spool.write(Path(session.spool), spool.Record(
-                uid=spool.new_uid(), kind="session", uri=spool.without_credentials(session.uri), experiment=experiment,
-                session_name=session.name, parent_run_id=ids["run_id"], run_id=ids["run_id"], run_name=session.name,
-                status=status, start_time=spool.now_ms(), end_time=spool.now_ms(), reason=str(exc)[:2000]))
+            spool.write(
+                Path(session.spool),
+                spool.Record(
+                    uid=spool.new_uid(),
+                    kind="session",
+                    uri=spool.without_credentials(session.uri),
+                    experiment=experiment,
+                    session_name=session.name,
+                    parent_run_id=ids["run_id"],
+                    run_id=ids["run_id"],
+                    run_name=session.name,
+                    status=status,
+                    start_time=spool.now_ms(),
+                    end_time=spool.now_ms(),
+                    reason=str(exc)[:2000],
+                ),
+            )
     return orphans
 
 
-def _close_parent(client: MlflowClient, experiment: str, ids: dict, metrics: dict[str, float], status: str,
-                  spooled: list[CaseRecord]) -> list[CaseRecord]:
+def _close_parent(
+    client: MlflowClient, experiment: str, ids: dict, metrics: dict[str, float], status: str, spooled: list[CaseRecord]
+) -> list[CaseRecord]:
     if metrics:
         now = int(time.time() * 1000)
         items = [Metric(k, v, now, 0) for k, v in metrics.items()]
@@ -133,8 +154,9 @@ def tag_session(session: Session, tags: dict[str, str]) -> None:
                 retry_locked(client.set_tag, ids["run_id"], f"harness.{key}", value)
 
 
-def _end_orphans(client: MlflowClient, ids: dict, experiment: str, status: str,
-                 spooled_runs: set[str] = frozenset()) -> list[CaseRecord]:
+def _end_orphans(
+    client: MlflowClient, ids: dict, experiment: str, status: str, spooled_runs: set[str] = frozenset()
+) -> list[CaseRecord]:
     """End any child of this session still RUNNING (its worker died or was interrupted), but those
     whose record waits in the spool."""
     reason = "the process running this case ended before the case did (killed, out of memory, interrupted)"
@@ -145,10 +167,19 @@ def _end_orphans(client: MlflowClient, ids: dict, experiment: str, status: str,
         retry_locked(client.set_tag, run.info.run_id, T.FAILURE_TAG, reason)
         retry_locked(client.set_terminated, run.info.run_id, status)
         tags = run.data.tags
-        ended.append(CaseRecord(
-            case_id=run.info.run_name, learner=tags.get(T.LEARNER_TAG, "?"), seed=int(tags.get(T.SEED_TAG, -1)),
-            study=tags.get(T.STUDY_TAG, ""), experiment=experiment, config_hash=tags.get(T.CONFIG_HASH_TAG),
-            comparison_hash=tags.get(T.COMPARISON_HASH_TAG), run_id=run.info.run_id, status=status,
-            params=dict(run.data.params), error=reason,
-        ))
+        ended.append(
+            CaseRecord(
+                case_id=run.info.run_name,
+                learner=tags.get(T.LEARNER_TAG, "?"),
+                seed=int(tags.get(T.SEED_TAG, -1)),
+                study=tags.get(T.STUDY_TAG, ""),
+                experiment=experiment,
+                config_hash=tags.get(T.CONFIG_HASH_TAG),
+                comparison_hash=tags.get(T.COMPARISON_HASH_TAG),
+                run_id=run.info.run_id,
+                status=status,
+                params=dict(run.data.params),
+                error=reason,
+            )
+        )
     return ended

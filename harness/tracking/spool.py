@@ -40,9 +40,10 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -111,8 +112,17 @@ def is_unreachable(exc: BaseException) -> bool:
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError,
-                            urllib3.exceptions.MaxRetryError, ConnectionError, TimeoutError)):
+        if isinstance(
+            exc,
+            (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.RetryError,
+                urllib3.exceptions.MaxRetryError,
+                ConnectionError,
+                TimeoutError,
+            ),
+        ):
             return True
         text = str(exc)
         if "API request to" in text and "failed with exception" in text:  # MLflow's wrapper of the above
@@ -269,19 +279,25 @@ class SyncResult:
         if self.replayed:
             out.append(f"replayed {len(self.replayed)} spooled run(s) from {spool} into {without_credentials(uri)}")
         if self.unreachable:
-            out.append(f"the store is still unreachable ({self.unreachable}); {self.left} record(s) stay in {spool}: "
-                       f"replay them with `dibs-bench sync --spool {spool}` once it is back")
+            out.append(
+                f"the store is still unreachable ({self.unreachable}); {self.left} record(s) stay in {spool}: "
+                f"replay them with `dibs-bench sync --spool {spool}` once it is back"
+            )
         out += self.problems
         for other, n in sorted(self.other_stores.items()):
-            out.append(f"{n} record(s) in {spool} are for another store, {other}: left for "
-                       f"`dibs-bench sync --spool {spool} --mlflow-uri {other}`")
+            out.append(
+                f"{n} record(s) in {spool} are for another store, {other}: left for "
+                f"`dibs-bench sync --spool {spool} --mlflow-uri {other}`"
+            )
         return out
 
 
 ParentMetrics = Callable[[str, list], dict]  # (experiment, child runs) -> the parent's metrics
 
 
-def replay(spool: Path, uri: str, parent_metrics: ParentMetrics | None = None, from_uri: str | None = None) -> SyncResult:
+def replay(
+    spool: Path, uri: str, parent_metrics: ParentMetrics | None = None, from_uri: str | None = None
+) -> SyncResult:
     """Replay the spool's records meant for ``uri`` (or for ``from_uri``, a store gone for good)
     into ``uri``, one process at a time (a lock file in the spool). ``parent_metrics`` recomputes a
     session parent's metrics from its child runs once records have joined it."""
@@ -344,8 +360,9 @@ def _replay_one(client, uri: str, record: Record, artifacts: Path) -> tuple[str,
     if run_id is None:
         parent = _session_parent(client, exp_id, record)
         tags = {**_own_tags(record), T.PARENT_TAG: parent, RECORD_TAG: record.uid}
-        run_id = retry_locked(client.create_run, exp_id, start_time=record.start_time, tags=tags,
-                              run_name=record.run_name).info.run_id
+        run_id = retry_locked(
+            client.create_run, exp_id, start_time=record.start_time, tags=tags, run_name=record.run_name
+        ).info.run_id
     _complete(client, run_id, record, artifacts)
     parent = retry_locked(client.get_run, run_id).data.tags.get(T.PARENT_TAG)
     return run_id, exp_id, parent
@@ -358,8 +375,9 @@ def _taken_over(client, exp_id: str, record: Record) -> str | None:
 
     from harness.tracking.store import retry_locked
 
-    done = retry_locked(client.search_runs, [exp_id], filter_string=f"tags.`{RECORD_TAG}` = '{record.uid}'",
-                        max_results=2)
+    done = retry_locked(
+        client.search_runs, [exp_id], filter_string=f"tags.`{RECORD_TAG}` = '{record.uid}'", max_results=2
+    )
     if done:
         return done[0].info.run_id
     if record.run_id is None:
@@ -396,10 +414,13 @@ def _session_parent(client, exp_id: str, record: Record) -> str:
     named = [r for r in T.sessions(client, exp_id) if r.info.run_name == record.session_name]
     if named:
         return named[0].info.run_id
-    tags = {T.ROLE_TAG: T.SESSION_ROLE, REPLAYED_TAG: "the session's parent run never reached the store: "
-            "created by dibs-bench sync"}
-    parent = retry_locked(client.create_run, exp_id, start_time=record.start_time, tags=tags,
-                          run_name=record.session_name).info.run_id
+    tags = {
+        T.ROLE_TAG: T.SESSION_ROLE,
+        REPLAYED_TAG: "the session's parent run never reached the store: created by dibs-bench sync",
+    }
+    parent = retry_locked(
+        client.create_run, exp_id, start_time=record.start_time, tags=tags, run_name=record.session_name
+    ).info.run_id
     retry_locked(client.set_terminated, parent, "FINISHED", end_time=record.end_time)
     return parent
 
@@ -418,13 +439,18 @@ def _complete(client, run_id: str, record: Record, artifacts: Path) -> None:
     params = [Param(k, v) for k, v in record.params.items() if k not in have.params]
     tags = [RunTag(k, v) for k, v in _own_tags(record).items() if have.tags.get(k) != v]
     tags.append(RunTag(REPLAYED_TAG, time.strftime("%Y-%m-%dT%H:%M:%S%z")))
-    logged = {key: {(m.step, m.timestamp, m.value) for m in retry_locked(client.get_metric_history, run_id, key)}
-              for key in have.metrics}
-    metrics = [Metric(k, v, ts, step) for k, v, ts, step in record.metrics
-               if (step, ts, v) not in logged.get(k, ())]
+    logged = {
+        key: {(m.step, m.timestamp, m.value) for m in retry_locked(client.get_metric_history, run_id, key)}
+        for key in have.metrics
+    }
+    metrics = [Metric(k, v, ts, step) for k, v, ts, step in record.metrics if (step, ts, v) not in logged.get(k, ())]
     for i in range(0, max(len(params), len(tags)), MAX_PARAMS_TAGS_PER_BATCH):
-        retry_locked(client.log_batch, run_id, params=params[i : i + MAX_PARAMS_TAGS_PER_BATCH],
-                     tags=tags[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+        retry_locked(
+            client.log_batch,
+            run_id,
+            params=params[i : i + MAX_PARAMS_TAGS_PER_BATCH],
+            tags=tags[i : i + MAX_PARAMS_TAGS_PER_BATCH],
+        )
     for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
         retry_locked(client.log_batch, run_id, metrics=metrics[i : i + MAX_METRICS_PER_BATCH])
     if record.artifacts:

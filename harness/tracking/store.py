@@ -10,8 +10,8 @@ import fcntl
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def disable_mlflow_telemetry() -> None:

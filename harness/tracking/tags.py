@@ -54,8 +54,9 @@ def child_of(parent_run_id: str) -> str:
     return f"tags.`{PARENT_TAG}` = '{parent_run_id}'"
 
 
-def runs_of(client, experiment_id: str, parent_run_id: str | None = None, status: str | None = None,
-            extra: str = "") -> list:
+def runs_of(
+    client, experiment_id: str, parent_run_id: str | None = None, status: str | None = None, extra: str = ""
+) -> list:
     """The experiment's runs: of one session's parent run (if given), of ``status`` (if given),
     matching ``extra`` (an MLflow filter; one with ``or`` is bracketed)."""
     if extra and " or " in extra.lower():
@@ -69,18 +70,25 @@ def children(client, experiment_id: str, parent_run_id: str, status: str | None 
     return runs_of(client, experiment_id, parent_run_id, status)
 
 
-def runs_with_status(client, experiment_ids: list[str], status: str, order_newest_first: bool = False,
-                     limit: int = MAX_RESULTS) -> list:
+def runs_with_status(
+    client, experiment_ids: list[str], status: str, order_newest_first: bool = False, limit: int = MAX_RESULTS
+) -> list:
     order = ["attributes.start_time DESC"] if order_newest_first else None
-    return retry_locked(client.search_runs, experiment_ids, filter_string=status_is(status), order_by=order,
-                        max_results=limit)
+    return retry_locked(
+        client.search_runs, experiment_ids, filter_string=status_is(status), order_by=order, max_results=limit
+    )
 
 
 def sessions(client, experiment_id: str, finished_only: bool = False, limit: int = MAX_RESULTS) -> list:
     """The experiment's session parent runs, newest first."""
     query = _and(f"tags.`{ROLE_TAG}` = '{SESSION_ROLE}'", status_is("FINISHED") if finished_only else "")
-    return retry_locked(client.search_runs, [experiment_id], filter_string=query,
-                        order_by=["attributes.start_time DESC"], max_results=limit)
+    return retry_locked(
+        client.search_runs,
+        [experiment_id],
+        filter_string=query,
+        order_by=["attributes.start_time DESC"],
+        max_results=limit,
+    )
 
 
 def is_session(run) -> bool:
@@ -93,21 +101,31 @@ def latest_session(client, experiment: str, finished_only: bool = False, exclude
     exp = retry_locked(client.get_experiment_by_name, experiment)
     if exp is None:
         return None
-    return next((r for r in sessions(client, exp.experiment_id, finished_only, limit=50)
-                 if r.info.run_id not in exclude), None)
+    return next(
+        (r for r in sessions(client, exp.experiment_id, finished_only, limit=50) if r.info.run_id not in exclude), None
+    )
 
 
 def same_case(config_hash: str, harness_version: str, status: str) -> str:
     """Runs of ``status`` of one config hash and harness version (what ``--reuse`` matches)."""
-    return _and(f"tags.{CONFIG_HASH_TAG} = '{config_hash}'", f"tags.{HARNESS_VERSION_TAG} = '{harness_version}'",
-                status_is(status))
+    return _and(
+        f"tags.{CONFIG_HASH_TAG} = '{config_hash}'",
+        f"tags.{HARNESS_VERSION_TAG} = '{harness_version}'",
+        status_is(status),
+    )
 
 
-def same_case_runs(client, experiment_id: str, config_hash: str, harness_version: str, status: str,
-                   limit: int = MAX_RESULTS) -> list:
+def same_case_runs(
+    client, experiment_id: str, config_hash: str, harness_version: str, status: str, limit: int = MAX_RESULTS
+) -> list:
     """Newest first."""
-    return retry_locked(client.search_runs, [experiment_id], filter_string=same_case(config_hash, harness_version, status),
-                        order_by=["attributes.start_time DESC"], max_results=limit)
+    return retry_locked(
+        client.search_runs,
+        [experiment_id],
+        filter_string=same_case(config_hash, harness_version, status),
+        order_by=["attributes.start_time DESC"],
+        max_results=limit,
+    )
 
 
 def task_runs(client, experiment_id: str, task: str) -> list:
