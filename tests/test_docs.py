@@ -3,6 +3,7 @@ what CI runs, and the README stays a page a newcomer reads in five minutes."""
 
 from __future__ import annotations
 
+import csv
 import re
 import shlex
 from pathlib import Path
@@ -120,7 +121,17 @@ def test_the_example_learner_of_adding_a_learner_runs_as_the_page_says(tmp_path,
         [client.get_experiment_by_name("dibs_vs_ensembles").experiment_id], "tags.learner = 'independent_edges'"
     )
     assert len(runs) == 2
+    # --reuse keeps the diagnostic, which the harness's registry does not name (read back by its tag)
+    reused = run_pytest(
+        ["--configs", str(path), "--reuse", "--results-csv", str(tmp_path / "reused.csv")], tmp_path, env=env
+    )
+    assert reused.returncode == 0 and "reused 2 case(s)" in reused.stdout, reused.stdout[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "reused.csv")))
+    assert sorted(float(r["metrics.independent_edges_drawn"]) for r in rows) == sorted(
+        run.data.metrics["independent_edges_drawn"] for run in runs
+    )
     for run in runs:
+        assert run.data.tags["harness.diagnostics"] == "independent_edges_drawn"
         assert {"eshd", "auroc", "negll_obs", "eshd_mixture", "independent_edges_drawn"} <= set(run.data.metrics)
         local = client.download_artifacts(run.info.run_id, "particles.npz", str(tmp_path / run.info.run_id))
         with np.load(local, allow_pickle=False) as npz:

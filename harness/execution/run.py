@@ -21,6 +21,7 @@ from harness.learners import learner_module
 from harness.models.graphs import graphs_from_latents
 from harness.models.posterior import Posterior
 from harness.study.loading import Case
+from harness.tracking.tags import diagnostics_tag
 
 
 @dataclass
@@ -116,7 +117,7 @@ def _fit_and_score(case: Case, dataset: Dataset, monitor: Monitor, t0: float, t1
         posterior=posterior,
         metrics=metrics,
         log_weights_mixture=mixture,
-        tags=run_tags(case.config["data"], dataset),
+        tags={**run_tags(case.config["data"], dataset), **diagnostics_tag(posterior.diagnostics)},
         timings=timings,
         curves=monitor.history,
         exact=exact,

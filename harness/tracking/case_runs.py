@@ -256,8 +256,10 @@ def record_of_run(run, experiment: str) -> CaseRecord:
 
 
 def recorded_metrics(run) -> dict[str, float]:
-    """The metrics a finished run logged (its timings and curves' extra keys left out)."""
-    return {k: v for k, v in run.data.metrics.items() if k in METRICS}
+    """The metrics a finished run logged: the registered ones and the learner's own diagnostics
+    (named in its ``harness.diagnostics`` tag); timings and curves' extra keys left out."""
+    kept = set(METRICS) | T.diagnostic_names(run)
+    return {k: v for k, v in run.data.metrics.items() if k in kept}
 
 
 class RunWriter:

@@ -32,6 +32,9 @@ FAILURE_TAG = "failure_reason"
 THRESHOLDS_TAG = "thresholds"
 MISSES_TAG = "threshold_misses"
 NOT_LOGGED_TAG = "metrics_not_logged"
+# the learner's own diagnostics (Posterior.diagnostics), logged as metrics: read back with the
+# registered metrics by --reuse and Slurm (harness.tracking.case_runs.recorded_metrics)
+DIAGNOSTICS_TAG = "harness.diagnostics"
 # liveness (harness.tracking.heartbeat)
 BEAT_TAG = "harness.heartbeat"
 INTERVAL_TAG = "harness.heartbeat_interval_s"
@@ -40,6 +43,15 @@ TASK_TAG = "slurm_task"
 RESTARTS_TAG = "slurm_restarts"  # how often Slurm requeued the task before this attempt
 
 MAX_RESULTS = 50000
+
+
+def diagnostics_tag(diagnostics: dict) -> dict[str, str]:
+    """The tag that names a case's diagnostics (none for a learner without)."""
+    return {DIAGNOSTICS_TAG: ",".join(sorted(diagnostics))} if diagnostics else {}
+
+
+def diagnostic_names(run) -> set[str]:
+    return set(filter(None, run.data.tags.get(DIAGNOSTICS_TAG, "").split(",")))
 
 
 def _and(*clauses: str) -> str:
