@@ -47,9 +47,11 @@ learners:
   svgd: {n_particles: 6, h_latent: 4.0, h_theta: 300.0}
 """
 
+# prior parameters away from their defaults: a learner that mixed them up with the defaults (or with
+# each other) would not follow dibs-lib's trajectory
 MODELS = {
-    "linear": "{type: linear_gaussian, obs_noise: 0.1, mean_edge: 0.0, sig_edge: 1.0, min_edge: 0.5}",
-    "nonlinear": "{type: nonlinear_gaussian, obs_noise: 0.1, sig_param: 1.0, hidden_layers: [5]}",
+    "linear": "{type: linear_gaussian, obs_noise: 0.2, mean_edge: 0.3, sig_edge: 0.7, min_edge: 0.5}",
+    "nonlinear": "{type: nonlinear_gaussian, obs_noise: 0.15, sig_param: 0.6, hidden_layers: [5]}",
 }
 
 
