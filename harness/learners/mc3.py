@@ -1,4 +1,11 @@
-"""``mc3``: structure MCMC over DAGs on the marginal posterior p(G | D), the DiBS paper's MC³ baseline.
+"""``mc3``: structure MCMC (MC³) over DAGs on the marginal posterior p(G | D), Θ integrated out in closed form.
+
+Not the DiBS paper's joint baseline: the paper ran MC³ on graphs alone only in its marginal (BGe)
+experiment (larslorch/dibs, branch ``full``, ``config/baselines.py``, ``struct_mcmc_config["bge"]``);
+its joint experiments used M-MC³ (one Metropolis-Hastings move on the graph and Θ together) and
+G-MC³ (Metropolis-within-Gibbs: a graph move given Θ, then a Θ move given the graph), both in
+``dibs/mcmc/joint_structure.py`` and not built here. Integrating Θ out makes ``mc3`` a stronger
+sampler of p(G | D) than either.
 
 ``n_chains`` chains start at the empty graph and run as one vectorised, jitted loop
 (``_mc3``: add / delete / reverse moves among the acyclic ones, Metropolis-Hastings with the
@@ -9,11 +16,12 @@ the closed-form linear Gaussian marginal posterior of ``harness.exact.enumeratio
 graph prior), at any d. Θ of each kept graph is drawn from the conjugate p(Θ | G, D), so every
 metric works. Uniform weights.
 
-Linear Gaussian models only: nonlinear ones (the paper's M-MC³, Metropolis-within-Gibbs on Θ) are
-refused at collection. Logs ``mc3_acceptance``, ``mc3_ess`` and ``mc3_ess_edges``
-(``_mc3.diagnostics``). Defaults: the DiBS paper's evaluation script (larslorch/dibs, branch
-``full``, ``dibs/eval/parser.py``: ``--mcmc_burnin 1e4``, ``--mcmc_thinning 1e3``) thins 10 times
-more; 100 is enough for the small studies here (``mc3_ess`` tells) and is 10 times cheaper.
+Linear Gaussian models only: a nonlinear model has no closed-form marginal likelihood, and the
+joint samplers it would need (M-MC³, G-MC³) are not built; refused at collection. Logs
+``mc3_acceptance``, ``mc3_ess`` and ``mc3_ess_edges`` (``_mc3.diagnostics``). The default thinning,
+100, is enough for the small studies here (``mc3_ess`` tells); the paper's own values are burn-in
+1e5 and thinning 1e4 at d = 20 and 50 (``config/baselines.py``, which overrides the evaluation
+script's defaults, ``dibs/eval/parser.py``: ``--mcmc_burnin 1e4``, ``--mcmc_thinning 1e3``).
 """
 
 from __future__ import annotations
@@ -56,8 +64,8 @@ def check_data(data: dict) -> str | None:
     if data["model"]["type"] != "linear_gaussian":
         return (
             "mc3 samples the marginal posterior with the closed-form linear Gaussian score; for "
-            f"model type {data['model']['type']!r} it would need Metropolis-within-Gibbs on Θ (the paper's "
-            "M-MC³), which is not built: expected linear_gaussian"
+            f"model type {data['model']['type']!r} it would need a joint sampler over the graph and Θ (the "
+            "paper's M-MC³ or G-MC³), which is not built: expected linear_gaussian"
         )
     return None
 
