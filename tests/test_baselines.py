@@ -174,12 +174,17 @@ def test_mc3_settings_and_models_are_refused_with_file_and_key(write_study):
     nonlinear = tiny_study(learners={"mc3": {"n_particles": 8, "n_chains": 2}})
     nonlinear["data"]["model"] = {"type": "nonlinear_gaussian"}
     msg = _error(write_study, nonlinear)
-    assert "key 'learners.mc3': mc3 samples the marginal posterior with the closed-form linear Gaussian score" in msg
+    assert (
+        "key 'learners.mc3': under the learners' model 'nonlinear_gaussian': mc3 samples the marginal posterior" in msg
+    )
     assert "M-MC³" in msg
     for learner in ("bootstrap_ges", "bootstrap_pc"):
         s = tiny_study(learners={learner: {"n_particles": 2}})
         s["data"]["model"] = {"type": "nonlinear_gaussian"}
-        assert f"key 'learners.{learner}': {learner} is a linear Gaussian baseline" in _error(write_study, s)
+        assert (
+            f"key 'learners.{learner}': under the learners' model 'nonlinear_gaussian': {learner} is a linear Gaussian baseline"
+            in _error(write_study, s)
+        )
 
 
 def _error(write_study, study) -> str:

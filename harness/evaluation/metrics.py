@@ -66,6 +66,7 @@ from sklearn import metrics as skm
 from harness.data.dataset import Dataset
 from harness.data.spec import freeze_section, thaw_section
 from harness.exact.enumeration import ExactPosterior
+from harness.models.choice import is_marginal
 from harness.models.graphs import graphs_of, is_cyclic, parent_masks
 from harness.models.posterior import Posterior
 
@@ -180,6 +181,8 @@ def likelihood_metrics(
     import jax
     import jax.numpy as jnp
 
+    if is_marginal(model_config):
+        return marginal_likelihood_metrics(post, dataset, model_config)
     keep, g, lw = acyclic_part(post)
     theta = post.theta
     if keep.any():
@@ -210,6 +213,44 @@ def likelihood_metrics(
     return out
 
 
+def marginal_log_likelihoods(g: np.ndarray, x: np.ndarray, mask: np.ndarray, model: dict) -> np.ndarray:
+    """[M] log p(x | G_k) under a marginal model's closed-form likelihood with its prior
+    hyperparameters (not conditioned on the training data): the sum over nodes of the local score
+    of node j on the rows where j is not intervened upon, as dibs-lib's ``BGe.log_marginal_likelihood``
+    (float64)."""
+    from harness.models.scores import marginal_score
+
+    d = x.shape[1]
+    score = marginal_score(model, d)
+    out = np.zeros(len(g))
+    for j in range(d):
+        rows = np.asarray(mask)[:, j] == 0
+        if rows.any():
+            stat, n = score.statistics(np.asarray(x, np.float64)[rows])
+            out += np.asarray(score.local(stat, n, j, np.asarray(g)[:, :, j].astype(np.float64)), np.float64)
+    return out
+
+
+def marginal_likelihood_metrics(post: Posterior, dataset: Dataset, model: dict) -> dict[str, float]:
+    """``negll_obs`` and ``negll_intrv`` under a marginal model, as the DiBS paper computes them
+    (``neg_ave_log_marginal_likelihood``, ``dibs/eval/metrics.py``, larslorch/dibs branch ``full``):
+    −Σ_G w_G log p(x_ho | G), the marginal likelihood of the held-out rows under the prior
+    hyperparameters; for an interventional set, its intervened nodes' rows left out of their scores."""
+    keep, g, lw = acyclic_part(post)
+    if not keep.any():  # no DAG left: the empty graph (module docstring)
+        g, lw = np.zeros((1, *post.g.shape[1:]), dtype=post.g.dtype), np.zeros(1)
+
+    def negll(x, mask) -> float:
+        return float(-(np.exp(lw) @ marginal_log_likelihoods(g, x, mask, model)))
+
+    out = {}
+    if len(dataset.x_ho):
+        out["negll_obs"] = negll(dataset.x_ho, np.zeros_like(dataset.x_ho, dtype=np.int32))
+    if dataset.interventions:
+        out["negll_intrv"] = float(np.mean([negll(s.x, s.mask) for s in dataset.interventions]))
+    return out
+
+
 @functools.cache
 def _batched_log_density(model: tuple, n_vars: int, likelihood_impl: str, with_prior: bool = False):
     """log p(x | G_k, Θ_k), plus log p(Θ_k | G_k) ``with_prior``, for a batch of particles, jitted
@@ -231,8 +272,13 @@ def mixture_log_weights(
     post: Posterior, dataset: Dataset, model_config: dict, likelihood_impl: str = "fused"
 ) -> np.ndarray:
     """[M] unnormalised DiBS+ log-weights log p(Θ_k | G_k) + log p(D | G_k, Θ_k), D the training
-    data (observational), for every particle, cyclic ones included (the metrics drop those)."""
+    data (observational), for every particle, cyclic ones included (the metrics drop those). Under a
+    marginal model: log p(D | G_k), as dibs-lib's ``MarginalDiBS.get_mixture`` (no log p(G), as there),
+    for every learner alike."""
     import jax.numpy as jnp
+
+    if is_marginal(model_config):
+        return marginal_log_likelihoods(post.g, dataset.x, np.zeros(dataset.x.shape, np.int32), model_config)
 
     log_joint = _batched_log_density(freeze_section(model_config), dataset.n_vars, likelihood_impl, with_prior=True)
     x = jnp.asarray(dataset.x)  # in the case's precision (inference.dtype)

@@ -119,12 +119,16 @@ class ExactPosterior:
         return graphs_of(self.parents)
 
 
-def check_supported(data: dict) -> str | None:
-    """Why the exact posterior cannot be computed for a ``data`` section, or None when it can."""
-    if data.get("dataset") is not None:
-        return "real data: the posterior is exact only under the model that generated the data (synthetic data)"
-    if data["model"]["type"] != "linear_gaussian":
-        return f"model type {data['model']['type']!r} has no closed-form marginal likelihood; expected linear_gaussian"
+def check_supported(data: dict, model: dict | None = None) -> str | None:
+    """Why the exact posterior cannot be computed for a ``data`` section under the learners' ``model``
+    (default: the data's), or None when it can: a closed-form marginal likelihood, whatever generated
+    the data, within the enumeration limit."""
+    model = model or data["model"]
+    if model["type"] not in ("linear_gaussian", "bge"):
+        return (
+            f"model type {model['type']!r} has no closed-form marginal likelihood; expected linear_gaussian, "
+            "or inference.model: {type: bge} / {type: linear_gaussian, marginal: true}"
+        )
     d = data["graph"]["n_vars"]
     if d > ENUMERATION_MAX_VARS:
         return f"n_vars = {d} is above the enumeration limit of {ENUMERATION_MAX_VARS} variables"
@@ -169,9 +173,13 @@ def exact_posterior(x: np.ndarray, model: dict, graph: dict) -> ExactPosterior:
     )
 
 
-def exact_posterior_of(data: dict, x: np.ndarray) -> ExactPosterior:
-    """The exact posterior of a case's ``data`` section (refused with the reason where unsupported)."""
-    reason = check_supported(data)
+def exact_posterior_of(config: dict, x: np.ndarray) -> ExactPosterior:
+    """The exact posterior of a case (its config: the learners' model and graph prior,
+    ``harness.models.choice``), refused with the reason where unsupported."""
+    from harness.models.choice import learners_graph_prior, learners_model
+
+    data, model = config["data"], learners_model(config)
+    reason = check_supported(data, model)
     if reason:
         raise ExactPosteriorError(f"data.exact_posterior: {reason}")
-    return exact_posterior(x, data["model"], data["graph"])
+    return exact_posterior(x, model, learners_graph_prior(config))

@@ -18,6 +18,7 @@ from harness.exact.enumeration import ExactPosterior, exact_posterior_of
 from harness.execution.jax_setup import configure_jax
 from harness.execution.monitor import Monitor
 from harness.learners import learner_module
+from harness.models.choice import learners_model
 from harness.models.graphs import graphs_from_latents
 from harness.models.posterior import Posterior
 from harness.study.loading import Case
@@ -96,9 +97,9 @@ def _fit_and_score(case: Case, dataset: Dataset, monitor: Monitor, t0: float, t1
     posterior = module.fit(dataset, case.config, settings, learner_key, monitor)
     t2 = time.perf_counter()
     monitor.check("after the learner")
-    exact = exact_posterior_of(case.config["data"], dataset.x) if case.config["data"].get("exact_posterior") else None
+    exact = exact_posterior_of(case.config, dataset.x) if case.config["data"].get("exact_posterior") else None
     t3 = time.perf_counter()
-    model, likelihood_impl = case.config["data"]["model"], getattr(settings, "likelihood_impl", "fused")
+    model, likelihood_impl = learners_model(case.config), getattr(settings, "likelihood_impl", "fused")
     mixture = mixture_log_weights(posterior, dataset, model, likelihood_impl)
     metrics = compute_metrics(posterior, dataset, model, likelihood_impl, exact, log_weights_mixture=mixture)
     t4 = time.perf_counter()

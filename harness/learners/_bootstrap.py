@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from harness.models.choice import is_marginal
 from harness.models.posterior import Posterior
 
 
@@ -103,9 +104,12 @@ def mle_theta(x: np.ndarray, graphs: np.ndarray) -> np.ndarray:
     return theta
 
 
-def fit_bootstrap(dataset, key, n_particles: int, learn: Callable[[np.ndarray], np.ndarray]) -> Posterior:
+def fit_bootstrap(
+    dataset, key, n_particles: int, learn: Callable[[np.ndarray], np.ndarray], with_theta: bool = True
+) -> Posterior:
     """``n_particles`` DAGs, each ``learn(x_resample)`` (causal-learn's endpoint matrix) extended to a
-    DAG; Θ by maximum likelihood on the whole training set; uniform weights."""
+    DAG; Θ by maximum likelihood on the whole training set (none without ``with_theta``: a marginal
+    model); uniform weights."""
     start = time.perf_counter()
     x = np.asarray(dataset.x, dtype=np.float64)
     rows, orders = resamples(key, x.shape[0], x.shape[1], n_particles)
@@ -119,19 +123,23 @@ def fit_bootstrap(dataset, key, n_particles: int, learn: Callable[[np.ndarray], 
     g = np.stack(graphs)
     return Posterior.of_graphs(
         g,
-        mle_theta(x, g).astype(dataset.x.dtype),
+        mle_theta(x, g).astype(dataset.x.dtype) if with_theta else None,
         fit_s=time.perf_counter() - start,
         diagnostics={"bootstrap_conflicts": float(conflicts), "bootstrap_fallbacks": float(fallbacks)},
     )
 
 
 def linear_gaussian_only(name: str):
-    def check_data(data: dict) -> str | None:
-        if data["model"]["type"] != "linear_gaussian":
+    """``check_model`` of a bootstrap learner: the linear Gaussian model (Θ by maximum likelihood), or
+    a marginal model (graphs alone, whatever generated the data)."""
+
+    def check_model(model: dict) -> str | None:
+        if model["type"] != "linear_gaussian" and not is_marginal(model):
             return (
                 f"{name} is a linear Gaussian baseline (BIC / Fisher-z, maximum-likelihood linear weights), as in "
-                f"the DiBS paper; model type {data['model']['type']!r} is not supported: expected linear_gaussian"
+                f"the DiBS paper; model type {model['type']!r} is not supported: expected linear_gaussian, or a "
+                "marginal inference.model (graphs alone)"
             )
         return None
 
-    return check_data
+    return check_model

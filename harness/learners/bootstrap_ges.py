@@ -14,7 +14,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 from harness.data.spec import Strict
 from harness.learners._bootstrap import linear_gaussian_only
 
-check_data = linear_gaussian_only("bootstrap_ges")
+check_model = linear_gaussian_only("bootstrap_ges")
 
 
 class Settings(Strict):
@@ -31,5 +31,12 @@ def learn_cpdag(x, settings: Settings):
 
 def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     from harness.learners._bootstrap import fit_bootstrap
+    from harness.models.choice import is_marginal, learners_model
 
-    return fit_bootstrap(dataset, key, settings.n_particles, lambda x: learn_cpdag(x, settings))
+    return fit_bootstrap(
+        dataset,
+        key,
+        settings.n_particles,
+        lambda x: learn_cpdag(x, settings),
+        with_theta=not is_marginal(learners_model(config)),
+    )

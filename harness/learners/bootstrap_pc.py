@@ -16,7 +16,7 @@ from pydantic import Field, PositiveInt
 from harness.data.spec import Strict
 from harness.learners._bootstrap import linear_gaussian_only
 
-check_data = linear_gaussian_only("bootstrap_pc")
+check_model = linear_gaussian_only("bootstrap_pc")
 
 
 class Settings(Strict):
@@ -34,5 +34,12 @@ def learn_pdag(x, settings: Settings):
 
 def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     from harness.learners._bootstrap import fit_bootstrap
+    from harness.models.choice import is_marginal, learners_model
 
-    return fit_bootstrap(dataset, key, settings.n_particles, lambda x: learn_pdag(x, settings))
+    return fit_bootstrap(
+        dataset,
+        key,
+        settings.n_particles,
+        lambda x: learn_pdag(x, settings),
+        with_theta=not is_marginal(learners_model(config)),
+    )

@@ -26,22 +26,30 @@ def check_data(data: dict) -> str | None:
     return None
 
 
+def check_model(model: dict) -> str | None:
+    return None  # any model the exact posterior takes (data.exact_posterior checks it)
+
+
 def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     from harness.exact.enumeration import exact_posterior_of
+    from harness.models.choice import is_marginal, learners_model
     from harness.models.graphs import graphs_of
     from harness.models.posterior import Posterior
     from harness.models.scores import sample_theta, sufficient_statistics
 
     start = time.perf_counter()
     m = settings.n_particles
-    exact = exact_posterior_of(config["data"], dataset.x)
+    exact = exact_posterior_of(config, dataset.x)
     k_graphs, k_theta = jax.random.split(key)
     picks = np.asarray(jax.random.categorical(k_graphs, jnp.asarray(exact.log_prob), shape=(m,)))
     g = graphs_of(exact.parents[picks])
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_theta)))
-    theta = sample_theta(rng, sufficient_statistics(dataset.x)[0], g, config["data"]["model"]).astype(dataset.x.dtype)
+    model = learners_model(config)
+    theta = None  # a marginal model has none
+    if not is_marginal(model):
+        theta = sample_theta(rng, sufficient_statistics(dataset.x)[0], g, model).astype(dataset.x.dtype)
     return Posterior.of_graphs(g, theta, fit_s=time.perf_counter() - start)

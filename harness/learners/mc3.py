@@ -60,25 +60,27 @@ class Settings(Strict):
         return self.burnin + self.thin * self.n_particles // self.n_chains
 
 
-def check_data(data: dict) -> str | None:
-    if data["model"]["type"] != "linear_gaussian":
+def check_model(model: dict) -> str | None:
+    """The learners' model (``harness.models.choice``): one with a closed-form marginal likelihood."""
+    if model["type"] not in ("linear_gaussian", "bge"):
         return (
-            "mc3 samples the marginal posterior with the closed-form linear Gaussian score; for "
-            f"model type {data['model']['type']!r} it would need a joint sampler over the graph and Θ (the "
-            "paper's M-MC³ or G-MC³), which is not built: expected linear_gaussian"
+            "mc3 samples the marginal posterior with a closed-form score; for "
+            f"model type {model['type']!r} it would need a joint sampler over the graph and Θ (the "
+            "paper's M-MC³ or G-MC³), which is not built: expected linear_gaussian, or inference.model: {type: bge}"
         )
     return None
 
 
 def target_of(config: dict, n_vars: int, hastings: bool = True):
     from harness.learners._mc3 import Target
+    from harness.models.choice import learners_graph_prior, learners_model
     from harness.models.graph_priors import log_graph_prior_table
     from harness.models.scores import marginal_score
 
     return Target(
         n_vars=n_vars,
-        score=marginal_score(config["data"]["model"], n_vars),
-        prior=tuple(log_graph_prior_table(config["data"]["graph"], n_vars)),
+        score=marginal_score(learners_model(config), n_vars),
+        prior=tuple(log_graph_prior_table(learners_graph_prior(config), n_vars)),
         hastings=hastings,
     )
 
@@ -90,13 +92,14 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
 
     from harness.learners import _mc3
     from harness.learners._compiled import Timer, call_compiled
+    from harness.models.choice import is_marginal, learners_model
     from harness.models.posterior import Posterior
     from harness.models.scores import sample_theta
 
     start, timer = time.perf_counter(), Timer()
     d = dataset.n_vars
     target = target_of(config, d, hastings)
-    c64, n = target.score.statistics(dataset.x)  # the linear Gaussian's: XᵀX, which sample_theta takes too
+    c64, n = target.score.statistics(dataset.x)  # (the linear Gaussian's, XᵀX, is what sample_theta takes)
     c, n = jnp.asarray(c64, dataset.x.dtype), jnp.asarray(n, dataset.x.dtype)  # the case's precision
     k_chains, k_theta = jax.random.split(key)
     states = call_compiled(_mc3.init_chains, (target,), (jax.random.split(k_chains, settings.n_chains), c, n), timer)
@@ -124,7 +127,8 @@ def fit(dataset, config: dict, settings: Settings, key, monitor=None, hastings: 
     diagnostics = _mc3.diagnostics(graphs, trace, np.asarray(states[5]), settings.thin * per_chain)
     g = graphs.reshape(-1, d, d).astype(np.int32)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_theta)))
-    theta = sample_theta(rng, c64, g, config["data"]["model"]).astype(dataset.x.dtype)
+    model = learners_model(config)
+    theta = None if is_marginal(model) else sample_theta(rng, c64, g, model).astype(dataset.x.dtype)
     return Posterior.of_graphs(
         g,
         theta,

@@ -7,7 +7,7 @@ Defaults follow dibs-lib 1.3.3's ``JointDiBS`` where a setting exists there.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt
 
@@ -35,3 +35,30 @@ class InferenceSettings(Strict):
     eval_every: PositiveInt | None = Field(
         None, description="log eshd/auroc every K steps as MLflow metric history (off by default)"
     )
+
+
+class BGeModel(Strict):
+    """``inference.model: {type: bge}``: the learners infer graphs alone under the BGe score
+    (Geiger & Heckerman 2002; Kuipers, Moffa & Heckerman 2014). Defaults: the DiBS paper's
+    (larslorch/dibs, branch ``full``, ``dibs/eval/parser.py``: ``--bge_alpha_mu 1.0``,
+    ``--bge_alpha_lambd_add 2.0``, i.e. alpha_lambda = d + 2; its targets take mean_obs = 0)."""
+
+    type: Literal["bge"]
+    alpha_mu: PositiveFloat = 1.0
+    alpha_lambda: float | None = Field(None, description="default d + 2; must be above d + 1")
+    mean_obs: float = 0.0
+
+
+class MarginalLinearGaussian(Strict):
+    """``inference.model: {type: linear_gaussian, marginal: true}``: the linear Gaussian model with Θ
+    integrated out in closed form; absent parameters are the data's (``data.model``)."""
+
+    type: Literal["linear_gaussian"]
+    marginal: Literal[True]
+    obs_noise: PositiveFloat | None = None
+    mean_edge: float | None = None
+    sig_edge: PositiveFloat | None = None
+
+
+# the learners' model where it is not the data's: graphs alone, under a closed-form marginal likelihood
+InferenceModel = Annotated[BGeModel | MarginalLinearGaussian, Field(discriminator="type")]

@@ -16,6 +16,8 @@ def log_graph_prior_table(graph: dict, d: int) -> np.ndarray:
     """[d] unnormalised log prior of one node's parent set by its size 0..d-1 (dibs-lib's ER or SF
     model for ``data.graph``; a DAG's log prior is the sum over its nodes, up to a constant)."""
     k = np.arange(d, dtype=np.float64)
+    if graph["type"] == "uniform":  # every DAG alike (dibs-lib's UniformDAGDistributionRejection)
+        return np.zeros(d)
     if graph["type"] == "er":
         p = graph["edges_per_node"] * d / (d * (d - 1) / 2)  # dibs-lib's ErdosReniDAGDistribution.p
         return k * (math.log(p) - math.log1p(-p))

@@ -145,7 +145,7 @@ def bge_local_log_marginal(r, n, j, mask, *, alpha_mu: float, alpha_lambda: floa
     return (
         gammaln(0.5 * (n + a))
         - gammaln(0.5 * a)
-        + 0.5 * (math.log(alpha_mu) - math.log(n + alpha_mu))
+        + 0.5 * (math.log(alpha_mu) - xp.log(n + alpha_mu))  # (n may be traced: mc3 passes it to its loop)
         - 0.5 * n * math.log(math.pi)
         + 0.5 * (a + p) * math.log(t)
         + 0.5 * (n + a - 1) * _masked_logdet(r, mask, xp)

@@ -38,6 +38,8 @@ from harness.data.real import MissingDataset, sachs_files
 from harness.evaluation.registry import COMPARED, METRICS, is_compared
 from harness.exact.enumeration import check_supported as exact_posterior_unsupported
 from harness.learners import LearnerImportError, learner_module, registry, settings_class
+from harness.models.choice import is_marginal, learners_model
+from harness.models.scores import marginal_score
 from harness.study.errors import StudyFileError, suggest, validate, where_in_sweep
 from harness.study.schema import DEFAULT_EXPERIMENT, StudyInference, StudySpec
 
@@ -61,9 +63,15 @@ UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "regression
 # bound keeps runs comparable with a baseline (and reusable)
 NOT_HASHED = ("thresholds", "regression", "timeout_s", "marks", "requires")
 # (section, key): value at which the key is left out of a case's config (module docstring)
-OFF_BY_DEFAULT = {("data", "exact_posterior"): False, ("data", "split_seed"): None, ("inference", "dtype"): "float32"}
+OFF_BY_DEFAULT = {
+    ("data", "exact_posterior"): False,
+    ("data", "split_seed"): None,
+    ("inference", "dtype"): "float32",
+    ("inference", "model"): None,
+    ("inference", "graph_prior"): None,
+}
 # inference keys that apply to the whole case, whichever the learner (not DiBS settings a learner takes)
-STUDY_WIDE_INFERENCE = ("dtype",)
+STUDY_WIDE_INFERENCE = ("dtype", "model", "graph_prior")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,9 +314,16 @@ def _check_inference_keys_are_taken(spec: StudySpec, path: Path) -> None:
             )
 
 
+def _learners_view(spec: StudySpec, path: Path, point: dict) -> dict:
+    """What the learners see of a study point: its data and the study-wide model choice."""
+    inference = _inference_settings(spec, path, point).model_dump(mode="json")
+    return {"data": spec.data.model_dump(), "inference": {k: inference[k] for k in ("model", "graph_prior")}}
+
+
 def _check_exact_posterior(spec: StudySpec, path: Path, point: dict) -> None:
     if spec.data.exact_posterior:
-        reason = exact_posterior_unsupported(spec.data.model_dump())
+        view = _learners_view(spec, path, point)
+        reason = exact_posterior_unsupported(view["data"], learners_model(view))
         if reason:
             raise StudyFileError(
                 f"{path}{where_in_sweep(point)}: key 'data.exact_posterior': the exact posterior is not "
@@ -317,14 +332,34 @@ def _check_exact_posterior(spec: StudySpec, path: Path, point: dict) -> None:
 
 
 def _check_learners_take_the_data(spec: StudySpec, path: Path, point: dict) -> None:
-    """A learner module may refuse a study's data (``check_data(data) -> reason or None``): e.g.
-    ``exact`` without ``data.exact_posterior``, or a learner on a model it does not support."""
-    data = spec.data.model_dump()
+    """A learner module may refuse a study's data (``check_data(data) -> reason or None``: e.g.
+    ``exact`` without ``data.exact_posterior``) and the learners' model (``check_model(model) ->
+    reason or None``: a model it does not support). A learner without ``check_model`` takes the
+    data's own models and is refused under a marginal one (``inference.model``)."""
+    view = _learners_view(spec, path, point)
+    model = learners_model(view)
+    where = f"{path}{where_in_sweep(point)}"
+    if is_marginal(model):
+        try:
+            marginal_score(model, view["data"]["graph"]["n_vars"])
+        except ValueError as exc:
+            raise StudyFileError(f"{where}: key 'inference.model': {exc}") from None
     for name in spec.learners:
-        check = getattr(learner_module(name), "check_data", None)
-        reason = check(data) if check else None
+        module = learner_module(name)
+        check = getattr(module, "check_data", None)
+        reason = check(view["data"]) if check else None
         if reason:
-            raise StudyFileError(f"{path}{where_in_sweep(point)}: key 'learners.{name}': {reason}")
+            raise StudyFileError(f"{where}: key 'learners.{name}': {reason}")
+        check = getattr(module, "check_model", None)
+        if check is not None:
+            reason = check(model)
+        elif is_marginal(model):
+            reason = "it has no marginal mode (no check_model that accepts a marginal model)"
+        if reason:
+            raise StudyFileError(
+                f"{where}: key 'learners.{name}': under the learners' model {model['type']!r}"
+                f"{' (marginal)' if is_marginal(model) else ''}: {reason}"
+            )
 
 
 def _check_thresholds(spec: StudySpec, path: Path) -> None:

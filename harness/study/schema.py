@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, NonNegativeInt, PlainValidator, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from harness.data.spec import DataSpec, Strict
-from harness.learners.settings import InferenceSettings
+from harness.learners.settings import InferenceModel, InferenceSettings
 
 DEFAULT_EXPERIMENT = "dibs_vs_ensembles"
 NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
@@ -100,4 +100,10 @@ class StudyInference(InferenceSettings):
         "float32",
         description="precision of the data (the same draws, cast), the learners and the metrics; "
         "the DiBS paper's code runs in float64",
+    )
+    model: InferenceModel | None = Field(
+        None, description="the learners' model where it is not the data's (marginal inference: graphs alone)"
+    )
+    graph_prior: Literal["er", "sf", "uniform"] | None = Field(
+        None, description="the learners' graph prior (default: the data's graph type)"
     )

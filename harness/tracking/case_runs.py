@@ -159,7 +159,7 @@ def write_case_artifacts(directory: Path, case: Case, result) -> None:
     with open(directory / "ground_truth_theta.pkl", "wb") as f:
         pickle.dump(plain_numpy(ds.theta), f)
     with open(directory / "thetas.pkl", "wb") as f:
-        pickle.dump(plain_numpy(post.theta), f)
+        pickle.dump({} if post.theta is None else plain_numpy(post.theta), f)  # {}: graphs alone (a marginal model)
 
 
 def plain_numpy(tree: Any) -> Any:
