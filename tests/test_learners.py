@@ -276,3 +276,35 @@ def test_each_ensemble_member_is_dibs_lib_joint_dibs_with_one_particle(cases, op
             np.testing.assert_array_equal(ensemble.g[m], g[0])
         else:
             assert not np.allclose(ensemble.z[m], seen["z"][0], rtol=1e-3, atol=1e-4)
+
+
+def test_each_ensemble_member_under_bge_is_dibs_lib_marginal_dibs_with_one_particle(cases):
+    """Under a marginal model (``inference.model: {type: bge}``) a member is dibs-lib's own
+    ``MarginalDiBS.sample`` with one particle and the member's key (the kernel on Z alone: k(x, x) =
+    1, and rmsprop)."""
+    from dibs.inference import MarginalDiBS
+
+    case = cases["tiny-s0-ensemble"]
+    data = make_dataset(case.config["data"], 0)
+    settings = {**case.settings, "stepsize": 0.005}
+    problem = _dibs.Problem.build(
+        case.config["data"], settings, 4, {"type": "bge", "alpha_mu": 1.0, "alpha_lambda": None, "mean_obs": 0.0}
+    )
+    assert problem.marginal
+    _, key = case_keys(0)
+    ensemble = _dibs.fit_ensemble(problem, 3, 25, data, key)
+    assert ensemble.theta is None
+    x, mask = _dibs._data(data)
+    for m, member_key in enumerate(_dibs.member_keys(key, 3)):
+        dibs = problem.dibs(x, mask)
+        assert isinstance(dibs, MarginalDiBS)
+        seen = {}
+        g = dibs.sample(
+            key=member_key,
+            n_particles=1,
+            steps=25,
+            n_dim_particles=problem.n_dim,
+            callback=lambda zs, seen=seen, **_: seen.update(z=np.asarray(zs)),
+        )
+        np.testing.assert_allclose(ensemble.z[m], seen["z"][0], rtol=1e-3, atol=1e-4)
+        np.testing.assert_array_equal(ensemble.g[m], g[0])

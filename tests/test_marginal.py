@@ -64,13 +64,14 @@ def test_the_repositorys_studies_keep_their_config_hashes():
         ({"inference": {"model": {"type": "bde"}}}, "inference.model", "bge"),
         ({"inference": {"model": {"type": "bge"}, "graph_prior": "flat"}}, "inference.graph_prior", "uniform"),
         (
-            {"learners": {"svgd": {"n_particles": 2}}, "inference": {"model": {"type": "bge"}}},
-            "learners.svgd",
+            {"learners": {"crash": {}}, "inference": {"model": {"type": "bge"}}},
+            "learners.crash",
             "under the learners' model 'bge' (marginal): it has no marginal mode",
         ),
     ],
 )
-def test_bad_marginal_settings_are_refused_with_file_and_key(change, key, message, write_study):
+def test_bad_marginal_settings_are_refused_with_file_and_key(change, key, message, write_study, monkeypatch):
+    monkeypatch.setenv("HARNESS_LEARNERS", "crash=tests.broken.crash")  # a learner without check_model
     study = yaml.safe_load(yaml.safe_dump(BGE_STUDY))
     study.update(change)
     path = write_study(study)
@@ -172,3 +173,37 @@ def test_a_uniform_graph_prior_weights_every_dag_by_its_likelihood_alone(write_s
     dags = acyclic_matrices(4)
     log_lik = marginal_log_likelihoods(dags, x, np.zeros(x.shape, np.int32), {"type": "bge"})
     np.testing.assert_allclose(np.exp(exact.log_prob_of(dags)), np.exp(log_lik - logsumexp(log_lik)), atol=1e-12)
+
+
+def test_svgd_and_ensemble_run_under_the_marginal_linear_gaussian_model(write_study):
+    """MarginalDiBS over the linear Gaussian with Θ integrated out (the harness's own model object):
+    its log p(D | G) is the exact posterior's score, and both DiBS learners run on it."""
+    import jax.numpy as jnp
+
+    from harness.learners._dibs import marginal_likelihood_model
+
+    model = {"type": "linear_gaussian", "marginal": True, "obs_noise": 0.3, "mean_edge": 0.2, "sig_edge": 0.8}
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(20, 4))
+    dags = acyclic_matrices(4)[rng.choice(543, 10, replace=False)]
+    mask = np.zeros(x.shape, np.int32)
+    mask[:6, 2] = 1
+    with jax.enable_x64(True):
+        obj = marginal_likelihood_model(model, 4)
+        theirs = [
+            float(
+                obj.interventional_log_marginal_prob(
+                    jnp.asarray(g, jnp.float64), None, jnp.asarray(x), jnp.asarray(mask), None
+                )
+            )
+            for g in dags
+        ]
+    np.testing.assert_allclose(marginal_log_likelihoods(dags, x, mask, model), theirs, rtol=1e-10)
+
+    study = yaml.safe_load(yaml.safe_dump(BGE_STUDY))
+    study["inference"] = {"model": {"type": "linear_gaussian", "marginal": True}, "steps": 30, "n_grad_mc_samples": 8}
+    study["learners"] = {"svgd": {"n_particles": 3}, "ensemble": {"n_members": 3}}
+    for case in load_study(write_study(study)):
+        result = run_case(case)
+        assert result.posterior.theta is None and result.posterior.z.shape[0] == 3
+        assert np.isfinite(result.metrics["negll_obs"]) and np.isfinite(result.metrics["edge_mae"])

@@ -29,6 +29,10 @@ from harness.data.spec import freeze_section, thaw_section
 
 def make_graph_model(graph: dict):
     """The DAG prior (and generator) for a ``data.graph`` section."""
+    if graph["type"] == "uniform":  # the learners' prior only (inference.graph_prior): every DAG alike
+        from dibs.models import UniformDAGDistributionRejection
+
+        return UniformDAGDistributionRejection(n_vars=graph["n_vars"])
     cls = {"er": ErdosReniDAGDistribution, "sf": ScaleFreeDAGDistribution}[graph["type"]]
     epn = graph["edges_per_node"]
     return cls(n_vars=graph["n_vars"], n_edges_per_node=int(epn) if graph["type"] == "sf" else epn)

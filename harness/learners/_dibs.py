@@ -13,6 +13,11 @@ Both learners use dibs-lib's gradient estimators (``eltwise_grad_z_likelihood``,
 functions to float32 rounding; ``likelihood_impl: dibs`` runs dibs-lib's classes unchanged.
 ``svgd`` applies dibs-lib's ``_svgd_step`` (kernel-weighted gradients plus repulsion);
 ``ensemble`` gives each member its own key and moves it along its own posterior gradient only.
+
+Under a marginal model (``inference.model``, ``harness.models.choice``) the same machinery runs
+dibs-lib's ``MarginalDiBS`` (particles Z alone, the kernel on Z with bandwidth ``h_latent``) over
+the model's closed-form marginal likelihood: dibs-lib's ``BGe``, or the linear Gaussian with Θ
+integrated out (:class:`MarginalLinearGaussianModel`). The loop states then hold no Θ.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
-from dibs.inference import JointDiBS
+from dibs.inference import JointDiBS, MarginalDiBS
 from jax.example_libraries import optimizers
 from jax.tree_util import tree_map
 
@@ -61,13 +66,22 @@ class Problem:
     stepsize: float
     kernel: tuple = ()
     likelihood_impl: str = "fused"
+    marginal: bool = False  # graphs alone under a closed-form marginal likelihood (MarginalDiBS)
 
     @classmethod
-    def build(cls, data_config: dict, settings: dict, n_vars: int) -> Problem:
+    def build(
+        cls, data_config: dict, settings: dict, n_vars: int, model: dict | None = None, graph: dict | None = None
+    ) -> Problem:
+        """``model`` and ``graph``: the learners' model and graph prior (``harness.models.choice``),
+        default the data's."""
+        from harness.models.choice import is_marginal
+
+        model = model or data_config["model"]
         kernel = tuple((k, settings[k]) for k in ("h_latent", "h_theta") if k in settings)
         return cls(
-            graph=freeze_section(data_config["graph"]),
-            model=freeze_section(data_config["model"]),
+            graph=freeze_section(graph or data_config["graph"]),
+            model=freeze_section(model),
+            marginal=is_marginal(model),
             n_vars=n_vars,
             n_dim=settings.get("n_dim") or n_vars,
             settings=tuple((k, settings[k]) for k in DIBS_KEYS),
@@ -81,11 +95,25 @@ class Problem:
         make = optimizers.rmsprop if dict(self.settings)["optimizer"] == "rmsprop" else optimizers.sgd
         return make(self.stepsize).params_fn(opt_state)
 
-    def dibs(self, x, interv_mask) -> JointDiBS:
-        """A JointDiBS over (possibly traced) data ``x``."""
+    def dibs(self, x, interv_mask) -> JointDiBS | MarginalDiBS:
+        """A JointDiBS (a MarginalDiBS under a marginal model) over (possibly traced) data ``x``."""
         kwargs = dict(self.settings)
         if kwargs["latent_prior_std"] is None:
             kwargs["latent_prior_std"] = 1.0 / np.sqrt(self.n_dim)
+        if self.marginal:
+            kernel = dict(self.kernel)
+            dibs = MarginalDiBS(
+                x=x,
+                interv_mask=interv_mask,
+                graph_model=make_graph_model(thaw_section(self.graph)),
+                likelihood_model=marginal_likelihood_model(thaw_section(self.model), self.n_vars),
+                optimizer_param={"stepsize": self.stepsize},
+                **({"kernel_param": {"h": kernel["h_latent"]}} if "h_latent" in kernel else {}),
+                **kwargs,
+            )
+            opt_init, dibs.opt_update, dibs.get_params = dibs.opt
+            dibs.opt_init = opt_init
+            return dibs
         extra = {"kernel_param": dict(self.kernel)} if self.kernel else {}
         cls = FusedJointDiBS if self.likelihood_impl == "fused" else JointDiBS
         dibs = cls(
@@ -111,6 +139,9 @@ def svgd_init(problem: Problem, n_particles: int, key, x, mask):
     """Initial particles, drawn eagerly (dibs-lib's models build shapes from arrays, not jit-able)."""
     dibs = problem.dibs(x, mask)
     key, subk = jax.random.split(key)
+    if problem.marginal:
+        z = dibs._sample_initial_random_particles(key=subk, n_particles=n_particles, n_dim=problem.n_dim)
+        return dibs.opt_init(z), key, jnp.zeros(n_particles)
     z, theta = dibs._sample_initial_random_particles(key=subk, n_particles=n_particles, n_dim=problem.n_dim)
     return dibs.opt_init(z), dibs.opt_init(theta), key, jnp.zeros(n_particles)
 
@@ -147,8 +178,9 @@ def run_chunked(loop, problem: Problem, steps: int, state, x, mask, timer: Timer
 
 
 def read_particles(problem: Problem, state) -> tuple:
-    """(z, theta) as numpy from a loop state (svgd's, or the ensemble's stacked member states)."""
-    return _params(problem, state[0]), _params(problem, state[1])
+    """(z, theta) as numpy from a loop state (svgd's, or the ensemble's stacked member states);
+    theta None under a marginal model."""
+    return _params(problem, state[0]), None if problem.marginal else _params(problem, state[1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,9 +189,13 @@ def read_particles(problem: Problem, state) -> tuple:
 
 
 def member_init(problem: Problem, key, x, mask):
-    """One member's initial (z, theta, key): its own draw from svgd's initial distribution."""
+    """One member's initial (z, theta, key): its own draw from svgd's initial distribution (theta
+    None under a marginal model)."""
     dibs = problem.dibs(x, mask)
     key, subk = jax.random.split(key)
+    if problem.marginal:
+        z = dibs._sample_initial_random_particles(key=subk, n_particles=1, n_dim=problem.n_dim)
+        return z[0], None, key
     z, theta = dibs._sample_initial_random_particles(key=subk, n_particles=1, n_dim=problem.n_dim)
     return z[0], tree_map(lambda a: a[0], theta), key
 
@@ -168,6 +204,8 @@ def ensemble_init(problem: Problem, keys, x, mask):
     """Optimiser states of all members (stacked), each drawn with its own key."""
     dibs = problem.dibs(x, mask)
     z, theta, keys = jax.vmap(member_init, (None, 0, None, None))(problem, keys, x, mask)
+    if problem.marginal:
+        return dibs.opt_init(z), keys, jnp.zeros(keys.shape[0])
     return dibs.opt_init(z), dibs.opt_init(theta), keys, jnp.zeros(keys.shape[0])
 
 
@@ -187,6 +225,18 @@ def ensemble_step(dibs: JointDiBS, t, state):
     return opt_z, opt_theta, keys, baselines
 
 
+def marginal_ensemble_step(dibs: MarginalDiBS, t, state):
+    """:func:`ensemble_step` under a marginal model: Z alone, the keys split as
+    ``MarginalDiBS._svgd_step`` splits them for one particle (twice: likelihood, then prior)."""
+    opt_z, keys, baselines = state
+    z = dibs.get_params(opt_z)
+    keys, k_z = jax.vmap(jax.random.split, out_axes=1)(keys)
+    keys, k_prior = jax.vmap(jax.random.split, out_axes=1)(keys)
+    dz_lik, baselines = dibs.eltwise_grad_z_likelihood(z, None, baselines, t, k_z)
+    dz_prior = dibs.eltwise_grad_latent_prior(z, k_prior, t)
+    return dibs.opt_update(t, -(dz_prior + dz_lik), opt_z), keys, baselines
+
+
 def member_step_keys(key):
     """(next key, Θ key, Z key, acyclicity key) of one member's step, split as dibs-lib's
     ``JointDiBS._svgd_step`` splits them for a single particle (``key, *sub = split(key, 2)`` three
@@ -200,7 +250,8 @@ def member_step_keys(key):
 
 def ensemble_loop(problem: Problem, t0, steps, states, x, mask):
     dibs = problem.dibs(x, mask)
-    return jax.lax.fori_loop(t0, t0 + steps, lambda t, s: ensemble_step(dibs, t, s), states)
+    step = marginal_ensemble_step if problem.marginal else ensemble_step
+    return jax.lax.fori_loop(t0, t0 + steps, lambda t, s: step(dibs, t, s), states)
 
 
 def member_keys(key, n_members: int):
@@ -230,9 +281,50 @@ def fit_members_one_by_one(problem: Problem, n_members: int, steps: int, dataset
         state = run_chunked(ensemble_loop, problem, steps, state, x, mask, timer)
         z, theta = read_particles(problem, state)
         zs.append(z[0])
-        thetas.append(tree_map(lambda a: a[0], theta))
-    theta = tree_map(lambda *leaves: np.stack(leaves), *thetas)
+        thetas.append(None if theta is None else tree_map(lambda a: a[0], theta))
+    theta = None if problem.marginal else tree_map(lambda *leaves: np.stack(leaves), *thetas)
     return _posterior(np.stack(zs), theta, time.perf_counter() - start, timer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Marginal models
+# ---------------------------------------------------------------------------------------------
+
+
+class MarginalLinearGaussianModel:
+    """The linear Gaussian model with Θ integrated out, with the one method ``MarginalDiBS`` calls:
+    log p(D | G) as the sum of the closed-form local scores (``harness.models.scores``), each node's
+    intervened rows left out (the training data here are observational)."""
+
+    def __init__(self, n_vars: int, obs_noise: float, mean_edge: float, sig_edge: float):
+        from harness.models.scores import LinearGaussianMarginal
+
+        self.n_vars, self.score = n_vars, LinearGaussianMarginal(obs_noise, mean_edge, sig_edge)
+
+    def interventional_log_marginal_prob(self, g, _theta, x, interv_targets, _rng):
+        total = 0.0
+        for j in range(self.n_vars):
+            keep = (1 - interv_targets[:, j]).astype(x.dtype)[:, None]
+            xj = x * keep
+            stat, n = xj.T @ xj, keep.sum()
+            total = total + self.score.local(stat, n, j, g[:, j].astype(x.dtype), xp=jnp)
+        return total
+
+
+def marginal_likelihood_model(model: dict, n_vars: int):
+    """``MarginalDiBS``'s likelihood model for a marginal ``inference.model``: dibs-lib's ``BGe``
+    (its traps avoided: an array ``mean_obs`` raises there, and ``alpha_mu`` 0 becomes 1.0, which the
+    study schema refuses), or :class:`MarginalLinearGaussianModel`."""
+    if model["type"] == "bge":
+        from dibs.models import BGe
+
+        from harness.models.scores import BGE_ALPHA_LAMBDA_ADD
+
+        alpha_lambda = model.get("alpha_lambda") or n_vars + BGE_ALPHA_LAMBDA_ADD
+        return BGe(
+            n_vars=n_vars, alpha_mu=model["alpha_mu"], alpha_lambd=alpha_lambda, mean_obs=model["mean_obs"] or None
+        )
+    return MarginalLinearGaussianModel(n_vars, model["obs_noise"], model["mean_edge"], model["sig_edge"])
 
 
 # ---------------------------------------------------------------------------------------------

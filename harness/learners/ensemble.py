@@ -16,8 +16,14 @@ class Settings(InferenceSettings):
     n_members: PositiveInt = 20
 
 
+def check_model(model: dict) -> str | None:
+    return None  # the data's models (JointDiBS), and marginal ones (MarginalDiBS: BGe, Θ integrated out)
+
+
 def fit(dataset, config: dict, settings: Settings, key, monitor=None):
     from harness.learners import _dibs
+    from harness.models.choice import learners_graph_prior, learners_model
 
-    problem = _dibs.Problem.build(config["data"], settings.model_dump(), dataset.n_vars)
+    model, graph = learners_model(config), learners_graph_prior(config)
+    problem = _dibs.Problem.build(config["data"], settings.model_dump(), dataset.n_vars, model, graph)
     return _dibs.fit_ensemble(problem, settings.n_members, settings.steps, dataset, key, monitor)
