@@ -139,7 +139,7 @@ def parent_metrics(records: list[CaseRecord]) -> dict[str, dict[str, float]]:
 def parent_metrics_of_runs(experiment: str, runs: list) -> dict[str, float]:
     """What a session's parent logs, computed from its child runs as the store holds them (after a
     replay of the spool: ``harness.tracking.spool.replay``)."""
-    from harness.tracking.case_runs import record_of_run
+    from harness.tracking.readback import record_of_run
 
     return parent_metrics([record_of_run(run, experiment) for run in runs]).get(experiment, {})
 

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 from harness.analysis.thresholds import threshold_misses
 from harness.execution import interrupts
 from harness.study.loading import Case
-from harness.tracking.case_runs import RunWriter, find_reusable, record_of, recorded_metrics
+from harness.tracking.case_runs import RunWriter, find_reusable, record_of
+from harness.tracking.readback import recorded_metrics
 from harness.tracking.records import CaseRecord
 from harness.tracking.sessions import Session
 

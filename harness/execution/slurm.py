@@ -36,7 +36,8 @@ from harness.analysis.thresholds import threshold_misses
 from harness.execution.executors import LiveCaseRun, LocalExecutor
 from harness.study.loading import Case
 from harness.tracking import tags as T
-from harness.tracking.case_runs import RunWriter, find_reusable, record_of, recorded_metrics
+from harness.tracking.case_runs import RunWriter, find_reusable, record_of
+from harness.tracking.readback import recorded_metrics
 from harness.tracking.records import CaseRecord
 
 _IMPORTED_AT = time.time()  # in a task: when the unpickled function's module was loaded

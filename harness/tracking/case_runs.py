@@ -31,7 +31,6 @@ from mlflow.utils.validation import (
     MAX_PARAMS_TAGS_PER_BATCH,
 )
 
-from harness.evaluation.registry import METRICS
 from harness.study.loading import Case
 from harness.tracking import spool
 from harness.tracking import tags as T
@@ -234,32 +233,6 @@ def find_reusable(session: Session, case: Case):
         limit=1,
     )
     return runs[0] if runs else None
-
-
-def record_of_run(run, experiment: str) -> CaseRecord:
-    """A case's record read back from its run in the store."""
-    tags = run.data.tags
-    return CaseRecord(
-        case_id=run.info.run_name,
-        learner=tags.get(T.LEARNER_TAG, "?"),
-        seed=int(tags.get(T.SEED_TAG, -1)),
-        study=tags.get(T.STUDY_TAG, ""),
-        experiment=experiment,
-        config_hash=tags.get(T.CONFIG_HASH_TAG),
-        comparison_hash=tags.get(T.COMPARISON_HASH_TAG),
-        run_id=run.info.run_id,
-        status=run.info.status,
-        metrics=recorded_metrics(run) if run.info.status == "FINISHED" else {},
-        params=dict(run.data.params),
-        error=tags.get(T.FAILURE_TAG),
-    )
-
-
-def recorded_metrics(run) -> dict[str, float]:
-    """The metrics a finished run logged: the registered ones and the learner's own diagnostics
-    (named in its ``harness.diagnostics`` tag); timings and curves' extra keys left out."""
-    kept = set(METRICS) | T.diagnostic_names(run)
-    return {k: v for k, v in run.data.metrics.items() if k in kept}
 
 
 class RunWriter:

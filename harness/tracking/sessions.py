@@ -21,6 +21,7 @@ from harness.tracking import tags as T
 from harness.tracking.experiments import experiment_id_of
 from harness.tracking.heartbeat import Heartbeat, end_stale_runs
 from harness.tracking.provenance import git_commit, version_tags
+from harness.tracking.readback import record_of_run
 from harness.tracking.records import CaseRecord
 from harness.tracking.store import db_path, is_local_sqlite, prepare_store, retry_locked
 
@@ -166,20 +167,5 @@ def _end_orphans(
             continue
         retry_locked(client.set_tag, run.info.run_id, T.FAILURE_TAG, reason)
         retry_locked(client.set_terminated, run.info.run_id, status)
-        tags = run.data.tags
-        ended.append(
-            CaseRecord(
-                case_id=run.info.run_name,
-                learner=tags.get(T.LEARNER_TAG, "?"),
-                seed=int(tags.get(T.SEED_TAG, -1)),
-                study=tags.get(T.STUDY_TAG, ""),
-                experiment=experiment,
-                config_hash=tags.get(T.CONFIG_HASH_TAG),
-                comparison_hash=tags.get(T.COMPARISON_HASH_TAG),
-                run_id=run.info.run_id,
-                status=status,
-                params=dict(run.data.params),
-                error=reason,
-            )
-        )
+        ended.append(record_of_run(run, experiment, status=status, error=reason, metrics={}))
     return ended

@@ -33,7 +33,7 @@ THRESHOLDS_TAG = "thresholds"
 MISSES_TAG = "threshold_misses"
 NOT_LOGGED_TAG = "metrics_not_logged"
 # the learner's own diagnostics (Posterior.diagnostics), logged as metrics: read back with the
-# registered metrics by --reuse and Slurm (harness.tracking.case_runs.recorded_metrics)
+# registered metrics by --reuse and Slurm (harness.tracking.readback.recorded_metrics)
 DIAGNOSTICS_TAG = "harness.diagnostics"
 # liveness (harness.tracking.heartbeat)
 BEAT_TAG = "harness.heartbeat"
