@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from harness.models.choice import is_marginal
+from harness.models.choice import is_marginal, learners_model
 from harness.models.posterior import Posterior
 
 
@@ -102,6 +102,12 @@ def mle_theta(x: np.ndarray, graphs: np.ndarray) -> np.ndarray:
             if pa.size:
                 theta[k, pa, j] = np.linalg.solve(cov[np.ix_(pa, pa)], cov[pa, j])
     return theta
+
+
+def fit_case(dataset, config: dict, key, n_particles: int, learn: Callable[[np.ndarray], np.ndarray]) -> Posterior:
+    """A bootstrap learner's ``fit``: :func:`fit_bootstrap` with Θ unless the learners' model is
+    marginal (graphs alone)."""
+    return fit_bootstrap(dataset, key, n_particles, learn, with_theta=not is_marginal(learners_model(config)))
 
 
 def fit_bootstrap(

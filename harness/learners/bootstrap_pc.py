@@ -33,13 +33,6 @@ def learn_pdag(x, settings: Settings):
 
 
 def fit(dataset, config: dict, settings: Settings, key, monitor=None):
-    from harness.learners._bootstrap import fit_bootstrap
-    from harness.models.choice import is_marginal, learners_model
+    from harness.learners._bootstrap import fit_case
 
-    return fit_bootstrap(
-        dataset,
-        key,
-        settings.n_particles,
-        lambda x: learn_pdag(x, settings),
-        with_theta=not is_marginal(learners_model(config)),
-    )
+    return fit_case(dataset, config, key, settings.n_particles, lambda x: learn_pdag(x, settings))
