@@ -203,6 +203,12 @@ def likelihood_metrics(
             raise MetricError(f"log-likelihood of {what} is NaN/inf for particles {particle_ids[bad].tolist()}")
         return float(-(np.exp(lw) @ ll))
 
+    return held_out_negll(dataset, negll)
+
+
+def held_out_negll(dataset: Dataset, negll) -> dict[str, float]:
+    """``negll_obs`` on the held-out rows and ``negll_intrv``, the mean over the interventional
+    sets, from ``negll(x, mask, what)`` (the model's weighted negative log-likelihood of rows ``x``)."""
     out = {}
     if len(dataset.x_ho):  # (real data may have no held-out rows: harness.tracking.case_runs.metrics_not_logged)
         out["negll_obs"] = negll(dataset.x_ho, np.zeros_like(dataset.x_ho, dtype=np.int32), "the held-out data")
@@ -240,15 +246,10 @@ def marginal_likelihood_metrics(post: Posterior, dataset: Dataset, model: dict) 
     if not keep.any():  # no DAG left: the empty graph (module docstring)
         g, lw = np.zeros((1, *post.g.shape[1:]), dtype=post.g.dtype), np.zeros(1)
 
-    def negll(x, mask) -> float:
+    def negll(x, mask, _what: str) -> float:
         return float(-(np.exp(lw) @ marginal_log_likelihoods(g, x, mask, model)))
 
-    out = {}
-    if len(dataset.x_ho):
-        out["negll_obs"] = negll(dataset.x_ho, np.zeros_like(dataset.x_ho, dtype=np.int32))
-    if dataset.interventions:
-        out["negll_intrv"] = float(np.mean([negll(s.x, s.mask) for s in dataset.interventions]))
-    return out
+    return held_out_negll(dataset, negll)
 
 
 @functools.cache
