@@ -68,7 +68,7 @@ def test_the_repositorys_studies_keep_their_config_hashes():
     "change, key, message",
     [
         ({"inference": {"model": {"type": "bge", "alpha_lambda": 5.0}}}, "inference.model", "alpha_lambda > d + 1 = 5"),
-        ({"inference": {"model": {"type": "bge", "alpha_mu": 0}}}, "inference.model.bge.alpha_mu", "greater than 0"),
+        ({"inference": {"model": {"type": "bge", "alpha_mu": 0}}}, "inference.model.alpha_mu", "greater than 0"),
         ({"inference": {"model": {"type": "bde"}}}, "inference.model", "bge"),
         ({"inference": {"model": {"type": "bge"}, "graph_prior": "flat"}}, "inference.graph_prior", "uniform"),
         (

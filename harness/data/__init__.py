@@ -20,6 +20,6 @@ def make_dataset(data: dict, seed: int) -> Dataset:
     spec = DataSpec.model_validate(data).model_dump()
     if spec["dataset"] is not None:
         return real.make_real_dataset(spec, seed)
-    if spec["model"]["type"] == "linear_gaussian":
+    if spec["model"]["type"] == "linear_gaussian" and spec["graph"]["type"] != "fixed":
         return synthetic.make_linear_gaussian_dataset(spec, seed)
     return synthetic.dibs_lib_dataset(spec, seed)

@@ -38,12 +38,74 @@ class GraphSpec(Strict):
         return self
 
 
+class FixedGraphSpec(Strict):
+    """A network given in the study file: ``adjacency[i][j] = 1`` for an edge i -> j (the same for
+    every seed; the seeds draw the noise, and the weights unless ``data.model.weights`` fixes them).
+    It has no graph prior of its own: the learners' is ``inference.graph_prior``."""
+
+    type: Literal["fixed"]
+    adjacency: list[list[Literal[0, 1]]] = Field(min_length=2)
+    nodes: list[Annotated[str, Field(min_length=1)]] | None = Field(None, description="default X0, X1, ...")
+    n_vars: int | None = Field(None, description="the adjacency's size (set from it)")
+    edges_per_node: PositiveFloat | None = Field(
+        None, description="density of an er / sf inference.graph_prior (default: the network's edges / nodes)"
+    )
+
+    @model_validator(mode="after")
+    def _a_dag(self):
+        d = len(self.adjacency)
+        if any(len(row) != d for row in self.adjacency):
+            shape = f"{d} rows of lengths {sorted({len(row) for row in self.adjacency})}"
+            raise ValueError(f"adjacency must be a square matrix (d rows of d entries), got {shape}")
+        if self.n_vars is not None and self.n_vars != d:
+            raise ValueError(f"n_vars = {self.n_vars} but the adjacency has {d} rows (leave n_vars out)")
+        if self.nodes is not None and (len(self.nodes) != d or len(set(self.nodes)) != d):
+            raise ValueError(f"nodes must be {d} distinct names, one per adjacency row, got {self.nodes}")
+        cycle = directed_cycle(self.adjacency)
+        if cycle:
+            names = self.nodes or [f"X{i}" for i in range(d)]
+            raise ValueError(f"adjacency is not acyclic: {' -> '.join(names[i] for i in cycle)}")
+        object.__setattr__(self, "n_vars", d)  # frozen model: the derived size, for code reading n_vars
+        return self
+
+
+def directed_cycle(adjacency: list[list[int]]) -> list[int]:
+    """A directed cycle of ``adjacency`` as a node list (first node repeated at the end), or []."""
+    d = len(adjacency)
+    state = [0] * d  # 0 unvisited, 1 on the current path, 2 done
+    path: list[int] = []
+
+    def visit(i: int) -> list[int]:
+        state[i] = 1
+        path.append(i)
+        for j in range(d):
+            if adjacency[i][j] and state[j] == 1:
+                return path[path.index(j) :] + [j]
+            if adjacency[i][j] and state[j] == 0:
+                found = visit(j)
+                if found:
+                    return found
+        state[i] = 2
+        path.pop()
+        return []
+
+    for i in range(d):
+        if state[i] == 0:
+            found = visit(i)
+            if found:
+                return found
+    return []
+
+
 class LinearGaussianSpec(Strict):
     type: Literal["linear_gaussian"]
     obs_noise: PositiveFloat = 0.1
     mean_edge: float = 0.0
     sig_edge: PositiveFloat = 1.0
     min_edge: float = Field(0.5, ge=0)
+    weights: list[list[float]] | None = Field(
+        None, description="a fixed network's edge weights, d x d, nonzero exactly on its edges (default: drawn)"
+    )
 
 
 class NonlinearGaussianSpec(Strict):
@@ -68,7 +130,7 @@ class DataSpec(Strict):
     only the likelihood the learners infer with, ``graph`` only the prior's type and density)."""
 
     dataset: Literal["sachs"] | None = None
-    graph: GraphSpec | None = None
+    graph: Annotated[GraphSpec | FixedGraphSpec, Field(discriminator="type")] | None = None
     model: ModelSpec
     n_observations: PositiveInt = 100
     n_ho_observations: NonNegativeInt = Field(
@@ -92,10 +154,16 @@ class DataSpec(Strict):
     @classmethod
     def _real_data_defaults(cls, data):
         # values of the wrong type pass through untouched: the fields' own validation names them
+        if isinstance(data, dict) and isinstance(data.get("graph"), dict) and "type" not in data["graph"]:
+            data = {**data, "graph": {**data["graph"], "type": "er"}}  # the default graph type
         dataset = data.get("dataset") if isinstance(data, dict) else None
         real = REAL_DATASETS.get(dataset) if isinstance(dataset, str) else None
-        if real is None or not isinstance(data.get("graph") or {}, dict):
-            return data
+        if (
+            real is None
+            or not isinstance(data.get("graph") or {}, dict)
+            or (data.get("graph") or {}).get("type") == "fixed"
+        ):
+            return data  # (a fixed network on real data is refused after validation)
         data = dict(data)
         graph = dict(data.get("graph") or {})
         graph.setdefault("type", "er")
@@ -127,6 +195,8 @@ class DataSpec(Strict):
                     )
             return self
         real = REAL_DATASETS[self.dataset]
+        if self.graph.type == "fixed":
+            raise ValueError(f"dataset {real.name} has its own ground truth (`truth`): graph.type cannot be fixed")
         if self.graph.n_vars != real.n_vars:
             raise ValueError(f"dataset {real.name} has {real.n_vars} variables, not graph.n_vars = {self.graph.n_vars}")
         if self.interventions.n_sets:

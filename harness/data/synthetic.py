@@ -61,15 +61,19 @@ def make_likelihood_model(model: dict, n_vars: int, cls=None):
 def dibs_lib_dataset(spec: dict, seed: int) -> Dataset:
     """The synthetic data set of a validated ``data`` section from dibs-lib's own samplers
     (``sample_G``, ``sample_parameters``, ``sample_obs``), called op by op: the nonlinear model's
-    path, and the reference that :func:`make_linear_gaussian_dataset` is tested against."""
+    path, a fixed network's (its adjacency instead of ``sample_G``; ``data.model.weights``, where
+    given, instead of the drawn weights; the keys as for a drawn graph), and the reference that
+    :func:`make_linear_gaussian_dataset` is tested against."""
     d = spec["graph"]["n_vars"]
-    graph_model = make_graph_model(spec["graph"])
     model = make_likelihood_model(spec["model"], d)
     key, _ = case_keys(seed)
 
     key, k_graph, k_theta, k_obs, k_ho = jax.random.split(key, 5)
-    g_ig = graph_model.sample_G(k_graph)
+    fixed = spec["graph"]["type"] == "fixed"
+    g_ig = fixed_network(spec["graph"]) if fixed else make_graph_model(spec["graph"]).sample_G(k_graph)
     theta = model.sample_parameters(key=k_theta, n_vars=d)
+    if spec["model"].get("weights") is not None:
+        theta = jnp.asarray(spec["model"]["weights"], dtype=theta.dtype)
     x = model.sample_obs(key=k_obs, n_samples=spec["n_observations"], g=g_ig, theta=theta)
     x_ho = model.sample_obs(key=k_ho, n_samples=spec["n_ho_observations"], g=g_ig, theta=theta)
 
@@ -91,8 +95,13 @@ def dibs_lib_dataset(spec: dict, seed: int) -> Dataset:
         x=np.asarray(x),
         x_ho=np.asarray(x_ho),
         interventions=sets,
-        nodes=[f"X{i}" for i in range(d)],
+        nodes=(spec["graph"].get("nodes") if fixed else None) or [f"X{i}" for i in range(d)],
     )
+
+
+def fixed_network(graph: dict) -> ig.Graph:
+    """The igraph DAG of a ``data.graph: {type: fixed, adjacency}`` section."""
+    return ig.Graph.Adjacency(graph["adjacency"], mode="directed")
 
 
 def make_linear_gaussian_dataset(spec: dict, seed: int) -> Dataset:

@@ -28,10 +28,18 @@ def is_marginal(model: dict) -> bool:
 
 
 def learners_graph_prior(config: dict) -> dict:
-    """The ``data.graph``-style section of the learners' graph prior (``inference.graph_prior`` over
-    the data's graph type; ``uniform``: every DAG alike)."""
-    graph = dict(config["data"]["graph"])
-    chosen = (config.get("inference") or {}).get("graph_prior")
-    if chosen is not None:
-        graph["type"] = chosen
-    return graph
+    """The learners' graph prior as a ``{type, n_vars, edges_per_node}`` section: the data's graph
+    type, or ``inference.graph_prior`` over it (``uniform``: every DAG alike). A fixed network
+    (``data.graph.type: fixed``) has no prior of its own: ``inference.graph_prior`` is required there
+    (the study loader says so), with the density ``edges_per_node`` of the section, by default the
+    network's own edges per node (at least 1 for SF)."""
+    data_graph = config["data"]["graph"]
+    chosen = (config.get("inference") or {}).get("graph_prior") or data_graph["type"]
+    if data_graph["type"] != "fixed":
+        return {"type": chosen, "n_vars": data_graph["n_vars"], "edges_per_node": data_graph["edges_per_node"]}
+    d = len(data_graph["adjacency"])
+    density = data_graph.get("edges_per_node")
+    if density is None:
+        density = sum(map(sum, data_graph["adjacency"])) / d
+        density = float(max(1, round(density))) if chosen == "sf" else density
+    return {"type": chosen, "n_vars": d, "edges_per_node": density}

@@ -70,9 +70,10 @@ def _display_loc(cls, loc: tuple) -> tuple[tuple, type | None]:
             current = fld.annotation if fld else None
         elif typing.get_origin(current) in (Union, types.UnionType):
             members = {
-                m.model_fields["type"].annotation.__args__[0]: m
+                tag: m
                 for m in typing.get_args(current)
                 if isinstance(m, type) and issubclass(m, BaseModel) and "type" in m.model_fields
+                for tag in typing.get_args(m.model_fields["type"].annotation)
             }
             if part in members:  # a discriminator tag, not a key the user wrote
                 current = members[part]
@@ -94,5 +95,7 @@ def _strip_optional(annotation):
     if typing.get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(args) == 1:
-            return args[0]
+            annotation = args[0]
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
     return annotation

@@ -21,6 +21,7 @@ Decisions where the design is silent:
 from __future__ import annotations
 
 import copy
+import functools
 import glob
 import hashlib
 import itertools
@@ -33,12 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from harness.data.real import MissingDataset, sachs_files
+from harness.data.spec import GraphSpec
 from harness.evaluation.registry import COMPARED, METRICS, is_compared
 from harness.exact.enumeration import check_supported as exact_posterior_unsupported
 from harness.learners import LearnerImportError, learner_module, registry, settings_class
-from harness.models.choice import is_marginal, learners_model
+from harness.models.choice import is_marginal, learners_graph_prior, learners_model
 from harness.models.scores import marginal_score
 from harness.study.errors import StudyFileError, suggest, validate, where_in_sweep
 from harness.study.schema import DEFAULT_EXPERIMENT, StudyInference, StudySpec
@@ -62,10 +65,11 @@ UNSWEEPABLE = ("name", "experiment", "marks", "seeds", "thresholds", "regression
 # keys that cannot change a case's numbers: left out of its config hash, so that recalibrating a
 # bound keeps runs comparable with a baseline (and reusable)
 NOT_HASHED = ("thresholds", "regression", "timeout_s", "marks", "requires")
-# (section, key): value at which the key is left out of a case's config (module docstring)
+# key path: value at which the key is left out of a case's config (module docstring)
 OFF_BY_DEFAULT = {
     ("data", "exact_posterior"): False,
     ("data", "split_seed"): None,
+    ("data", "model", "weights"): None,
     ("inference", "dtype"): "float32",
     ("inference", "model"): None,
     ("inference", "graph_prior"): None,
@@ -173,6 +177,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
     for point in _sweep_points(spec, path):
         point_raw = _apply_point(raw, point, path)
         point_spec = validate(StudySpec, point_raw, path, point)
+        _check_fixed_network(point_spec, path, point)
         _check_exact_posterior(point_spec, path, point)
         learner_settings = _learner_settings(point_spec, path, point)
         _check_learners_take_the_data(point_spec, path, point)
@@ -244,9 +249,10 @@ def _make_case(
         config["thresholds"] = {
             learner: {m: b.model_dump(exclude_none=True) for m, b in spec.thresholds[learner].items()}
         }
-    for (section, key), off in OFF_BY_DEFAULT.items():
-        if config[section].get(key) == off:
-            del config[section][key]
+    for (*sections, key), off in OFF_BY_DEFAULT.items():
+        section = functools.reduce(dict.__getitem__, sections, config)
+        if key in section and section[key] == off:
+            del section[key]
     case_id = "-".join([spec.name, *map(id_part, point.values()), f"s{seed}", learner])
     return Case(
         id=case_id,
@@ -318,6 +324,52 @@ def _learners_view(spec: StudySpec, path: Path, point: dict) -> dict:
     """What the learners see of a study point: its data and the study-wide model choice."""
     inference = _inference_settings(spec, path, point).model_dump(mode="json")
     return {"data": spec.data.model_dump(), "inference": {k: inference[k] for k in ("model", "graph_prior")}}
+
+
+def _check_fixed_network(spec: StudySpec, path: Path, point: dict) -> None:
+    """``data.model.weights`` fit the fixed network they belong to; a fixed network has no graph
+    prior of its own: the learners' must be named, and an ER or SF prior's density (the section's
+    ``edges_per_node``, or the network's own) must be feasible."""
+    where = f"{path}{where_in_sweep(point)}"
+    graph, weights = spec.data.graph, getattr(spec.data.model, "weights", None)
+    if weights is not None:
+        reason = fixed_weights_problem(weights, graph.adjacency if graph and graph.type == "fixed" else None)
+        if reason:
+            raise StudyFileError(f"{where}: key 'data.model.weights': {reason}")
+    if graph is None or graph.type != "fixed":
+        return
+    view = _learners_view(spec, path, point)
+    if view["inference"]["graph_prior"] is None:
+        raise StudyFileError(
+            f"{where}: key 'inference.graph_prior': required with a fixed network (data.graph.type: fixed), "
+            "which has no graph prior of its own; expected one of: er, sf, uniform"
+        )
+    prior = learners_graph_prior(view)
+    if prior["type"] != "uniform":
+        try:
+            GraphSpec.model_validate(prior)
+        except ValidationError as exc:
+            reason = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise StudyFileError(
+                f"{where}: key 'data.graph.edges_per_node': the learners' {prior['type']} prior at "
+                f"edges_per_node = {prior['edges_per_node']} (default: the network's edges per node): {reason}"
+            ) from None
+
+
+def fixed_weights_problem(weights: list[list[float]], adjacency: list[list[int]] | None) -> str | None:
+    """Why ``data.model.weights`` do not fit the fixed network ``adjacency`` (None: no fixed network)."""
+    if adjacency is None:
+        return "weights fix the edge weights of a fixed network: they need data.graph.type: fixed"
+    d = len(adjacency)
+    if len(weights) != d or any(len(row) != d for row in weights):
+        return f"expected the adjacency's shape, {d} x {d}"
+    off = [f"{i}->{j}" for i in range(d) for j in range(d) if (weights[i][j] != 0) != bool(adjacency[i][j])]
+    if off:
+        return (
+            "expected nonzero weights exactly on the adjacency's edges (a weight off the graph would be "
+            f"ignored, a zero weight on an edge would make it no edge): entries {', '.join(off)} disagree"
+        )
+    return None
 
 
 def _check_exact_posterior(spec: StudySpec, path: Path, point: dict) -> None:
