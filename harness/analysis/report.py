@@ -97,6 +97,7 @@ class CaseData:
     g_true: np.ndarray | None = None
     nodes: list[str] = field(default_factory=list)
     edge_probs: np.ndarray | None = None
+    edge_probs_mixture: np.ndarray | None = None  # the same graphs weighted by the _mixture weights
     exact_edge_probs: np.ndarray | None = None  # exact-posterior studies: p(i -> j | D)
     curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
@@ -140,12 +141,16 @@ def _read_artifacts(client: MlflowClient, case: CaseData, where: Path) -> None:
         return
     with np.load(particles, allow_pickle=False) as npz:
         post = Posterior(g=npz["g"], theta=None, log_weights=npz["log_weights"])
+        mixture_weights = npz["log_weights_mixture"] if "log_weights_mixture" in npz.files else None
     with open(truth) as f:
         gt = yaml.safe_load(f)
     case.g_true = np.asarray(gt["g"], dtype=np.int32)
     case.nodes = list(gt.get("nodes") or [])
     keep, g, lw = acyclic_part(post)
     case.edge_probs = edge_marginals(g, lw) if keep.any() else np.full(case.g_true.shape, np.nan)
+    if mixture_weights is not None:  # (runs recorded before the artifact had them: none)
+        keep, g, lw = acyclic_part(Posterior(g=post.g, theta=None, log_weights=mixture_weights))
+        case.edge_probs_mixture = edge_marginals(g, lw) if keep.any() else np.full(case.g_true.shape, np.nan)
     if any(a.path == "exact_posterior.npz" for a in client.list_artifacts(case.run_id)):
         with np.load(
             client.download_artifacts(case.run_id, "exact_posterior.npz", str(where)), allow_pickle=False
@@ -179,6 +184,39 @@ def summary_table(cases: list[CaseData]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+EDGE_TABLE_MAX_VARS = 5  # 20 edges: a table a reader still reads
+
+
+def edge_marginal_table(cases: list[CaseData]) -> pd.DataFrame | None:
+    """Exact-posterior studies of at most EDGE_TABLE_MAX_VARS nodes: per edge i -> j, p(i -> j | D)
+    of the exact posterior and of each learner (its own weights, and ``+``: the ``_mixture``
+    weights), each the mean over seeds (the DiBS paper's appendix Table 2 in this form)."""
+    mine = [c for c in cases if c.exact_edge_probs is not None and c.edge_probs is not None]
+    if not mine or len(mine[0].exact_edge_probs) > EDGE_TABLE_MAX_VARS:
+        return None
+    d = len(mine[0].exact_edge_probs)
+    nodes = mine[0].nodes or [f"X{i}" for i in range(d)]
+    exact_by_seed = {c.seed: c.exact_edge_probs for c in mine}
+    columns = {"exact posterior": np.mean(list(exact_by_seed.values()), axis=0)}
+    for learner in ordered_learners({c.learner for c in mine}):
+        runs = [c for c in mine if c.learner == learner]
+        columns[learner] = np.nanmean([c.edge_probs for c in runs], axis=0)
+        if all(c.edge_probs_mixture is not None for c in runs):
+            columns[f"{learner}+"] = np.nanmean([c.edge_probs_mixture for c in runs], axis=0)
+    truth = mine[0].g_true
+    rows = [
+        {
+            "edge": f"{nodes[i]} → {nodes[j]}",
+            "in G*": "yes" if truth[i, j] else "",
+            **{k: v[i, j] for k, v in columns.items()},
+        }
+        for i in range(d)
+        for j in range(d)
+        if i != j
+    ]
+    return pd.DataFrame(rows).round(3)
+
+
 def paired_table(cases: list[CaseData]) -> tuple[pd.DataFrame, list[str]]:
     comparisons = paired_comparisons(sorted(cases, key=lambda c: c.start_time))  # a later run of a seed wins
     rows = [
@@ -191,7 +229,7 @@ def paired_table(cases: list[CaseData]) -> tuple[pd.DataFrame, list[str]]:
             "Wilcoxon p": "n/a" if np.isnan(p.p_value) else f"{p.p_value:.3g}",
             "non-zero pairs": p.n_nonzero,
             "smallest possible p": "n/a" if np.isnan(p.min_p) else f"{p.min_p:.3g}",
-            f"{p.a} better": f"{p.a_better} of {p.n}",
+            "first better": f"{p.a_better} of {p.n}",
         }
         for p in comparisons
     ]
@@ -428,12 +466,21 @@ def build_report(
             if f is not None
         ]
         md += [f"## {config}", "", table.to_markdown(index=False), ""]
+        edges = edge_marginal_table(mine)
+        if edges is not None:
+            md += [
+                f"Edge marginals p(i → j), mean over {len({c.seed for c in mine})} seeds: the exact posterior's, "
+                "each learner's (its own weights) and `+` (the same graphs under the `_mixture` weights):",
+                "",
+                edges.to_markdown(index=False),
+                "",
+            ]
         if statements:
             md += (
                 ["Paired comparison:", "", paired.to_markdown(index=False), ""] + [f"- {s}" for s in statements] + [""]
             )
         md += [f"![{f.stem}]({f.name})" for f in figures] + [""]
-        sections_html.append(_html_section(config, table, paired, statements, figures))
+        sections_html.append(_html_section(config, table, paired, statements, figures, edges))
     history = fetch_history(client, experiment)
     if not history.empty:
         table, figure = history_table(history), plot_history(history, out / "history.png")
@@ -466,8 +513,13 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
-def _html_section(config, table, paired, statements, figures) -> str:
+def _html_section(config, table, paired, statements, figures, edges=None) -> str:
     parts = [f"<h2>{html.escape(config)}</h2>", table.to_html(index=False, border=0, classes="t")]
+    if edges is not None:
+        parts += [
+            "<p>Edge marginals p(i → j), mean over seeds (exact, each learner, + the _mixture weights):</p>",
+            edges.to_html(index=False, border=0, classes="t"),
+        ]
     if statements:
         parts += [
             "<p>Paired comparison:</p>",
