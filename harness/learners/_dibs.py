@@ -36,7 +36,7 @@ from harness.data.dataset import Dataset
 from harness.data.spec import freeze_section, thaw_section
 from harness.data.synthetic import make_graph_model
 from harness.learners._compiled import Timer, call_compiled, chunk_lengths
-from harness.learners._fused_dibs import FusedJointDiBS
+from harness.learners._fused_dibs import FusedJointDiBS, GradBatches
 from harness.models.graphs import graphs_from_latents
 from harness.models.likelihoods import make_inference_model
 from harness.models.posterior import Posterior
@@ -67,6 +67,8 @@ class Problem:
     kernel: tuple = ()
     likelihood_impl: str = "fused"
     marginal: bool = False  # graphs alone under a closed-form marginal likelihood (MarginalDiBS)
+    grad_batch: int | None = None  # rows per likelihood term of a gradient (None: all; ``_minibatch``)
+    grad_batch_rescale: bool = False
 
     @classmethod
     def build(
@@ -88,6 +90,8 @@ class Problem:
             stepsize=settings["stepsize"],
             kernel=kernel,
             likelihood_impl=settings["likelihood_impl"],
+            grad_batch=settings.get("n_grad_batch_size"),
+            grad_batch_rescale=settings.get("n_grad_batch_rescale", False),
         )
 
     def get_params(self, opt_state):
@@ -116,17 +120,22 @@ class Problem:
             return dibs
         extra = {"kernel_param": dict(self.kernel)} if self.kernel else {}
         cls = FusedJointDiBS if self.likelihood_impl == "fused" else JointDiBS
+        likelihood_model = make_inference_model(thaw_section(self.model), self.n_vars, self.likelihood_impl)
         dibs = cls(
             x=x,
             interv_mask=interv_mask,
             graph_model=make_graph_model(thaw_section(self.graph)),
-            likelihood_model=make_inference_model(thaw_section(self.model), self.n_vars, self.likelihood_impl),
+            likelihood_model=likelihood_model,
             optimizer_param={"stepsize": self.stepsize},
             **kwargs,
             **extra,
         )
         opt_init, dibs.opt_update, dibs.get_params = dibs.opt
         dibs.opt_init = opt_init
+        batches = GradBatches.of(self.grad_batch, x.shape[0], self.grad_batch_rescale)
+        if batches is not None:
+            dibs.grad_batches = batches  # the fused estimators' batched likelihood
+            dibs.log_joint_prob = batches.log_joint_prob(likelihood_model)  # dibs-lib's per-graph one
         return dibs
 
 

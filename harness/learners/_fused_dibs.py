@@ -24,6 +24,8 @@ prior, the kernel and the optimiser are dibs-lib's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import jax
 import jax.numpy as jnp
 from dibs.inference import JointDiBS
@@ -38,42 +40,95 @@ from jax import lax, random, vmap
 CPU_BATCH_BYTES = 8 * 2**20
 
 
+@dataclass(frozen=True)
+class GradBatches:
+    """Minibatched likelihood terms, as the DiBS paper's code draws them (larslorch/dibs, branch
+    ``full``, ``dibs/eval/inference.py``, ``log_joint_target``): each call of the likelihood with a
+    key uses ``random.choice(key, N, (B,), replace=False)`` rows of the training data. dibs-lib
+    passes every estimator's likelihood a key of its own, split from the particle's key of the
+    step (``JointDiBS.grad_z_likelihood_*``, ``grad_theta_likelihood``: ``subk, subk_ =
+    random.split(subk)``), so the rows are fresh per particle, per step and per estimator, and
+    shared by the S graph samples of one estimate.
+
+    ``rescale``: the batch log-likelihood times N / B (an unbiased estimate of the full one; the
+    estimators' self-normalised weights keep them biased). Off, as in the paper's code, the
+    likelihood is tempered by B / N: a different target from the full-data posterior. The
+    parameter prior is never scaled."""
+
+    size: int
+    n_rows: int
+    rescale: bool = False
+
+    @classmethod
+    def of(cls, size: int | None, n_rows: int, rescale: bool) -> GradBatches | None:
+        """None where every row is used: a batch of all N rows *is* the full data (no permutation,
+        so the sums round as the full-batch run's)."""
+        return None if size is None or size >= n_rows else cls(size, n_rows, rescale)
+
+    def rows(self, key):
+        return random.choice(key, self.n_rows, shape=(self.size,), replace=False)
+
+    @property
+    def scale(self) -> float:
+        return self.n_rows / self.size if self.rescale else 1.0
+
+    def log_joint_prob(self, model):
+        """dibs-lib's ``log_joint_prob(g, theta, x, interv_targets, rng)`` of ``model`` on the batch."""
+
+        def log_joint_prob(g, theta, x, interv_targets, rng):
+            rows = self.rows(rng)
+            x, interv_targets = x[rows], interv_targets[rows]
+            if not self.rescale:
+                return model.interventional_log_joint_prob(g, theta, x, interv_targets, rng)
+            log_lik = model.log_likelihood(x=x, theta=theta, g=g, interv_targets=interv_targets)
+            return model.log_prob_parameters(theta=theta, g=g) + self.scale * log_lik
+
+        return log_joint_prob
+
+
 class FusedJointDiBS(JointDiBS):
     particle_batch: int | None = None  # None: by CPU_BATCH_BYTES on a CPU, all particles elsewhere
+    grad_batches: GradBatches | None = None  # minibatched likelihood terms (None: every row)
 
-    def _weighted_sum_of_gradients(self, gs, single_theta, wrt: str):
-        """(log p(Θ, D | G_s) [S], Σ_s w_s ∇ log p_s) for graphs ``gs`` [S, d, d] sharing Θ.
+    def _weighted_sum_of_gradients(self, gs, single_theta, wrt: str, rng):
+        """(log p(Θ, D | G_s) [S], Σ_s w_s ∇ log p_s) for graphs ``gs`` [S, d, d] sharing Θ (``rng``:
+        the likelihood's key, which draws its rows where gradients are minibatched).
 
         ``wrt="g"``: the per-sample terms w_s ∇_{G_s} log p_s, [S, d, d] (each G_s has its own
         chain back to Z). ``wrt="theta"``: Σ_s w_s ∇_Θ log p_s, a pytree like Θ."""
         if wrt == "g":
-            logprobs, pullback = jax.vjp(lambda g: self._log_joint_probs(g, single_theta), gs)
+            logprobs, pullback = jax.vjp(lambda g: self._log_joint_probs(g, single_theta, rng), gs)
         else:
-            logprobs, pullback = jax.vjp(lambda th: self._log_joint_probs(gs, th), single_theta)
+            logprobs, pullback = jax.vjp(lambda th: self._log_joint_probs(gs, th, rng), single_theta)
         (grad,) = pullback(jax.nn.softmax(logprobs))
         return logprobs, grad
 
-    def _log_joint_probs(self, gs, single_theta):
+    def _log_joint_probs(self, gs, single_theta, rng):
         """[S] log p(Θ, D | G_s): the model's own batched form where it has one, else dibs-lib's
-        per-graph function mapped over the graphs."""
+        per-graph function (which draws its own batch from ``rng``) mapped over the graphs."""
         batched = getattr(self.likelihood_model, "interventional_log_joint_probs", None)
-        if batched is not None:
+        if batched is None:
+            return vmap(self.log_joint_prob, (0, None, None, None, None), 0)(
+                gs, single_theta, self.x, self.interv_mask, rng
+            )
+        if self.grad_batches is None:
             return batched(gs, single_theta, self.x, self.interv_mask)
-        return vmap(self.log_joint_prob, (0, None, None, None, None), 0)(
-            gs, single_theta, self.x, self.interv_mask, None
-        )
+        rows = self.grad_batches.rows(rng)
+        return batched(gs, single_theta, self.x[rows], self.interv_mask[rows], self.grad_batches.scale)
 
     def grad_z_likelihood_gumbel(self, single_z, single_theta, single_sf_baseline, t, subk):
         subk, subk_ = random.split(subk)  # the same key stream as dibs-lib's estimator
         gs, graphs_pullback = jax.vjp(self._soft_graphs(subk_, self.n_grad_mc_samples, single_z.shape[0], t), single_z)
-        _, weighted_dg = self._weighted_sum_of_gradients(gs, single_theta, "g")
+        subk, subk_ = random.split(subk)
+        _, weighted_dg = self._weighted_sum_of_gradients(gs, single_theta, "g", subk_)
         (grad_z,) = graphs_pullback(weighted_dg)
         return grad_z, single_sf_baseline
 
     def grad_theta_likelihood(self, single_z, single_theta, t, subk):
         p = self.edge_probs(single_z, t)
         g_samples = self.sample_g(p, subk, self.n_grad_mc_samples)
-        return self._weighted_sum_of_gradients(g_samples, single_theta, "theta")[1]
+        subk, subk_ = random.split(subk)  # (dibs-lib draws the graphs and splits the same key)
+        return self._weighted_sum_of_gradients(g_samples, single_theta, "theta", subk_)[1]
 
     def eltwise_grad_z_likelihood(self, zs, thetas, baselines, t, subkeys):
         if self.grad_estimator_z != "reparam":

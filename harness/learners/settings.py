@@ -35,6 +35,16 @@ class InferenceSettings(Strict):
     eval_every: PositiveInt | None = Field(
         None, description="log eshd/auroc every K steps as MLflow metric history (off by default)"
     )
+    n_grad_batch_size: PositiveInt | None = Field(
+        None,
+        description="training rows drawn afresh (without replacement) for each likelihood term of each "
+        "particle's gradient at each step (the DiBS paper's --joint_dibs_n_grad_batch_size); default all rows",
+    )
+    n_grad_batch_rescale: bool = Field(
+        False,
+        description="scale the batch log-likelihood by N / B (an unbiased estimate of the full one); "
+        "false: the paper's code, which does not (the likelihood tempered by B / N)",
+    )
 
 
 class BGeModel(Strict):

@@ -50,12 +50,19 @@ class FusedLinearGaussian(LinearGaussian):
         assert x.shape == interv_targets.shape
         return gaussian_log_likelihood(x, x @ (g * theta), self.obs_noise, interv_targets)
 
-    def interventional_log_joint_probs(self, gs, theta, x, interv_targets):
+    def interventional_log_joint_probs(self, gs, theta, x, interv_targets, likelihood_scale=None):
         """[S] log p(Θ, D | G_s) for graphs ``gs`` [S, d, d] sharing Θ: dibs-lib's prior
-        Σ g ⊙ log N(Θ) as one product for all graphs, plus ``linear_gaussian_log_likelihoods``."""
+        Σ g ⊙ log N(Θ) as one product for all graphs, plus ``linear_gaussian_log_likelihoods``
+        (times ``likelihood_scale`` where given: a minibatch's N / B)."""
         log_prior = jax_normal.logpdf(x=theta, loc=self.mean_edge, scale=self.sig_edge)
         priors = gs.reshape(gs.shape[0], -1) @ log_prior.reshape(-1)
-        return priors + linear_gaussian_log_likelihoods(x, interv_targets, gs * theta, self.obs_noise)
+        return priors + _scaled(
+            linear_gaussian_log_likelihoods(x, interv_targets, gs * theta, self.obs_noise), likelihood_scale
+        )
+
+
+def _scaled(log_likelihoods, scale):
+    return log_likelihoods if scale is None or scale == 1.0 else scale * log_likelihoods
 
 
 def linear_gaussian_log_likelihoods(x, interv_targets, weights, obs_noise):
@@ -100,9 +107,10 @@ class FusedDenseNonlinearGaussian(DenseNonlinearGaussian):
         unmasked = sum(jnp.sum(logpdf(leaf)) for leaf in jax.tree_util.tree_leaves((rest, upper)))
         return gs.reshape(gs.shape[0], -1) @ jnp.sum(logpdf(w1), axis=-1).T.reshape(-1) + unmasked
 
-    def interventional_log_joint_probs(self, gs, theta, x, interv_targets):
+    def interventional_log_joint_probs(self, gs, theta, x, interv_targets, likelihood_scale=None):
         """[S] log p(Θ, D | G_s) for graphs ``gs`` [S, d, d] that share Θ: the DiBS estimators'
-        inner loop. With one hidden layer (the DiBS paper's model) and biases, the likelihood is
+        inner loop (the likelihood times ``likelihood_scale`` where given: a minibatch's N / B).
+        With one hidden layer (the DiBS paper's model) and biases, the likelihood is
         ``one_hidden_layer_log_likelihoods`` (one product for all S graphs, hand-written reverse
         pass); other networks map ``log_likelihood`` over the graphs."""
         priors = self.log_prob_parameters_batched(theta, gs)
@@ -115,7 +123,7 @@ class FusedDenseNonlinearGaussian(DenseNonlinearGaussian):
         else:
             one = lambda g: self.log_likelihood(x=x, theta=theta, g=g, interv_targets=interv_targets)
             lls = jax.vmap(one)(gs)
-        return priors + lls
+        return priors + _scaled(lls, likelihood_scale)
 
     def means(self, x, theta, g):
         """[N, d] predicted means of every node given its (possibly soft) parents in ``g``."""

@@ -73,7 +73,11 @@ OFF_BY_DEFAULT = {
     ("inference", "dtype"): "float32",
     ("inference", "model"): None,
     ("inference", "graph_prior"): None,
+    ("inference", "n_grad_batch_size"): None,
+    ("inference", "n_grad_batch_rescale"): False,
 }
+# a learner's settings: value at which a key is left out of its section of the case config (as above)
+SETTINGS_OFF_BY_DEFAULT = {"n_grad_batch_size": None, "n_grad_batch_rescale": False}
 # inference keys that apply to the whole case, whichever the learner (not DiBS settings a learner takes)
 STUDY_WIDE_INFERENCE = ("dtype", "model", "graph_prior")
 
@@ -181,6 +185,7 @@ def load_study(path: str | Path, overrides: dict[str, Any] | None = None) -> lis
         _check_exact_posterior(point_spec, path, point)
         learner_settings = _learner_settings(point_spec, path, point)
         _check_learners_take_the_data(point_spec, path, point)
+        _check_grad_batches(point_spec, path, point, learner_settings)
         notes = {}
         mismatch = budget_mismatch(learner_settings)
         if mismatch:
@@ -244,7 +249,7 @@ def _make_case(
     config = spec.model_dump(mode="json", exclude={"sweep", "learners", "thresholds", "seeds"})
     config["seeds"] = [seed]
     config["inference"] = _inference_settings(spec, path, point).model_dump(mode="json")
-    config["learners"] = {learner: settings}
+    config["learners"] = {learner: {k: v for k, v in settings.items() if not _off(k, v)}}
     if learner in spec.thresholds:
         config["thresholds"] = {
             learner: {m: b.model_dump(exclude_none=True) for m, b in spec.thresholds[learner].items()}
@@ -266,6 +271,10 @@ def _make_case(
         sweep_point=dict(point),
         notes=dict(notes or {}),
     )
+
+
+def _off(key: str, value: Any) -> bool:
+    return key in SETTINGS_OFF_BY_DEFAULT and SETTINGS_OFF_BY_DEFAULT[key] == value
 
 
 def id_part(value: Any) -> str:
@@ -411,6 +420,32 @@ def _check_learners_take_the_data(spec: StudySpec, path: Path, point: dict) -> N
             raise StudyFileError(
                 f"{where}: key 'learners.{name}': under the learners' model {model['type']!r}"
                 f"{' (marginal)' if is_marginal(model) else ''}: {reason}"
+            )
+
+
+def _check_grad_batches(spec: StudySpec, path: Path, point: dict, learner_settings: dict[str, dict]) -> None:
+    """A gradient batch (``n_grad_batch_size``) holds at most the training rows, and needs a
+    likelihood that is a sum over rows (a marginal likelihood is not)."""
+    rows = spec.data.n_observations
+    marginal = is_marginal(learners_model(_learners_view(spec, path, point)))
+    for name, settings in learner_settings.items():
+        batch = settings.get("n_grad_batch_size")
+        if batch is None:
+            continue
+        key = (
+            f"learners.{name}.n_grad_batch_size"
+            if "n_grad_batch_size" in (spec.learners[name] or {})
+            else ("inference.n_grad_batch_size")
+        )
+        if batch > rows:
+            raise StudyFileError(
+                f"{path}{where_in_sweep(point)}: key '{key}': {batch} rows per gradient batch, but the learners "
+                f"have {rows} training rows (data.n_observations); expected 1 to {rows}"
+            )
+        if marginal:
+            raise StudyFileError(
+                f"{path}{where_in_sweep(point)}: key '{key}': gradient batches need a likelihood that sums over "
+                "rows; the learners' model (inference.model) is a marginal likelihood, which does not"
             )
 
 
