@@ -42,9 +42,13 @@ CPU_BATCH_BYTES = 8 * 2**20
 
 @dataclass(frozen=True)
 class GradBatches:
-    """Minibatched likelihood terms, as the DiBS paper's code draws them (larslorch/dibs, branch
+    """Minibatched likelihood terms, as the DiBS paper's code uses them (larslorch/dibs, branch
     ``full``, ``dibs/eval/inference.py``, ``log_joint_target``): each call of the likelihood with a
-    key uses ``random.choice(key, N, (B,), replace=False)`` rows of the training data. dibs-lib
+    key uses B rows of the training data drawn without replacement from that key. The paper draws
+    them with ``random.choice(key, N, (B,), replace=False)``, a full permutation per draw (2.7 ms
+    for N = 7466 on a 2-core CPU: 0.16 s of a Sachs step's 0.19); here they are the B rows with
+    the largest of N uniform draws (``lax.top_k``), the same distribution (a uniformly random
+    B-subset) in 0.09 ms. dibs-lib
     passes every estimator's likelihood a key of its own, split from the particle's key of the
     step (``JointDiBS.grad_z_likelihood_*``, ``grad_theta_likelihood``: ``subk, subk_ =
     random.split(subk)``), so the rows are fresh per particle, per step and per estimator, and
@@ -66,7 +70,7 @@ class GradBatches:
         return None if size is None or size >= n_rows else cls(size, n_rows, rescale)
 
     def rows(self, key):
-        return random.choice(key, self.n_rows, shape=(self.size,), replace=False)
+        return lax.top_k(random.uniform(key, (self.n_rows,)), self.size)[1]
 
     @property
     def scale(self) -> float:
