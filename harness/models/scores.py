@@ -59,9 +59,17 @@ def local_log_marginal(c, n, j, mask, *, obs_noise: float, mean_edge: float, sig
     a = _masked_precision(c, mask, obs_noise, sig_edge, xp)
     _, logdet = xp.linalg.slogdet(a)
     quad = xp.sum(b * xp.linalg.solve(a, b[..., None])[..., 0], axis=-1)
+    # d log s² + log det A (d x d, padded with 1/s²) = |Pa| log s² + log det of A's parent block
+    return linear_gaussian_local_from_parts(n, rr, quad, d * math.log(sig_edge**2) + logdet, obs_noise=obs_noise)
+
+
+def linear_gaussian_local_from_parts(n, rr, quad, scaled_logdet, *, obs_noise: float):
+    """The formula of :func:`local_log_marginal` from its parts: rᵀr, bᵀA⁻¹b and |Pa| log s² + log det
+    A_Pa (A's block on the parents), however they were computed (the dynamic programme computes them
+    once per parent set for every node, ``harness.exact.dynamic``)."""
     return (
         -0.5 * n * math.log(2 * math.pi)
-        - 0.5 * (n * math.log(obs_noise) + d * math.log(sig_edge**2) + logdet)
+        - 0.5 * (n * math.log(obs_noise) + scaled_logdet)
         - 0.5 * (rr / obs_noise - quad / obs_noise**2)
     )
 
@@ -132,14 +140,30 @@ def bge_local_log_marginal(r, n, j, mask, *, alpha_mu: float, alpha_lambda: floa
     log Γ((N + a)/2) − log Γ(a/2) + ½ log(α_μ / (N + α_μ)) − (N/2) log π + ½ (a + p) log t
     + ½ (N + a − 1) log det R_PaPa − ½ (N + a) log det R_{Pa∪j}.
     """
-    if xp is np:
-        from scipy.special import gammaln
-    else:
-        from jax.scipy.special import gammaln
     d = r.shape[-1]
     mask = xp.asarray(mask, dtype=r.dtype)
     with_j = xp.maximum(mask, xp.eye(d, dtype=r.dtype)[j])
     p = xp.sum(mask, axis=-1)
+    return bge_local_from_logdets(
+        n,
+        d,
+        p,
+        _masked_logdet(r, mask, xp),
+        _masked_logdet(r, with_j, xp),
+        alpha_mu=alpha_mu,
+        alpha_lambda=alpha_lambda,
+        xp=xp,
+    )
+
+
+def bge_local_from_logdets(n, d: int, p, logdet_pa, logdet_pa_j, *, alpha_mu: float, alpha_lambda: float, xp=np):
+    """The formula of :func:`bge_local_log_marginal` from |Pa| = ``p`` and the log-determinants of R
+    on the parents and on the parents and j, however they were computed (the dynamic programme
+    computes them once per parent set for every node, ``harness.exact.dynamic``)."""
+    if xp is np:
+        from scipy.special import gammaln
+    else:
+        from jax.scipy.special import gammaln
     a = alpha_lambda - d + p + 1
     t = _bge_t(alpha_mu, alpha_lambda, d)
     return (
@@ -148,8 +172,8 @@ def bge_local_log_marginal(r, n, j, mask, *, alpha_mu: float, alpha_lambda: floa
         + 0.5 * (math.log(alpha_mu) - xp.log(n + alpha_mu))  # (n may be traced: mc3 passes it to its loop)
         - 0.5 * n * math.log(math.pi)
         + 0.5 * (a + p) * math.log(t)
-        + 0.5 * (n + a - 1) * _masked_logdet(r, mask, xp)
-        - 0.5 * (n + a) * _masked_logdet(r, with_j, xp)
+        + 0.5 * (n + a - 1) * logdet_pa
+        - 0.5 * (n + a) * logdet_pa_j
     )
 
 
