@@ -21,8 +21,15 @@ class Settings(Strict):
 
 
 def check_data(data: dict) -> str | None:
+    from harness.exact.enumeration import ENUMERATION_MAX_VARS
+
     if not data.get("exact_posterior"):
         return "the exact learner samples the exact posterior: set data.exact_posterior: true"
+    if data["graph"]["n_vars"] > ENUMERATION_MAX_VARS:
+        return (
+            f"the exact learner draws from the enumerated posterior, n_vars <= {ENUMERATION_MAX_VARS} "
+            f"(got {data['graph']['n_vars']}); above it the exact posterior is computed for the metrics only"
+        )
     return None
 
 
