@@ -305,13 +305,15 @@ def _kernels():
 
     @njit(cache=True)
     def backward(a, r):
-        """[d, 2^d] ∂R(V)/∂A_v(U) (reverse mode of ``forward``; zero where v ∈ U)."""
+        """[d, 2^d] ∂R(V)/∂A_v(U) (reverse mode of ``forward``; zero where v ∈ U). Carried as the
+        flow Q(U) = R(U) ∂R(V)/∂R(U) and products R(U) Π A_v(U), which stay in range where R(U)
+        alone underflows and ∂R(V)/∂R(U) alone overflows (each is a sum of DAG weights)."""
         d = a.shape[0]
         n = 1 << d
         full = n - 1
         low = low_bits(d)
-        rbar = np.zeros(n)
-        rbar[full] = 1.0
+        flow = np.zeros(n)
+        flow[full] = r[full]
         grads = np.zeros((d, n))
         prod = np.empty(n)
         sets = np.empty(n, np.int64)
@@ -319,13 +321,15 @@ def _kernels():
         bits = np.empty(d, np.int64)
         acc = np.empty(d)
         for u in range(full - 1, -1, -1):
+            if r[u] == 0.0:  # skipped by the forward pass too: the gradient of the same computation
+                continue
             comp = full ^ u
             k = 0
             for v in range(d):
                 if (comp >> v) & 1:
                     bits[k] = v
                     k += 1
-            prod[0] = 1.0
+            prod[0] = r[u]
             sets[0] = 0
             sign[0] = -1.0
             total = 0.0
@@ -338,19 +342,23 @@ def _kernels():
                     prod[t] = prod[prev] * a[v, u]
                     sets[t] = sets[prev] | (1 << v)
                     sign[t] = -sign[prev]
-                    total += sign[t] * rbar[u | sets[t]] * prod[t]
+                    s = u | sets[t]
+                    if flow[s] != 0.0:
+                        total += sign[t] * (prod[t] / r[s]) * flow[s]
                 # T = sets[t] ∪ {v} for each v of the complement outside sets[t]: sign (−1)^|sets[t]|
                 base = -sign[t] * prod[t]
                 upper = u | sets[t]
                 rest = comp ^ sets[t]
                 while rest:
                     v = low[rest]
-                    acc[v] += base * rbar[upper | (1 << v)]
+                    s = upper | (1 << v)
+                    if flow[s] != 0.0:
+                        acc[v] += (base / r[s]) * flow[s]
                     rest &= rest - 1
-            rbar[u] = total
+            flow[u] = total
             for j in range(k):
                 v = bits[j]
-                grads[v, u] = r[u] * acc[v]
+                grads[v, u] = acc[v]
         return grads
 
     @njit(cache=True)
